@@ -1,0 +1,201 @@
+//! The server's I/O shell: a mio loop over the two sockets that feeds the
+//! [`Node`] and carries out what it returns. This is the only place where the
+//! server reads the clock or touches a socket.
+
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use log::{debug, warn};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::net::{self, GroupAddr, NetError};
+use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Timing};
+use crate::rooms::Catalog;
+use crate::wire;
+
+const GROUP: Token = Token(0);
+const UNICAST: Token = Token(1);
+const WAKE: Token = Token(2);
+
+/// What the server binary passes in.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where the group is.
+    pub group: GroupAddr,
+    /// Explicit server ID; `None` uses the process ID.
+    pub id: Option<u64>,
+    /// Protocol timings.
+    pub timing: Timing,
+    /// Rooms, timeslots and days.
+    pub catalog: Catalog,
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug)]
+pub enum ServerError {
+    /// A socket could not be set up.
+    Net(NetError),
+    /// The event loop failed.
+    Io(io::Error),
+    /// The protocol found a condition it cannot go on with.
+    Fatal(FatalError),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Net(e) => write!(f, "{e}"),
+            ServerError::Io(e) => write!(f, "event loop failed: {e}"),
+            ServerError::Fatal(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<NetError> for ServerError {
+    fn from(e: NetError) -> Self {
+        ServerError::Net(e)
+    }
+}
+
+impl From<io::Error> for ServerError {
+    fn from(e: io::Error) -> Self {
+        ServerError::Io(e)
+    }
+}
+
+/// Asks a running server to stop, from another thread or a signal handler.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
+    /// Requests a stop; the loop notices at once.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            warn!("could not wake the event loop to stop: {e}");
+        }
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    poll: Poll,
+    group_socket: UdpSocket,
+    unicast: UdpSocket,
+    group: SocketAddrV4,
+    node: Node,
+    stopper: Stopper,
+}
+
+impl Server {
+    /// Opens the sockets and builds the node; nothing is sent yet.
+    pub fn bind(settings: ServerSettings) -> Result<Server, ServerError> {
+        let group_socket = UdpSocket::from_std(net::group_socket(&settings.group)?);
+        let unicast_std = net::unicast_socket(&settings.group)?;
+        let addr = net::advertised_addr(&settings.group, &unicast_std)?;
+        let mut unicast = UdpSocket::from_std(unicast_std);
+        let mut group_socket = group_socket;
+        let poll = Poll::new()?;
+        poll.registry().register(&mut group_socket, GROUP, Interest::READABLE)?;
+        poll.registry().register(&mut unicast, UNICAST, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let config = NodeConfig {
+            id: settings.id.unwrap_or_else(|| u64::from(std::process::id())),
+            explicit_id: settings.id.is_some(),
+            addr,
+            timing: settings.timing,
+            catalog: settings.catalog,
+            seed: random_seed(),
+        };
+        let node = Node::new(config, Instant::now());
+        let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
+        Ok(Server { poll, group_socket, unicast, group: settings.group.socket_addr(), node, stopper })
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Runs until stopped or a fatal error.
+    pub fn run(mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(64);
+        let mut buffer = vec![0u8; wire::MAX_DATAGRAM + 1];
+        self.node.start(Instant::now());
+        self.flush()?;
+        while !self.stopper.flag.load(Ordering::SeqCst) {
+            let timeout = self.node.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            for event in events.iter() {
+                match event.token() {
+                    GROUP => drain(&self.group_socket, &mut self.node, &mut buffer),
+                    UNICAST => drain(&self.unicast, &mut self.node, &mut buffer),
+                    _ => {}
+                }
+            }
+            self.node.handle_timeout(Instant::now());
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what the node queued and acts on its events.
+    fn flush(&mut self) -> Result<(), ServerError> {
+        while let Some(transmit) = self.node.poll_transmit() {
+            let to = match transmit.dst {
+                Destination::Group => self.group,
+                Destination::Peer(addr) => addr,
+            };
+            let bytes = wire::encode(&transmit.message);
+            if let Err(e) = self.unicast.send_to(&bytes, SocketAddr::V4(to)) {
+                // UDP gives no delivery guarantee anyway; the protocol retries.
+                warn!("sending {} bytes to {to} failed: {e}", bytes.len());
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            match event {
+                Event::Fatal(e) => return Err(ServerError::Fatal(e)),
+                other => debug!("{other:?}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads every datagram waiting on `socket` into the node.
+fn drain(socket: &UdpSocket, node: &mut Node, buffer: &mut [u8]) {
+    loop {
+        match socket.recv_from(buffer) {
+            Ok((len, SocketAddr::V4(from))) => node.handle_datagram(Instant::now(), from, &buffer[..len]),
+            Ok((_, SocketAddr::V6(from))) => warn!("dropped datagram from IPv6 address {from}"),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here; they are not fatal.
+                debug!("receive error: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// A seed that differs between processes and runs, for nonces and epochs.
+fn random_seed() -> u64 {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
+}

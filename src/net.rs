@@ -1,0 +1,127 @@
+//! Socket setup with socket2: the group socket that receives multicast, and the
+//! unicast socket every process sends from. Nothing here reads or writes data.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Where and how a process talks to the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupAddr {
+    /// The IPv4 multicast group, e.g. 224.1.1.1.
+    pub group: Ipv4Addr,
+    /// The group's UDP port.
+    pub port: u16,
+    /// Local interface address to join on and send multicast from;
+    /// `None` lets the kernel choose by its routing table.
+    pub interface: Option<Ipv4Addr>,
+    /// Multicast time-to-live: 0 keeps datagrams on this host, 1 on the LAN.
+    pub ttl: u32,
+}
+
+impl GroupAddr {
+    /// The group's socket address.
+    pub fn socket_addr(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.group, self.port)
+    }
+}
+
+/// Error of a socket operation, with what was being attempted.
+#[derive(Debug)]
+pub struct NetError {
+    /// What roomcast was doing, e.g. "joining group 224.1.1.1 on 127.0.0.1".
+    pub action: String,
+    /// The operating system's error.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for NetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.action, self.source)?;
+        match self.source.raw_os_error() {
+            Some(19) | Some(99) => write!(f, " (is --interface an address of this host?)"),
+            Some(101) => write!(
+                f,
+                " (no route for multicast: add a default route or one for 224.0.0.0/4, or pass --interface)"
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for NetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn attempt<T>(result: io::Result<T>, action: impl FnOnce() -> String) -> Result<T, NetError> {
+    result.map_err(|source| NetError { action: action(), source })
+}
+
+/// Opens the socket that receives the group's multicast traffic.
+///
+/// It binds to the group address itself (not 0.0.0.0) so that on Linux it only
+/// receives datagrams sent to this group, even when other groups share the port.
+/// Address and port reuse let several servers on one host share the group.
+pub fn group_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
+    let what = || format!("opening the group socket for {}", addr.socket_addr());
+    let socket = attempt(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
+    attempt(socket.set_reuse_address(true), what)?;
+    attempt(socket.set_reuse_port(true), what)?;
+    let bind_to = SocketAddr::V4(addr.socket_addr());
+    attempt(socket.bind(&bind_to.into()), || format!("binding the group socket to {bind_to}"))?;
+    let iface = addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    attempt(socket.join_multicast_v4(&addr.group, &iface), || {
+        format!("joining multicast group {} on interface {}", addr.group, describe(addr.interface))
+    })?;
+    attempt(socket.set_nonblocking(true), what)?;
+    Ok(socket.into())
+}
+
+/// Opens the unicast socket a process sends everything from (multicast too)
+/// and receives unicast on. Its port is chosen by the kernel.
+pub fn unicast_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
+    let what = || "opening the unicast socket".to_string();
+    let socket = attempt(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
+    let local = SocketAddrV4::new(addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
+    attempt(socket.bind(&SocketAddr::V4(local).into()), || format!("binding the unicast socket to {local}"))?;
+    if let Some(iface) = addr.interface {
+        attempt(socket.set_multicast_if_v4(&iface), || {
+            format!("choosing interface {iface} for outgoing multicast")
+        })?;
+    }
+    attempt(socket.set_multicast_ttl_v4(addr.ttl), || format!("setting multicast TTL {}", addr.ttl))?;
+    attempt(socket.set_multicast_loop_v4(true), what)?;
+    attempt(socket.set_nonblocking(true), what)?;
+    Ok(socket.into())
+}
+
+/// The address other hosts see this socket's datagrams come from.
+///
+/// With an explicit interface that is its address. Otherwise the kernel's route
+/// to the group decides; connecting a throwaway UDP socket asks the kernel which
+/// source it would use without sending anything.
+pub fn advertised_addr(addr: &GroupAddr, unicast: &UdpSocket) -> Result<SocketAddrV4, NetError> {
+    let port = attempt(unicast.local_addr(), || "reading the unicast socket's port".into())?.port();
+    let ip = match addr.interface {
+        Some(ip) => ip,
+        None => {
+            let probe = attempt(UdpSocket::bind("0.0.0.0:0"), || "probing the route to the group".into())?;
+            attempt(probe.connect(addr.socket_addr()), || format!("finding a route to group {}", addr.group))?;
+            match attempt(probe.local_addr(), || "probing the route to the group".into())? {
+                SocketAddr::V4(v4) => *v4.ip(),
+                SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            }
+        }
+    };
+    Ok(SocketAddrV4::new(ip, port))
+}
+
+fn describe(interface: Option<Ipv4Addr>) -> String {
+    match interface {
+        Some(ip) => ip.to_string(),
+        None => "chosen by the kernel".to_string(),
+    }
+}

@@ -1,0 +1,94 @@
+//! Client requests. Every server receives them; only the leader acts: reads
+//! are answered from the committed table, writes are sequenced into the log and
+//! answered when committed. A retried write (same client and request number) is
+//! never sequenced twice: it is answered from the stored outcome, or joins the
+//! wait for the entry already in the log.
+
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+use super::{Destination, Node, State, Transmit};
+use crate::rooms::Applied;
+use crate::wire::{Answer, Command, Entry, LogPosition, Message, Op, PeerBody, Reply, Request, WriteOutcome};
+
+impl Node {
+    pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request) {
+        if !matches!(self.state, State::Leader(_)) {
+            return;
+        }
+        let answer = match request.command {
+            Command::Rooms => Answer::Rooms(self.config.catalog.rooms.clone()),
+            Command::Timeslots => Answer::Timeslots(self.config.catalog.timeslots.clone()),
+            Command::Days => Answer::Days(self.config.catalog.days.clone()),
+            Command::Check { ref room, cached } => self.check(room, cached),
+            Command::Quit => Answer::Bye,
+            Command::Reserve(slot) => return self.on_write(now, from, (request.client, request.request), Op::Reserve(slot)),
+            Command::Cancel(slot) => return self.on_write(now, from, (request.client, request.request), Op::Cancel(slot)),
+        };
+        self.reply(now, from, request.request, answer);
+    }
+
+    fn check(&self, room: &str, cached: Option<crate::wire::RoomVersion>) -> Answer {
+        match self.log.table().check(&self.config.catalog, room) {
+            None => Answer::UnknownRoom(room.to_string()),
+            Some((_, version)) if cached == Some(version) => Answer::NotModified,
+            Some((slots, version)) => Answer::Reservations { slots, version },
+        }
+    }
+
+    /// A reserve or cancel from `(client, request number)`.
+    fn on_write(&mut self, now: Instant, from: SocketAddrV4, (client, number): (u64, u64), op: Op) {
+        if let Some(outcome) = self.log.table().outcome_of(client, number).cloned() {
+            return self.reply(now, from, number, Answer::Write(outcome));
+        }
+        if self.log.table().is_superseded(client, number) {
+            return; // the client has moved on; nobody waits for this answer
+        }
+        let State::Leader(l) = &mut self.state else { return };
+        if l.handing_over.is_some() {
+            return; // the client retries and reaches the new leader
+        }
+        l.waiting.insert((client, number), from);
+        if self.log.has_pending(client, number) {
+            return;
+        }
+        let prev = self.log.last();
+        let position = LogPosition { term: self.term, seq: prev.seq + 1 };
+        let entry = Entry { position, client, request: number, op };
+        self.log.push(entry.clone());
+        self.multicast(PeerBody::Append { prev, entries: vec![entry] });
+        self.try_commit(now);
+    }
+
+    /// Answers the client of a just-committed entry, if it is waiting here.
+    pub(super) fn answer_committed(&mut self, now: Instant, entry: &Entry, applied: Applied) {
+        let State::Leader(l) = &mut self.state else { return };
+        let Some(to) = l.waiting.remove(&(entry.client, entry.request)) else { return };
+        let outcome: WriteOutcome = match applied {
+            Applied::Executed(outcome) | Applied::Replayed(outcome) => outcome,
+            Applied::Internal => return,
+        };
+        self.reply(now, to, entry.request, Answer::Write(outcome));
+    }
+
+    /// Sends an answer, after the configured service delay.
+    fn reply(&mut self, now: Instant, to: SocketAddrV4, request: u64, answer: Answer) {
+        let reply = Reply { request, server: self.me.id, catalog: self.config.catalog.fingerprint(), answer };
+        let transmit = Transmit { dst: Destination::Peer(to), message: Message::Reply(reply) };
+        let delay = self.config.timing.service_delay;
+        if delay.is_zero() {
+            self.outbox.push_back(transmit);
+        } else {
+            // The delay is constant and time only moves forward, so a queue stays sorted.
+            self.delayed.push_back((now + delay, transmit));
+        }
+    }
+
+    pub(super) fn flush_delayed(&mut self, now: Instant) {
+        while self.delayed.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((_, transmit)) = self.delayed.pop_front() {
+                self.outbox.push_back(transmit);
+            }
+        }
+    }
+}

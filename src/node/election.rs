@@ -1,0 +1,301 @@
+//! Bully election with terms, and the role transitions.
+//!
+//! A candidate multicasts `Election`; every server answers with its log
+//! position and whether it leads. After the election timeout:
+//! - a higher server answered: wait for its `Coordinator`;
+//! - a lower server leads: follow it, catch up, and let it hand over to us;
+//! - someone holds more of the log: fetch it first (a new leader never serves
+//!   with less than a live member has);
+//! - otherwise: take the next term and announce `Coordinator`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ::log::{info, warn};
+
+use super::replication::Leadership;
+use super::{Following, LeaderView, Node, NodeId, State};
+use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
+
+/// What a candidate has learnt so far.
+pub(super) struct Candidacy {
+    phase: Phase,
+    deadline: Instant,
+    /// The highest server above us that answered.
+    higher: Option<NodeId>,
+    /// A server that answered as the current leader.
+    leader: Option<(NodeId, u64)>,
+    /// Every server that answered, with its last log position.
+    voters: BTreeMap<NodeId, LogPosition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for answers to our `Election`.
+    Soliciting,
+    /// A higher server answered; waiting for its `Coordinator`.
+    AwaitingCoordinator,
+    /// We are the highest but behind: fetching from `source` up to `target`.
+    CatchingUp { source: NodeId, target: LogPosition },
+}
+
+impl Candidacy {
+    pub(super) fn new(now: Instant) -> Self {
+        Candidacy {
+            phase: Phase::Soliciting,
+            deadline: now,
+            higher: None,
+            leader: None,
+            voters: BTreeMap::new(),
+        }
+    }
+
+    /// The server to fetch from while catching up, if that is what we do.
+    pub(super) fn catchup_source(&self) -> Option<NodeId> {
+        match self.phase {
+            Phase::CatchingUp { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The voters' positions, handed to the leadership we win.
+    pub(super) fn into_voters(self) -> BTreeMap<NodeId, LogPosition> {
+        self.voters
+    }
+}
+
+impl Node {
+    /// Starts (or restarts) our own bid for leadership.
+    pub(super) fn become_candidate(&mut self, now: Instant, initiator: u64) {
+        self.enter_round(initiator);
+        let mut candidacy = Candidacy::new(now);
+        candidacy.deadline = now + self.config.timing.election_timeout;
+        self.state = State::Candidate(candidacy);
+        self.next_tick = None;
+        self.catchup = None;
+        self.multicast(PeerBody::Election { initiator });
+    }
+
+    /// Follows `leader`. When we are the higher server we stay quiet about the
+    /// election: the leader hands over to us as soon as we have caught up.
+    pub(super) fn become_follower(&mut self, now: Instant, leader: NodeId, view: LeaderView) {
+        let changed = self.leader() != Some(leader);
+        let expect_handover = self.me > leader;
+        self.state = State::Follower(Following {
+            leader,
+            view,
+            verified: self.log.commit(),
+            last_heard: now,
+            expect_handover,
+        });
+        self.catchup = None;
+        if expect_handover {
+            info!("following {leader} while catching up; it hands over to us (higher ID) when we are level");
+        } else {
+            self.complete_round(leader, changed);
+        }
+        if changed {
+            self.role_changed(leader);
+        }
+        self.send_to(leader, PeerBody::Heartbeat);
+        self.next_tick = Some(now + self.config.timing.heartbeat_interval);
+        self.follower_catch_up(now);
+    }
+
+    /// Takes the next term and announces it.
+    pub(super) fn become_leader(&mut self, now: Instant) {
+        let changed = self.leader() != Some(self.me);
+        self.term += 1;
+        let previous = std::mem::replace(&mut self.state, State::Candidate(Candidacy::new(now)));
+        let (voters, collect) = match previous {
+            State::Candidate(c) => (c.into_voters(), false),
+            // After a hand-over we do not know the members yet: hear their heartbeats first.
+            _ => (BTreeMap::new(), true),
+        };
+        let leadership = Leadership::new(now, self.term, &voters, &self.log, collect.then_some(self.config.timing));
+        self.state = State::Leader(leadership);
+        self.catchup = None;
+        if self.log.last().seq == 0 {
+            self.append_genesis();
+        }
+        self.multicast(PeerBody::Coordinator);
+        self.complete_round(self.me, changed);
+        if changed {
+            self.role_changed(self.me);
+        }
+        self.next_tick = Some(now + self.config.timing.heartbeat_interval);
+        self.try_commit(now);
+    }
+
+    /// A new group's first entry: the data epoch that keeps cached versions
+    /// from different lifetimes of the group apart.
+    fn append_genesis(&mut self) {
+        let epoch = self.random().max(1);
+        let position = LogPosition { term: self.term, seq: 1 };
+        self.log.push(Entry { position, client: 0, request: 0, op: Op::Genesis { epoch } });
+    }
+
+    pub(super) fn on_election(&mut self, now: Instant, sender: NodeId, _initiator: u64, _peer: &PeerMessage) {
+        self.enter_round(sender.id);
+        let leading = matches!(self.state, State::Leader(_));
+        self.send_to(sender, PeerBody::ElectionReply { leading });
+        if leading && sender < self.me {
+            self.multicast(PeerBody::Coordinator);
+            self.complete_round(self.me, false);
+        } else if !matches!(self.state, State::Candidate(_)) && self.round_deadline.is_none() {
+            // A higher newcomer takes over once it has caught up; until then we
+            // keep serving. Close the round after a while if nothing changes.
+            let timing = self.config.timing;
+            self.round_deadline = Some(now + timing.heartbeat_timeout * 2 + timing.election_timeout);
+        }
+    }
+
+    /// The round stayed open without a new leader: report the one we have.
+    pub(super) fn on_round_deadline(&mut self, _now: Instant) {
+        if let Some(leader) = self.leader()
+            && self.in_round
+        {
+            self.complete_round(leader, false);
+        }
+    }
+
+    pub(super) fn on_election_reply(&mut self, _now: Instant, sender: NodeId, leading: bool, peer: &PeerMessage) {
+        let me = self.me;
+        let State::Candidate(c) = &mut self.state else { return };
+        c.voters.insert(sender, peer.last);
+        if sender > me && c.higher.is_none_or(|h| sender > h) {
+            c.higher = Some(sender);
+        }
+        if leading {
+            c.leader = Some((sender, peer.term));
+        }
+    }
+
+    /// Any message only a leader sends: `Coordinator`, `LeaderAlive`,
+    /// `HeartbeatAck`, `Append`. Returns true when the sender is now our leader.
+    pub(super) fn on_leader_claim(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) -> bool {
+        if peer.term < self.term {
+            self.send_to(sender, PeerBody::StaleTerm);
+            return false;
+        }
+        let announced = matches!(peer.body, PeerBody::Coordinator);
+        let view = LeaderView::from(peer);
+        match &mut self.state {
+            State::Leader(l) => {
+                if (peer.term, sender) > (l.term, self.me) {
+                    self.become_follower(now, sender, view);
+                    return true;
+                }
+                warn!("server {sender} also claims to lead (term {}); reasserting with a newer term", peer.term);
+                self.term = self.term.max(peer.term) + 1;
+                l.term = self.term;
+                self.multicast(PeerBody::Coordinator);
+                false
+            }
+            State::Follower(f) if f.leader == sender => {
+                f.view = LeaderView { commit: f.view.commit.max(peer.commit), ..view };
+                f.last_heard = now;
+                if announced && self.in_round && !f.expect_handover {
+                    self.complete_round(sender, false);
+                }
+                self.apply_committed();
+                true
+            }
+            State::Follower(f) => {
+                if (peer.term, sender) > (f.view.term, f.leader) {
+                    self.become_follower(now, sender, view);
+                    return true;
+                }
+                false
+            }
+            State::Candidate(c) => {
+                if sender > self.me {
+                    self.become_follower(now, sender, view);
+                    return true;
+                }
+                // A lower leader: decided when our answer window closes.
+                c.leader = Some((sender, peer.term));
+                false
+            }
+        }
+    }
+
+    pub(super) fn candidacy_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Candidate(c) => Some(c.deadline),
+            _ => None,
+        }
+    }
+
+    pub(super) fn on_candidacy_timer(&mut self, now: Instant) {
+        let State::Candidate(c) = &mut self.state else { return };
+        if c.deadline > now {
+            return;
+        }
+        match c.phase {
+            Phase::Soliciting => self.close_solicitation(now),
+            Phase::AwaitingCoordinator => {
+                info!("no coordinator announcement arrived; running the election again");
+                self.become_candidate(now, 0);
+            }
+            Phase::CatchingUp { source, .. } => {
+                warn!("catching up from {source} made no progress; running the election again");
+                self.become_candidate(now, 0);
+            }
+        }
+    }
+
+    fn close_solicitation(&mut self, now: Instant) {
+        let State::Candidate(c) = &mut self.state else { return };
+        let timing = self.config.timing;
+        if c.higher.is_some() {
+            c.phase = Phase::AwaitingCoordinator;
+            c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
+            return;
+        }
+        if let Some((leader, term)) = c.leader {
+            let last = c.voters.get(&leader).copied().unwrap_or_default();
+            return self.become_follower(now, leader, LeaderView { term, commit: 0, last });
+        }
+        let best = c.voters.iter().max_by_key(|(id, last)| (**last, **id)).map(|(id, last)| (*id, *last));
+        match best {
+            Some((source, target)) if target > self.log.last() => {
+                info!("{source} holds more of the log ({target:?}); fetching it before taking over");
+                c.phase = Phase::CatchingUp { source, target };
+                c.deadline = now + timing.heartbeat_timeout;
+                self.pull(now, source);
+            }
+            _ => self.become_leader(now),
+        }
+    }
+
+    /// Called when catch-up made progress while we are a candidate.
+    pub(super) fn candidate_progress(&mut self, now: Instant) {
+        let last = self.log.last();
+        let State::Candidate(c) = &mut self.state else { return };
+        let Phase::CatchingUp { source, target } = c.phase else { return };
+        if last >= target {
+            return self.become_leader(now);
+        }
+        c.deadline = now + self.config.timing.heartbeat_timeout;
+        self.pull(now, source);
+    }
+
+    pub(super) fn follower_tick(&mut self, now: Instant) {
+        let timing = self.config.timing;
+        let State::Follower(f) = &mut self.state else { return };
+        let leader = f.leader;
+        if now >= f.last_heard + timing.heartbeat_timeout {
+            if self.last_tick.is_some_and(|t| now - t > timing.heartbeat_interval * 2) {
+                // Our own loop ran late (paused process, overloaded host): the
+                // silence may be ours. Give the leader one more interval.
+                f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
+            } else {
+                info!("Heartbeat to group leader {} failed", leader.id);
+                return self.become_candidate(now, 0);
+            }
+        }
+        self.send_to(leader, PeerBody::Heartbeat);
+        self.follower_catch_up(now);
+    }
+}

@@ -1,0 +1,286 @@
+//! The replicated log: the entries the leader sequenced, the commit point, and
+//! the reservation table built by applying committed entries in order.
+//!
+//! Entries above the commit point may still be replaced by a new leader's;
+//! entries at or below it never change, which is why only they are applied.
+
+use std::collections::VecDeque;
+
+use crate::rooms::{Applied, Catalog, ReservationTable};
+use crate::wire::{Entry, LogPosition};
+
+/// How many applied entries are kept to serve followers that fell a little
+/// behind; anyone further behind receives a snapshot instead.
+pub const RETAINED_APPLIED: usize = 4096;
+
+/// The largest snapshot a replica accepts (about 4 million reservations).
+pub const MAX_SNAPSHOT: usize = 256 << 20;
+
+/// Log entries plus the state they produce.
+#[derive(Debug, Default)]
+pub struct ReplicatedLog {
+    table: ReservationTable,
+    /// Consecutive entries; the first may already be applied (kept for catch-up).
+    entries: VecDeque<Entry>,
+    commit: u64,
+}
+
+/// A follower's entries conflict with a committed one: the group's safety rules
+/// were broken (for example two leaders committed in a partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// The committed position that differs.
+    pub ours: LogPosition,
+    /// The position offered in its place.
+    pub theirs: LogPosition,
+}
+
+impl ReplicatedLog {
+    /// The reservation table (committed state).
+    pub fn table(&self) -> &ReservationTable {
+        &self.table
+    }
+
+    /// The last entry held, applied or not.
+    pub fn last(&self) -> LogPosition {
+        self.entries.back().map_or(self.table.applied(), |e| e.position)
+    }
+
+    /// Highest sequence number known to be committed.
+    pub fn commit(&self) -> u64 {
+        self.commit
+    }
+
+    /// Sequence number of the first entry still held.
+    fn first_seq(&self) -> u64 {
+        self.entries.front().map_or(self.table.applied().seq + 1, |e| e.position.seq)
+    }
+
+    fn get(&self, seq: u64) -> Option<&Entry> {
+        let index = seq.checked_sub(self.first_seq())?;
+        self.entries.get(usize::try_from(index).ok()?)
+    }
+
+    /// The term of the entry at `seq`: `Some(0)` for the empty prefix, `None`
+    /// when the entry is not held (beyond the end, or compacted into the table).
+    pub fn term_at(&self, seq: u64) -> Option<u64> {
+        if seq == 0 {
+            return Some(0);
+        }
+        if seq == self.table.applied().seq {
+            return Some(self.table.applied().term);
+        }
+        self.get(seq).map(|e| e.position.term)
+    }
+
+    /// True when `position` is in this log (or compacted below the table).
+    pub fn holds(&self, position: LogPosition) -> bool {
+        match self.term_at(position.seq) {
+            Some(term) => term == position.term,
+            // Compacted entries were committed, and committed entries are the same everywhere.
+            None => position.seq < self.first_seq(),
+        }
+    }
+
+    /// True when an entry not yet applied carries this client request.
+    pub fn has_pending(&self, client: u64, request: u64) -> bool {
+        let applied = self.table.applied().seq;
+        self.entries
+            .iter()
+            .any(|e| e.position.seq > applied && e.client == client && e.request == request)
+    }
+
+    /// Appends the leader's own new entry.
+    pub fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.position.seq, self.last().seq + 1);
+        self.entries.push_back(entry);
+    }
+
+    /// Adds entries that follow `prev` in the sender's log, replacing any
+    /// uncommitted entries of ours that differ. With `complete`, the sender's log
+    /// ends there, so anything of ours beyond is dropped too. Returns how far our
+    /// log now matches the sender's.
+    /// The caller checks first that `prev` is [held](Self::holds).
+    pub fn merge(&mut self, prev: LogPosition, entries: &[Entry], complete: bool) -> Result<u64, Divergence> {
+        debug_assert!(self.holds(prev), "merge after {prev:?} which is not held");
+        let mut matched = prev.seq;
+        for entry in entries {
+            let seq = entry.position.seq;
+            if seq != matched + 1 {
+                break;
+            }
+            match self.term_at(seq) {
+                Some(term) if term == entry.position.term => {}
+                None if seq <= self.table.applied().seq => {}
+                Some(_) | None if seq <= self.last().seq => {
+                    self.truncate_after(seq - 1, entry.position)?;
+                    self.entries.push_back(entry.clone());
+                }
+                _ => self.entries.push_back(entry.clone()),
+            }
+            matched = seq;
+        }
+        if complete && self.last().seq > matched {
+            let next = LogPosition { term: u64::MAX, seq: matched + 1 };
+            self.truncate_after(matched, next)?;
+        }
+        Ok(matched)
+    }
+
+    fn truncate_after(&mut self, seq: u64, theirs: LogPosition) -> Result<(), Divergence> {
+        if seq < self.commit.max(self.table.applied().seq) {
+            let ours = self.get(seq + 1).map_or(self.table.applied(), |e| e.position);
+            return Err(Divergence { ours, theirs });
+        }
+        while self.last().seq > seq {
+            self.entries.pop_back();
+        }
+        Ok(())
+    }
+
+    /// Entries from `from_seq` on, at most `budget` bytes' worth, with the
+    /// position before them; `None` if they were compacted (send a snapshot).
+    pub fn entries_from(&self, from_seq: u64, budget: usize) -> Option<(LogPosition, Vec<Entry>, bool)> {
+        let prev_seq = from_seq.checked_sub(1)?;
+        let prev = LogPosition { term: self.term_at(prev_seq)?, seq: prev_seq };
+        let mut taken = Vec::new();
+        let mut size = 0;
+        let mut seq = from_seq;
+        while let Some(entry) = self.get(seq) {
+            size += estimated_size(entry);
+            if size > budget && !taken.is_empty() {
+                return Some((prev, taken, false));
+            }
+            taken.push(entry.clone());
+            seq += 1;
+        }
+        Some((prev, taken, true))
+    }
+
+    /// Marks everything up to `seq` (as far as held) committed and applies it,
+    /// returning each applied entry with its outcome.
+    pub fn commit_to(&mut self, seq: u64, catalog: &Catalog) -> Vec<(Entry, Applied)> {
+        let target = seq.min(self.last().seq);
+        self.commit = self.commit.max(target);
+        let mut applied = Vec::new();
+        while self.table.applied().seq < target {
+            let Some(entry) = self.get(self.table.applied().seq + 1).cloned() else { break };
+            let outcome = self.table.apply(catalog, &entry);
+            applied.push((entry, outcome));
+        }
+        self.compact();
+        applied
+    }
+
+    fn compact(&mut self) {
+        let applied = self.table.applied().seq;
+        while self.entries.len() > RETAINED_APPLIED && self.first_seq() <= applied {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Replaces everything with a snapshot of a committed table.
+    pub fn install(&mut self, table: ReservationTable) {
+        self.commit = self.commit.max(table.applied().seq);
+        self.table = table;
+        self.entries.clear();
+    }
+
+    /// The committed table, encoded for transfer.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(&self.table, bincode::config::standard())
+            .expect("the reservation table is always encodable")
+    }
+}
+
+/// Decodes a snapshot received from another replica.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<ReservationTable, String> {
+    let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT>();
+    match bincode::serde::decode_from_slice(bytes, config) {
+        Ok((table, used)) if used == bytes.len() => Ok(table),
+        Ok((_, used)) => Err(format!("{} unexpected bytes after the snapshot", bytes.len() - used)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A cheap upper bound of an entry's encoded size, to fill datagrams.
+fn estimated_size(entry: &Entry) -> usize {
+    use crate::wire::Op;
+    let strings = match &entry.op {
+        Op::Genesis { .. } => 0,
+        Op::Reserve(s) | Op::Cancel(s) => s.room.len() + s.timeslot.len() + s.day.len(),
+    };
+    48 + strings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Op, Slot};
+
+    fn entry(term: u64, seq: u64) -> Entry {
+        let slot = Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: format!("d{seq}") };
+        Entry { position: LogPosition { term, seq }, client: 1, request: seq, op: Op::Reserve(slot) }
+    }
+
+    fn log_with(terms: &[u64]) -> ReplicatedLog {
+        let mut log = ReplicatedLog::default();
+        for (i, &term) in terms.iter().enumerate() {
+            log.push(entry(term, i as u64 + 1));
+        }
+        log
+    }
+
+    #[test]
+    fn merge_appends_after_a_matching_prev() {
+        let mut log = log_with(&[1, 1]);
+        let got = log.merge(LogPosition { term: 1, seq: 2 }, &[entry(1, 3), entry(1, 4)], false);
+        assert_eq!(got, Ok(4));
+        assert_eq!(log.last(), LogPosition { term: 1, seq: 4 });
+    }
+
+    #[test]
+    fn merge_replaces_a_conflicting_uncommitted_suffix() {
+        let mut log = log_with(&[1, 1, 1, 1]);
+        log.commit_to(2, &Catalog::default());
+        let got = log.merge(LogPosition { term: 1, seq: 2 }, &[entry(2, 3)], true);
+        assert_eq!(got, Ok(3));
+        assert_eq!(log.last(), LogPosition { term: 2, seq: 3 });
+    }
+
+    #[test]
+    fn merge_refuses_to_rewrite_a_committed_entry() {
+        let mut log = log_with(&[1, 1, 1]);
+        log.commit_to(3, &Catalog::default());
+        let got = log.merge(LogPosition { term: 1, seq: 1 }, &[entry(2, 2)], false);
+        assert!(got.is_err(), "{got:?}");
+        assert_eq!(log.last(), LogPosition { term: 1, seq: 3 });
+    }
+
+    #[test]
+    fn complete_merge_drops_our_extra_uncommitted_entries() {
+        let mut log = log_with(&[1, 1, 1]);
+        assert_eq!(log.merge(LogPosition { term: 1, seq: 1 }, &[], true), Ok(1));
+        assert_eq!(log.last(), LogPosition { term: 1, seq: 1 });
+    }
+
+    #[test]
+    fn entries_from_respects_the_budget_and_says_when_complete() {
+        let log = log_with(&[1, 1, 1]);
+        let (prev, entries, complete) = log.entries_from(2, 60).unwrap();
+        assert_eq!((prev, entries.len(), complete), (LogPosition { term: 1, seq: 1 }, 1, false));
+        let (_, entries, complete) = log.entries_from(2, 10_000).unwrap();
+        assert_eq!((entries.len(), complete), (2, true));
+    }
+
+    #[test]
+    fn compacted_entries_need_a_snapshot_and_the_snapshot_round_trips() {
+        let terms = vec![1; RETAINED_APPLIED + 10];
+        let mut log = log_with(&terms);
+        log.commit_to(terms.len() as u64, &Catalog::default());
+        assert!(log.entries_from(1, 1000).is_none());
+        let table = decode_snapshot(&log.encode_snapshot()).unwrap();
+        assert_eq!(&table, log.table());
+        assert!(decode_snapshot(&[0xFF; 3]).is_err());
+    }
+}

@@ -1,0 +1,518 @@
+//! The server's protocol core, sans-IO: bully election, heartbeats, replication
+//! and client handling as one deterministic state machine.
+//!
+//! The driver (or a simulation) owns the sockets and the clock and follows this
+//! contract:
+//!
+//! 1. call [`Node::start`] once, then [`Node::handle_datagram`] for every datagram
+//!    and [`Node::handle_timeout`] whenever the time from [`Node::poll_timeout`]
+//!    is reached (an early or spurious call does no harm);
+//! 2. after each call, drain [`Node::poll_transmit`] and [`Node::poll_event`].
+//!
+//! Every input takes `now`; the node never reads a clock. Roles change only in
+//! `become_candidate`, `become_follower` and `become_leader`.
+
+mod clients;
+mod election;
+pub mod log;
+mod replication;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use ::log::{info, warn};
+
+use crate::rooms::Catalog;
+use crate::wire::{self, LogPosition, Message, PeerBody, PeerMessage};
+use election::Candidacy;
+use log::ReplicatedLog;
+use replication::{Catchup, Leadership};
+
+/// A server's identity: its ID, made unique by its address (PIDs repeat across hosts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId {
+    /// The ID from the command line, or the PID.
+    pub id: u64,
+    /// The server's unicast address.
+    pub addr: SocketAddrV4,
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.id, self.addr)
+    }
+}
+
+/// The protocol's timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How often followers heartbeat the leader and the leader announces itself.
+    pub heartbeat_interval: Duration,
+    /// A leader silent this long is declared failed (the seed's fixed timeout).
+    pub heartbeat_timeout: Duration,
+    /// How long a candidate waits for a higher server to answer.
+    pub election_timeout: Duration,
+    /// Delay before the leader answers a client, modelling load or distance.
+    pub service_delay: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_millis(1000),
+            election_timeout: Duration::from_millis(200),
+            service_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Everything a node needs to know at start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Server ID: the PID unless overridden.
+    pub id: u64,
+    /// True when the ID was given explicitly (a clash is then an error).
+    pub explicit_id: bool,
+    /// This server's unicast address as other servers see it.
+    pub addr: SocketAddrV4,
+    /// Timings.
+    pub timing: Timing,
+    /// The rooms, timeslots and days.
+    pub catalog: Catalog,
+    /// Seed for the node's random numbers (incarnation, data epoch).
+    pub seed: u64,
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Multicast to the group.
+    Group,
+    /// Unicast to one process.
+    Peer(SocketAddrV4),
+}
+
+/// A message the driver must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub dst: Destination,
+    /// What.
+    pub message: Message,
+}
+
+/// The role a server plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Running an election or catching up to take over.
+    Candidate,
+    /// Following a leader.
+    Follower,
+    /// Sequencing writes and answering clients.
+    Leader,
+}
+
+/// Something the driver should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The first election completed: the server serves.
+    Ready,
+    /// The server's role or leader changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The leader's ID (this server's when it leads).
+        leader: u64,
+        /// The term of that leadership.
+        term: u64,
+    },
+    /// The server cannot go on and must exit.
+    Fatal(FatalError),
+}
+
+/// Conditions that stop a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FatalError {
+    /// Another server of the group already uses this explicit ID.
+    IdInUse {
+        /// The ID.
+        id: u64,
+        /// The other server's address.
+        other: SocketAddrV4,
+    },
+    /// Another server of the group uses a different catalog.
+    CatalogMismatch {
+        /// The other server's address.
+        other: SocketAddrV4,
+    },
+}
+
+impl fmt::Display for FatalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FatalError::IdInUse { id, other } => write!(
+                f,
+                "server ID {id} is already in use in the group by the server at {other}; \
+                 choose another ID, or leave it out to use the process ID"
+            ),
+            FatalError::CatalogMismatch { other } => write!(
+                f,
+                "the server at {other} uses a different list of rooms, timeslots or days; \
+                 every server of a group must use the same catalog file"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FatalError {}
+
+enum State {
+    Candidate(Candidacy),
+    Follower(Following),
+    Leader(Leadership),
+}
+
+/// What a server last heard from a leader about its leadership and log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LeaderView {
+    term: u64,
+    commit: u64,
+    last: LogPosition,
+}
+
+impl From<&PeerMessage> for LeaderView {
+    fn from(peer: &PeerMessage) -> Self {
+        LeaderView { term: peer.term, commit: peer.commit, last: peer.last }
+    }
+}
+
+/// What a follower knows about its leader.
+struct Following {
+    leader: NodeId,
+    view: LeaderView,
+    /// Our log matches the leader's up to here.
+    verified: u64,
+    last_heard: Instant,
+    /// We are higher than the leader and expect it to hand over once we caught up.
+    expect_handover: bool,
+}
+
+/// The sans-IO server.
+pub struct Node {
+    config: NodeConfig,
+    me: NodeId,
+    incarnation: u64,
+    rng: u64,
+    term: u64,
+    state: State,
+    log: ReplicatedLog,
+    catchup: Option<Catchup>,
+    /// An election round is under way (its start was logged, its end not yet).
+    in_round: bool,
+    ready: bool,
+    next_tick: Option<Instant>,
+    last_tick: Option<Instant>,
+    round_deadline: Option<Instant>,
+    /// Replies held back by the service delay, in due order.
+    delayed: VecDeque<(Instant, Transmit)>,
+    /// An encoded snapshot kept while other servers fetch it.
+    snapshot_cache: Option<(LogPosition, Vec<u8>)>,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    dropped_datagrams: u64,
+}
+
+impl Node {
+    /// Creates a node; nothing happens until [`Node::start`].
+    pub fn new(config: NodeConfig, now: Instant) -> Self {
+        let me = NodeId { id: config.id, addr: config.addr };
+        let mut rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+        let incarnation = xorshift(&mut rng);
+        Node {
+            config,
+            me,
+            incarnation,
+            rng,
+            term: 0,
+            state: State::Candidate(Candidacy::new(now)),
+            log: ReplicatedLog::default(),
+            catchup: None,
+            in_round: false,
+            ready: false,
+            next_tick: None,
+            last_tick: None,
+            round_deadline: None,
+            delayed: VecDeque::new(),
+            snapshot_cache: None,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped_datagrams: 0,
+        }
+    }
+
+    /// Announces the server and runs its start-up election.
+    pub fn start(&mut self, now: Instant) {
+        info!("Server {} started", self.me.id);
+        self.become_candidate(now, 0);
+        info!("The server is ready to receive");
+    }
+
+    /// Feeds one datagram received from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) {
+        match wire::decode(datagram) {
+            Ok(Message::Request(request)) => self.on_request(now, from, request),
+            Ok(Message::Peer(peer)) => self.on_peer(now, from, peer),
+            Ok(Message::Reply(_)) => {
+                self.drop_datagram(from, "a client reply arrived at a server (another program on this port?)")
+            }
+            Err(e) => self.drop_datagram(from, &e.to_string()),
+        }
+    }
+
+    /// Runs the timers that are due; harmless when none is.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_delayed(now);
+        if self.next_tick.is_some_and(|t| t <= now) {
+            self.next_tick = Some(now + self.config.timing.heartbeat_interval);
+            self.on_tick(now);
+            self.last_tick = Some(now);
+        }
+        if self.round_deadline.is_some_and(|t| t <= now) {
+            self.round_deadline = None;
+            self.on_round_deadline(now);
+        }
+        self.on_candidacy_timer(now);
+        self.on_catchup_timer(now);
+    }
+
+    /// The next datagram to send, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let candidates = [
+            self.next_tick,
+            self.round_deadline,
+            self.delayed.front().map(|(due, _)| *due),
+            self.candidacy_deadline(),
+            self.catchup.as_ref().map(|c| c.retry_at),
+        ];
+        candidates.into_iter().flatten().min()
+    }
+
+    /// This server's identity.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        match self.state {
+            State::Candidate(_) => Role::Candidate,
+            State::Follower(_) => Role::Follower,
+            State::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// The leader this server follows (itself when leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        match &self.state {
+            State::Candidate(_) => None,
+            State::Follower(f) => Some(f.leader),
+            State::Leader(_) => Some(self.me),
+        }
+    }
+
+    /// The highest term this server knows.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The replicated log and the reservation table.
+    pub fn log(&self) -> &ReplicatedLog {
+        &self.log
+    }
+
+    /// The catalog this server serves.
+    pub fn catalog(&self) -> &Catalog {
+        &self.config.catalog
+    }
+
+    /// How many malformed or foreign datagrams were dropped.
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.dropped_datagrams
+    }
+
+    fn drop_datagram(&mut self, from: SocketAddrV4, why: &str) {
+        self.dropped_datagrams += 1;
+        warn!("dropped datagram from {from}: {why}");
+    }
+
+    fn on_peer(&mut self, now: Instant, from: SocketAddrV4, peer: PeerMessage) {
+        if peer.incarnation == self.incarnation && peer.sender == self.me.id {
+            return; // our own multicast, looped back
+        }
+        let sender = NodeId { id: peer.sender, addr: from };
+        if peer.catalog != self.config.catalog.fingerprint() {
+            return self.on_catalog_mismatch(sender);
+        }
+        if sender.id == self.me.id && (peer.explicit_id || self.config.explicit_id) {
+            return self.on_id_clash(sender, &peer);
+        }
+        if peer.term > self.term {
+            self.term = peer.term;
+            if matches!(self.state, State::Leader(_)) && !is_leader_claim(&peer.body) {
+                warn!("server {sender} knows a newer term {}; stepping down", peer.term);
+                return self.become_candidate(now, 0);
+            }
+        }
+        self.dispatch(now, sender, peer);
+    }
+
+    fn dispatch(&mut self, now: Instant, sender: NodeId, peer: PeerMessage) {
+        match peer.body {
+            PeerBody::Election { initiator } => self.on_election(now, sender, initiator, &peer),
+            PeerBody::ElectionReply { leading } => self.on_election_reply(now, sender, leading, &peer),
+            PeerBody::Coordinator | PeerBody::LeaderAlive | PeerBody::HeartbeatAck => {
+                if self.on_leader_claim(now, sender, &peer) {
+                    self.follower_catch_up(now);
+                }
+            }
+            PeerBody::Heartbeat | PeerBody::AppendAck => self.on_member_report(now, sender, &peer),
+            PeerBody::Append { prev, ref entries } => self.on_append(now, sender, &peer, prev, entries),
+            PeerBody::Entries { prev, ref entries, complete } => {
+                self.on_entries(now, sender, &peer, prev, entries, complete)
+            }
+            PeerBody::Fetch { from_seq } => self.on_fetch(sender, from_seq),
+            PeerBody::SnapshotRequest { last, offset } => self.on_snapshot_request(sender, last, offset),
+            PeerBody::SnapshotChunk { last, offset, total, ref data } => {
+                self.on_snapshot_chunk(now, sender, last, offset, total, data)
+            }
+            PeerBody::HandOver => self.on_hand_over(now, sender, &peer),
+            PeerBody::IdInUse => self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr }),
+            PeerBody::StaleTerm => {} // the envelope's newer term was taken in on_peer
+        }
+    }
+
+    fn on_catalog_mismatch(&mut self, sender: NodeId) {
+        if self.ready {
+            warn!("ignoring server {sender}: it uses a different catalog of rooms, timeslots or days");
+        } else {
+            self.fatal(FatalError::CatalogMismatch { other: sender.addr });
+        }
+    }
+
+    /// Two servers with one explicit ID: the one still starting up leaves
+    /// (of two starting at once, the one with the lower address).
+    fn on_id_clash(&mut self, sender: NodeId, peer: &PeerMessage) {
+        let we_leave = !self.ready && (!peer.joining || sender.addr < self.me.addr);
+        if we_leave {
+            self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr });
+        } else {
+            warn!("server at {} tried to use our ID {}; told it to leave", sender.addr, self.me.id);
+            self.send_to(sender, PeerBody::IdInUse);
+        }
+    }
+
+    fn fatal(&mut self, error: FatalError) {
+        if !self.events.iter().any(|e| matches!(e, Event::Fatal(_))) {
+            self.events.push_back(Event::Fatal(error));
+        }
+    }
+
+    /// The envelope every peer message carries.
+    fn envelope(&self, body: PeerBody) -> Message {
+        Message::Peer(PeerMessage {
+            sender: self.me.id,
+            incarnation: self.incarnation,
+            explicit_id: self.config.explicit_id,
+            joining: !self.ready,
+            term: self.term,
+            last: self.log.last(),
+            commit: self.log.commit(),
+            catalog: self.config.catalog.fingerprint(),
+            body,
+        })
+    }
+
+    fn multicast(&mut self, body: PeerBody) {
+        let message = self.envelope(body);
+        self.outbox.push_back(Transmit { dst: Destination::Group, message });
+    }
+
+    fn send_to(&mut self, to: NodeId, body: PeerBody) {
+        let message = self.envelope(body);
+        self.outbox.push_back(Transmit { dst: Destination::Peer(to.addr), message });
+    }
+
+    fn random(&mut self) -> u64 {
+        xorshift(&mut self.rng)
+    }
+
+    /// Opens an election round, logging it once per round.
+    fn enter_round(&mut self, initiator: u64) {
+        if !self.in_round {
+            self.in_round = true;
+            info!("{} is running an election initiated by {}", self.me.id, initiator);
+        }
+    }
+
+    /// Closes the round (or reports a new leader outside a round).
+    fn complete_round(&mut self, leader: NodeId, changed: bool) {
+        if self.in_round || changed {
+            info!("Election completed. Group Leader: {}", leader.id);
+        }
+        self.in_round = false;
+        self.round_deadline = None;
+        if !self.ready {
+            self.ready = true;
+            self.events.push_back(Event::Ready);
+        }
+    }
+
+    fn role_changed(&mut self, leader: NodeId) {
+        let event = Event::RoleChanged { role: self.role(), leader: leader.id, term: self.term };
+        self.events.push_back(event);
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        match &self.state {
+            State::Leader(_) => self.leader_tick(now),
+            State::Follower(_) => self.follower_tick(now),
+            State::Candidate(_) => {}
+        }
+    }
+}
+
+fn is_leader_claim(body: &PeerBody) -> bool {
+    matches!(
+        body,
+        PeerBody::Coordinator | PeerBody::LeaderAlive | PeerBody::HeartbeatAck | PeerBody::Append { .. }
+    )
+}
+
+/// Marsaglia's xorshift64: enough randomness for nonces, with no dependency
+/// and a fixed sequence per seed, which keeps simulations replayable.
+fn xorshift(state: &mut u64) -> u64 {
+    let mut x = (*state).max(1);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}

@@ -1,0 +1,372 @@
+//! Primary-backup replication over the group.
+//!
+//! The leader appends each write to its log and multicasts it (`Append`).
+//! Followers acknowledge by unicast (`AppendAck`, and every `Heartbeat` carries
+//! their position too). An entry is committed, applied and answered once every
+//! live member that is in sync holds it. A replica that sees a gap, or lags
+//! behind what the leader announces, pulls what it misses (`Fetch` →
+//! `Entries`, or a chunked snapshot when the entries were compacted).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+use ::log::{error, info, warn};
+
+use super::log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
+use super::{Node, NodeId, State, Timing};
+use crate::wire::{Entry, LogPosition, PeerBody, PeerMessage};
+
+/// Bytes of entries or snapshot sent in one datagram, well under the UDP limit.
+const CHUNK_BUDGET: usize = 48 * 1024;
+
+/// The leader's view of its members and pending answers.
+pub(super) struct Leadership {
+    /// The term this leadership holds.
+    pub(super) term: u64,
+    members: BTreeMap<NodeId, Member>,
+    /// Commit nothing before this instant: members are still making themselves known.
+    collecting_until: Instant,
+    /// Clients waiting for a write to commit, by (client, request).
+    pub(super) waiting: HashMap<(u64, u64), SocketAddrV4>,
+    /// Handing over to a higher server since this instant: writes pause.
+    pub(super) handing_over: Option<(NodeId, Instant)>,
+}
+
+struct Member {
+    last_heard: Instant,
+    /// Highest sequence number it holds that matches our log.
+    acked: u64,
+    /// It holds everything committed, so commits wait for it.
+    in_sync: bool,
+}
+
+impl Leadership {
+    /// A new leadership; `collect` delays the first commit by one heartbeat
+    /// interval so that members we do not know yet can report.
+    pub(super) fn new(
+        now: Instant,
+        term: u64,
+        voters: &BTreeMap<NodeId, LogPosition>,
+        log: &ReplicatedLog,
+        collect: Option<Timing>,
+    ) -> Self {
+        let members = voters
+            .iter()
+            .map(|(&id, &last)| {
+                let acked = if log.holds(last) { last.seq } else { 0 };
+                (id, Member { last_heard: now, acked, in_sync: last.seq >= log.commit() })
+            })
+            .collect();
+        Leadership {
+            term,
+            members,
+            collecting_until: collect.map_or(now, |t| now + t.heartbeat_interval),
+            waiting: HashMap::new(),
+            handing_over: None,
+        }
+    }
+}
+
+/// A pull in progress: from whom, when to ask again, and a partial snapshot.
+pub(super) struct Catchup {
+    source: NodeId,
+    pub(super) retry_at: Instant,
+    snapshot: Option<Assembly>,
+}
+
+struct Assembly {
+    last: LogPosition,
+    total: u64,
+    data: Vec<u8>,
+}
+
+impl Node {
+    pub(super) fn leader_tick(&mut self, now: Instant) {
+        self.multicast(PeerBody::LeaderAlive);
+        let timeout = self.config.timing.heartbeat_timeout;
+        let State::Leader(l) = &mut self.state else { return };
+        l.members.retain(|id, m| {
+            let alive = now < m.last_heard + timeout;
+            if !alive {
+                info!("server {id} stopped sending heartbeats; no longer waiting for it");
+            }
+            alive
+        });
+        if l.handing_over.is_some_and(|(_, since)| now >= since + timeout) {
+            warn!("hand-over got no answer; taking writes again");
+            l.handing_over = None;
+        }
+        self.try_commit(now);
+    }
+
+    /// A follower's `Heartbeat` or `AppendAck`.
+    pub(super) fn on_member_report(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {
+        let State::Leader(l) = &mut self.state else {
+            if peer.term < self.term {
+                self.send_to(sender, PeerBody::StaleTerm);
+            }
+            return;
+        };
+        if peer.term != l.term {
+            return;
+        }
+        let member = l.members.entry(sender).or_insert_with(|| {
+            info!("server {sender} joined the group");
+            Member { last_heard: now, acked: 0, in_sync: false }
+        });
+        member.last_heard = now;
+        if self.log.holds(peer.last) && peer.last.seq <= self.log.last().seq {
+            member.acked = member.acked.max(peer.last.seq);
+        }
+        if !member.in_sync && peer.last.seq >= self.log.commit() {
+            member.in_sync = true;
+        }
+        if matches!(peer.body, PeerBody::Heartbeat) {
+            self.send_to(sender, PeerBody::HeartbeatAck);
+        }
+        self.try_commit(now);
+        self.maybe_hand_over(now);
+    }
+
+    /// Commits what every live in-sync member holds, and answers its clients.
+    pub(super) fn try_commit(&mut self, now: Instant) {
+        let State::Leader(l) = &self.state else { return };
+        if now < l.collecting_until {
+            return;
+        }
+        let target = l.members.values().filter(|m| m.in_sync).map(|m| m.acked).fold(self.log.last().seq, u64::min);
+        if target <= self.log.commit() {
+            return;
+        }
+        for (entry, applied) in self.log.commit_to(target, &self.config.catalog) {
+            self.answer_committed(now, &entry, applied);
+        }
+    }
+
+    /// Hands leadership to the highest live member above us once it holds our
+    /// whole log; writes pause meanwhile so that it misses nothing.
+    fn maybe_hand_over(&mut self, now: Instant) {
+        let last = self.log.last().seq;
+        let me = self.me;
+        let State::Leader(l) = &mut self.state else { return };
+        if let Some((target, _)) = l.handing_over {
+            return self.send_to(target, PeerBody::HandOver);
+        }
+        let Some((&target, member)) = l.members.iter().next_back() else { return };
+        if target > me && member.in_sync && member.acked == last && self.log.commit() == last {
+            info!("handing over to {target}, which has a higher ID and holds the whole log");
+            l.handing_over = Some((target, now));
+            self.send_to(target, PeerBody::HandOver);
+        }
+    }
+
+    pub(super) fn on_hand_over(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {
+        let State::Follower(f) = &self.state else { return };
+        if f.leader != sender || peer.term != self.term {
+            return;
+        }
+        if self.log.last() == peer.last {
+            self.become_leader(now);
+        } else {
+            self.follower_catch_up(now);
+        }
+    }
+
+    pub(super) fn on_append(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage, prev: LogPosition, entries: &[Entry]) {
+        if self.on_leader_claim(now, sender, peer) {
+            self.accept_entries(now, sender, prev, entries, false);
+            self.send_to(sender, PeerBody::AppendAck);
+        }
+    }
+
+    pub(super) fn on_entries(
+        &mut self,
+        now: Instant,
+        sender: NodeId,
+        peer: &PeerMessage,
+        prev: LogPosition,
+        entries: &[Entry],
+        complete: bool,
+    ) {
+        if self.pull_source() != Some(sender) {
+            return;
+        }
+        if let Some(c) = &mut self.catchup {
+            c.retry_at = now;
+        }
+        self.accept_entries(now, sender, prev, entries, complete);
+        if matches!(self.state, State::Follower(_)) {
+            self.on_leader_claim(now, sender, peer);
+            self.send_to(sender, PeerBody::AppendAck);
+        }
+        self.after_progress(now);
+    }
+
+    /// Where we pull from: our leader, or the server a candidate catches up from.
+    fn pull_source(&self) -> Option<NodeId> {
+        match &self.state {
+            State::Follower(f) => Some(f.leader),
+            State::Candidate(c) => c.catchup_source(),
+            State::Leader(_) => None,
+        }
+    }
+
+    fn accept_entries(&mut self, now: Instant, source: NodeId, prev: LogPosition, entries: &[Entry], complete: bool) {
+        if !self.log.holds(prev) {
+            return self.pull(now, source);
+        }
+        match self.log.merge(prev, entries, complete) {
+            Ok(matched) => {
+                if let State::Follower(f) = &mut self.state {
+                    f.verified = f.verified.max(matched);
+                }
+                self.apply_committed();
+            }
+            Err(d) => error!(
+                "our committed entry {:?} differs from {:?} sent by {source}: the group's data diverged",
+                d.ours, d.theirs
+            ),
+        }
+    }
+
+    /// Applies what the leader says is committed, as far as our log matches it.
+    pub(super) fn apply_committed(&mut self) {
+        let State::Follower(f) = &self.state else { return };
+        let upto = f.view.commit.min(f.verified);
+        self.log.commit_to(upto, &self.config.catalog);
+    }
+
+    fn after_progress(&mut self, now: Instant) {
+        match self.state {
+            State::Candidate(_) => self.candidate_progress(now),
+            State::Follower(_) => self.follower_catch_up(now),
+            State::Leader(_) => {}
+        }
+    }
+
+    /// Pulls from the leader if our log differs from what it last announced.
+    pub(super) fn follower_catch_up(&mut self, now: Instant) {
+        let State::Follower(f) = &self.state else { return };
+        if self.log.last() != f.view.last && self.catchup.as_ref().is_none_or(|c| c.retry_at <= now) {
+            let leader = f.leader;
+            self.pull(now, leader);
+        }
+    }
+
+    /// Asks `source` for what we miss: the rest of a snapshot being assembled,
+    /// or the log after the part known to match.
+    pub(super) fn pull(&mut self, now: Instant, source: NodeId) {
+        let retry_at = now + self.config.timing.heartbeat_interval;
+        let snapshot = self.catchup.take().filter(|c| c.source == source).and_then(|c| c.snapshot);
+        let body = match &snapshot {
+            Some(a) => PeerBody::SnapshotRequest { last: a.last, offset: a.data.len() as u64 },
+            None => PeerBody::Fetch { from_seq: self.matched_prefix() + 1 },
+        };
+        self.catchup = Some(Catchup { source, retry_at, snapshot });
+        self.send_to(source, body);
+    }
+
+    fn matched_prefix(&self) -> u64 {
+        match &self.state {
+            State::Follower(f) => f.verified.min(self.log.last().seq),
+            _ => self.log.commit(),
+        }
+    }
+
+    pub(super) fn on_catchup_timer(&mut self, now: Instant) {
+        let Some(c) = &self.catchup else { return };
+        if c.retry_at > now {
+            return;
+        }
+        let source = c.source;
+        if self.pull_source() == Some(source) && self.log.last() < self.pull_target() {
+            self.pull(now, source);
+        } else {
+            self.catchup = None;
+        }
+    }
+
+    fn pull_target(&self) -> LogPosition {
+        match &self.state {
+            State::Follower(f) => f.view.last,
+            _ => LogPosition { term: u64::MAX, seq: u64::MAX },
+        }
+    }
+
+    pub(super) fn on_fetch(&mut self, sender: NodeId, from_seq: u64) {
+        match self.log.entries_from(from_seq.max(1), CHUNK_BUDGET) {
+            Some((prev, entries, complete)) => self.send_to(sender, PeerBody::Entries { prev, entries, complete }),
+            None => self.send_snapshot_chunk(sender, None, 0),
+        }
+    }
+
+    pub(super) fn on_snapshot_request(&mut self, sender: NodeId, last: LogPosition, offset: u64) {
+        self.send_snapshot_chunk(sender, Some(last), offset);
+    }
+
+    /// Sends part of our snapshot. The encoded snapshot is kept while a transfer
+    /// runs, so that writes meanwhile do not restart it.
+    fn send_snapshot_chunk(&mut self, to: NodeId, wanted: Option<LogPosition>, offset: u64) {
+        let current = self.log.table().applied();
+        let reuse = self.snapshot_cache.as_ref().is_some_and(|(last, _)| Some(*last) == wanted);
+        if !reuse && self.snapshot_cache.as_ref().is_none_or(|(last, _)| *last != current) {
+            self.snapshot_cache = Some((current, self.log.encode_snapshot()));
+        }
+        let Some((last, bytes)) = &self.snapshot_cache else { return };
+        let offset = if Some(*last) == wanted { offset.min(bytes.len() as u64) } else { 0 };
+        let start = offset as usize;
+        let end = (start + CHUNK_BUDGET).min(bytes.len());
+        let body = PeerBody::SnapshotChunk {
+            last: *last,
+            offset,
+            total: bytes.len() as u64,
+            data: bytes[start..end].to_vec(),
+        };
+        self.send_to(to, body);
+    }
+
+    pub(super) fn on_snapshot_chunk(
+        &mut self,
+        now: Instant,
+        sender: NodeId,
+        last: LogPosition,
+        offset: u64,
+        total: u64,
+        data: &[u8],
+    ) {
+        if self.pull_source() != Some(sender) || total > MAX_SNAPSHOT as u64 {
+            return;
+        }
+        let Some(c) = &mut self.catchup else { return };
+        let assembly = c.snapshot.get_or_insert_with(|| Assembly { last, total, data: Vec::new() });
+        if assembly.last != last || assembly.total != total {
+            *assembly = Assembly { last, total, data: Vec::new() };
+        }
+        if offset != assembly.data.len() as u64 {
+            return; // a stale or duplicated chunk; the retry asks for the right one
+        }
+        assembly.data.extend_from_slice(data);
+        c.retry_at = now;
+        if assembly.data.len() as u64 >= total {
+            let bytes = std::mem::take(&mut assembly.data);
+            c.snapshot = None;
+            self.install_snapshot(sender, last, &bytes);
+        }
+        self.after_progress(now);
+    }
+
+    fn install_snapshot(&mut self, sender: NodeId, last: LogPosition, bytes: &[u8]) {
+        match decode_snapshot(bytes) {
+            Ok(table) if table.applied() == last && last.seq > self.log.table().applied().seq => {
+                info!("installed a snapshot from {sender} ({} bytes, {} reservations)", bytes.len(), table.len());
+                self.log.install(table);
+                if let State::Follower(f) = &mut self.state {
+                    f.verified = f.verified.max(last.seq);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("snapshot from {sender} could not be decoded: {e}"),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the node core, driven with a fake clock.

@@ -1,0 +1,354 @@
+//! The reservation state machine: the catalog of rooms, timeslots and days, and
+//! the table of reservations that every replica builds by applying the same log
+//! entries in the same order. No I/O and no clock: `apply` is a pure function of
+//! the table and the entry, which is what makes replicas identical.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{Entry, LogPosition, Op, Refusal, RoomVersion, Slot, WriteOutcome};
+
+/// How many clients' last writes are remembered for at-most-once execution.
+/// The oldest is forgotten first; a client retries for seconds, not hours.
+pub const MAX_SESSIONS: usize = 10_000;
+
+/// The rooms, timeslots and days a group offers. Every server of a group must
+/// use the same catalog (checked through [`Catalog::fingerprint`]).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    /// Room names, in display order.
+    pub rooms: Vec<String>,
+    /// Timeslots, in display order.
+    pub timeslots: Vec<String>,
+    /// Days, in display order.
+    pub days: Vec<String>,
+}
+
+impl Default for Catalog {
+    /// The seed assignment's catalog.
+    fn default() -> Self {
+        let owned = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+        Catalog {
+            rooms: owned(&["SA318", "ME4494", "SA314", "MC5050", "ME4326", "SA412"]),
+            timeslots: owned(&[
+                "8:30-9:30",
+                "9:30-10:30",
+                "10:30-11:30",
+                "11:30-12:30",
+                "12:30-13:30",
+                "13:30-14:30",
+                "14:30-15:30",
+                "15:30-16:30",
+                "16:30-17:30",
+                "17:30-19:00",
+                "19:30-21:00",
+            ]),
+            days: owned(&["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]),
+        }
+    }
+}
+
+impl Catalog {
+    /// A stable 64-bit FNV-1a hash of the catalog, equal on every platform.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for list in [&self.rooms, &self.timeslots, &self.days] {
+            for name in list.iter() {
+                for byte in name.bytes().chain([0u8]) {
+                    hash ^= u64::from(byte);
+                    hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3) ^ 0xff;
+        }
+        hash
+    }
+
+    fn position(list: &[String], name: &str) -> Option<u32> {
+        list.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| i as u32)
+    }
+
+    /// Index of a room, matched case-insensitively.
+    pub fn room_index(&self, name: &str) -> Option<u32> {
+        Self::position(&self.rooms, name)
+    }
+
+    /// Resolves a slot to catalog indices, or says which part is unknown.
+    fn resolve(&self, slot: &Slot) -> Result<SlotKey, Refusal> {
+        let room = self.room_index(&slot.room).ok_or_else(|| Refusal::UnknownRoom(slot.room.clone()))?;
+        let timeslot = Self::position(&self.timeslots, &slot.timeslot)
+            .ok_or_else(|| Refusal::UnknownTimeslot(slot.timeslot.clone()))?;
+        let day = Self::position(&self.days, &slot.day).ok_or_else(|| Refusal::UnknownDay(slot.day.clone()))?;
+        Ok(SlotKey { room, day, timeslot })
+    }
+
+    /// The slot's names as the catalog spells them.
+    fn name(&self, key: SlotKey) -> Slot {
+        Slot {
+            room: self.rooms[key.room as usize].clone(),
+            timeslot: self.timeslots[key.timeslot as usize].clone(),
+            day: self.days[key.day as usize].clone(),
+        }
+    }
+}
+
+/// A slot as catalog indices; ordering by (room, day, timeslot) gives the
+/// display order of `check`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SlotKey {
+    room: u32,
+    day: u32,
+    timeslot: u32,
+}
+
+/// The last write a client made, kept to answer its retries without re-running it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+struct Session {
+    request: u64,
+    outcome: WriteOutcome,
+    seq: u64,
+}
+
+/// The replicated state: reservations, per-room versions and client sessions.
+/// This is exactly what a snapshot carries.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReservationTable {
+    epoch: u64,
+    applied: LogPosition,
+    booked: BTreeSet<SlotKey>,
+    room_changed: BTreeMap<u32, u64>,
+    sessions: BTreeMap<u64, Session>,
+    /// Sessions by the sequence number of their last write, to evict the oldest.
+    sessions_by_age: BTreeMap<u64, u64>,
+}
+
+/// What a client's write resolved to when its entry was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The entry ran, with this outcome.
+    Executed(WriteOutcome),
+    /// The same request already ran; this is its original outcome.
+    Replayed(WriteOutcome),
+    /// Not a client write (genesis), or a request older than the client's last.
+    Internal,
+}
+
+impl ReservationTable {
+    /// The last entry applied.
+    pub fn applied(&self) -> LogPosition {
+        self.applied
+    }
+
+    /// The data epoch (0 until the genesis entry is applied).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Number of reserved slots.
+    pub fn len(&self) -> usize {
+        self.booked.len()
+    }
+
+    /// True when nothing is reserved.
+    pub fn is_empty(&self) -> bool {
+        self.booked.is_empty()
+    }
+
+    /// The stored outcome of a client's request, if it is the client's last write.
+    pub fn outcome_of(&self, client: u64, request: u64) -> Option<&WriteOutcome> {
+        self.sessions.get(&client).filter(|s| s.request == request).map(|s| &s.outcome)
+    }
+
+    /// True when the client has since sent a newer write, so this one is stale.
+    pub fn is_superseded(&self, client: u64, request: u64) -> bool {
+        self.sessions.get(&client).is_some_and(|s| s.request > request)
+    }
+
+    /// The room's reservations in display order, with their version; `None` if
+    /// the room is not in the catalog.
+    pub fn check(&self, catalog: &Catalog, room: &str) -> Option<(Vec<Slot>, RoomVersion)> {
+        let index = catalog.room_index(room)?;
+        let from = SlotKey { room: index, day: 0, timeslot: 0 };
+        let to = SlotKey { room: index, day: u32::MAX, timeslot: u32::MAX };
+        let slots = self.booked.range(from..=to).map(|&key| catalog.name(key)).collect();
+        let seq = self.room_changed.get(&index).copied().unwrap_or(0);
+        Some((slots, RoomVersion { epoch: self.epoch, seq }))
+    }
+
+    /// Every reservation, in (room, day, timeslot) order; for tests and status.
+    pub fn all(&self, catalog: &Catalog) -> Vec<Slot> {
+        self.booked.iter().map(|&key| catalog.name(key)).collect()
+    }
+
+    /// Applies the next log entry. Entries must come in log order; the caller
+    /// (the replication layer) guarantees it.
+    pub fn apply(&mut self, catalog: &Catalog, entry: &Entry) -> Applied {
+        debug_assert_eq!(entry.position.seq, self.applied.seq + 1, "entries applied out of order");
+        self.applied = entry.position;
+        let slot = match &entry.op {
+            Op::Genesis { epoch } => {
+                if self.epoch == 0 {
+                    self.epoch = *epoch;
+                }
+                return Applied::Internal;
+            }
+            Op::Reserve(slot) | Op::Cancel(slot) => slot,
+        };
+        if let Some(outcome) = self.outcome_of(entry.client, entry.request) {
+            return Applied::Replayed(outcome.clone());
+        }
+        if self.is_superseded(entry.client, entry.request) {
+            return Applied::Internal;
+        }
+        let outcome = self.execute(catalog, &entry.op, slot, entry.position.seq);
+        self.remember(entry.client, entry.request, outcome.clone(), entry.position.seq);
+        Applied::Executed(outcome)
+    }
+
+    fn execute(&mut self, catalog: &Catalog, op: &Op, slot: &Slot, seq: u64) -> WriteOutcome {
+        let key = match catalog.resolve(slot) {
+            Ok(key) => key,
+            Err(refusal) => return WriteOutcome::Refused(refusal),
+        };
+        let outcome = match op {
+            Op::Reserve(_) if self.booked.insert(key) => WriteOutcome::Reserved,
+            Op::Reserve(_) => WriteOutcome::Refused(Refusal::AlreadyReserved(catalog.name(key))),
+            Op::Cancel(_) if self.booked.remove(&key) => WriteOutcome::Cancelled,
+            Op::Cancel(_) => WriteOutcome::Refused(Refusal::NotReserved(catalog.name(key))),
+            Op::Genesis { .. } => unreachable!("genesis is handled by apply"),
+        };
+        if !matches!(outcome, WriteOutcome::Refused(_)) {
+            self.room_changed.insert(key.room, seq);
+        }
+        outcome
+    }
+
+    fn remember(&mut self, client: u64, request: u64, outcome: WriteOutcome, seq: u64) {
+        if let Some(old) = self.sessions.insert(client, Session { request, outcome, seq }) {
+            self.sessions_by_age.remove(&old.seq);
+        }
+        self.sessions_by_age.insert(seq, client);
+        while self.sessions.len() > MAX_SESSIONS {
+            let Some((_, oldest)) = self.sessions_by_age.pop_first() else { break };
+            self.sessions.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(room: &str, timeslot: &str, day: &str) -> Slot {
+        Slot { room: room.into(), timeslot: timeslot.into(), day: day.into() }
+    }
+
+    struct Log {
+        table: ReservationTable,
+        catalog: Catalog,
+        seq: u64,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Log { table: ReservationTable::default(), catalog: Catalog::default(), seq: 0 }
+        }
+
+        fn run(&mut self, client: u64, request: u64, op: Op) -> Applied {
+            self.seq += 1;
+            let entry = Entry { position: LogPosition { term: 1, seq: self.seq }, client, request, op };
+            self.table.apply(&self.catalog, &entry)
+        }
+    }
+
+    #[test]
+    fn reserve_then_reserve_again_is_refused() {
+        let mut log = Log::new();
+        let s = slot("me4326", "8:30-9:30", "friday");
+        assert_eq!(log.run(1, 1, Op::Reserve(s.clone())), Applied::Executed(WriteOutcome::Reserved));
+        assert_eq!(
+            log.run(2, 1, Op::Reserve(s)),
+            Applied::Executed(WriteOutcome::Refused(Refusal::AlreadyReserved(slot(
+                "ME4326",
+                "8:30-9:30",
+                "Friday"
+            ))))
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_refused_by_part() {
+        let mut log = Log::new();
+        let cases = [
+            (slot("XX1", "8:30-9:30", "Monday"), Refusal::UnknownRoom("XX1".into())),
+            (slot("SA318", "7:00-8:00", "Monday"), Refusal::UnknownTimeslot("7:00-8:00".into())),
+            (slot("SA318", "8:30-9:30", "Sunday"), Refusal::UnknownDay("Sunday".into())),
+        ];
+        for (i, (s, want)) in cases.into_iter().enumerate() {
+            let got = log.run(1, i as u64 + 1, Op::Reserve(s));
+            assert_eq!(got, Applied::Executed(WriteOutcome::Refused(want)), "case #{i}");
+        }
+        assert!(log.table.is_empty());
+    }
+
+    #[test]
+    fn check_lists_by_day_then_timeslot_and_versions_change_only_on_change() {
+        let mut log = Log::new();
+        log.run(0, 0, Op::Genesis { epoch: 77 });
+        let (_, v0) = log.table.check(&log.catalog, "SA318").unwrap();
+        log.run(1, 1, Op::Reserve(slot("SA318", "9:30-10:30", "Friday")));
+        log.run(1, 2, Op::Reserve(slot("SA318", "8:30-9:30", "Friday")));
+        log.run(1, 3, Op::Reserve(slot("SA318", "19:30-21:00", "Monday")));
+        let (slots, v1) = log.table.check(&log.catalog, "sa318").unwrap();
+        assert_eq!(
+            slots,
+            vec![
+                slot("SA318", "19:30-21:00", "Monday"),
+                slot("SA318", "8:30-9:30", "Friday"),
+                slot("SA318", "9:30-10:30", "Friday"),
+            ]
+        );
+        assert_ne!(v0, v1);
+        assert_eq!(v1, RoomVersion { epoch: 77, seq: 4 });
+        log.run(1, 4, Op::Reserve(slot("SA412", "8:30-9:30", "Friday")));
+        log.run(1, 5, Op::Reserve(slot("SA318", "8:30-9:30", "Friday"))); // refused: no change
+        assert_eq!(log.table.check(&log.catalog, "SA318").unwrap().1, v1);
+        assert_eq!(log.table.check(&log.catalog, "nowhere"), None);
+    }
+
+    #[test]
+    fn a_retried_write_runs_once_and_replays_its_outcome() {
+        let mut log = Log::new();
+        let s = slot("SA318", "8:30-9:30", "Monday");
+        assert_eq!(log.run(5, 1, Op::Reserve(s.clone())), Applied::Executed(WriteOutcome::Reserved));
+        assert_eq!(log.run(5, 1, Op::Reserve(s.clone())), Applied::Replayed(WriteOutcome::Reserved));
+        assert_eq!(log.run(5, 2, Op::Cancel(s.clone())), Applied::Executed(WriteOutcome::Cancelled));
+        assert_eq!(log.run(5, 1, Op::Reserve(s)), Applied::Internal, "an older request never runs");
+        assert!(log.table.is_empty());
+    }
+
+    #[test]
+    fn sessions_are_bounded_and_the_oldest_goes_first() {
+        let mut log = Log::new();
+        for client in 0..(MAX_SESSIONS as u64 + 5) {
+            log.run(client + 1, 1, Op::Cancel(slot("SA318", "8:30-9:30", "Monday")));
+        }
+        assert_eq!(log.table.sessions.len(), MAX_SESSIONS);
+        assert!(log.table.outcome_of(1, 1).is_none());
+        assert!(log.table.outcome_of(MAX_SESSIONS as u64 + 5, 1).is_some());
+    }
+
+    #[test]
+    fn fingerprint_depends_on_every_list_and_on_boundaries() {
+        let base = Catalog::default();
+        let mut moved = base.clone();
+        moved.rooms[0] = "SA31".into();
+        moved.rooms[1] = "8ME4494".into();
+        assert_ne!(base.fingerprint(), moved.fingerprint());
+        let mut days = base.clone();
+        days.days.pop();
+        assert_ne!(base.fingerprint(), days.fingerprint());
+        assert_eq!(base.fingerprint(), Catalog::default().fingerprint());
+    }
+}

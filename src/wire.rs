@@ -1,0 +1,491 @@
+//! The wire format: every datagram roomcast sends or accepts.
+//!
+//! A datagram is a 4-byte header followed by one bincode-encoded [`Message`]:
+//!
+//! ```text
+//! +-------+---------+----------+------------------------------------+
+//! | "RC"  | version | reserved | bincode(Message), at most 65 503 B |
+//! | 2 B   | 1 B     | 1 B      |                                    |
+//! +-------+---------+----------+------------------------------------+
+//! ```
+//!
+//! The header is checked before bincode sees a byte, and bincode is given a
+//! byte limit no larger than the datagram itself, so a hostile length prefix
+//! can never make the decoder allocate more than the datagram could hold.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest UDP payload an IPv4 datagram can carry.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Bytes in front of the encoded message: magic, version, reserved.
+pub const HEADER_LEN: usize = 4;
+
+const MAGIC: [u8; 2] = *b"RC";
+const VERSION: u8 = 1;
+
+/// The largest message body bincode may decode (and allocate for).
+const BODY_LIMIT: usize = MAX_DATAGRAM - HEADER_LEN;
+
+/// A position in the replicated log: the sequence number of an entry and the
+/// term of the leader that created it. `LogPosition::default()` is the empty log.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct LogPosition {
+    /// Term of the leader that appended the entry (compared first).
+    pub term: u64,
+    /// Sequence number of the entry, starting at 1.
+    pub seq: u64,
+}
+
+/// A reservable slot, named as the user typed it (matched case-insensitively).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// Room name, e.g. `ME4326`.
+    pub room: String,
+    /// Timeslot, e.g. `8:30-9:30`.
+    pub timeslot: String,
+    /// Day, e.g. `Friday`.
+    pub day: String,
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.room, self.timeslot, self.day)
+    }
+}
+
+/// Identifies the version of one room's reservations: the group's data epoch
+/// and the sequence number of the last change to that room.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoomVersion {
+    /// Random number chosen when the group's data was created; a group restarted
+    /// without its data gets a new epoch, so old versions never match by accident.
+    pub epoch: u64,
+    /// Sequence number of the last change to the room (0: never changed).
+    pub seq: u64,
+}
+
+/// What a client asks the group.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// List the rooms.
+    Rooms,
+    /// List the timeslots.
+    Timeslots,
+    /// List the days.
+    Days,
+    /// List a room's reservations; `cached` lets the leader answer
+    /// [`Answer::NotModified`] when the client already holds the current list.
+    Check {
+        /// The room to list.
+        room: String,
+        /// The version of the list the client has cached, if any.
+        cached: Option<RoomVersion>,
+    },
+    /// Reserve a slot.
+    Reserve(Slot),
+    /// Cancel a reservation.
+    Cancel(Slot),
+    /// End the session (answered `bye`).
+    Quit,
+}
+
+impl Command {
+    /// True for commands that change the reservation table.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Command::Reserve(_) | Command::Cancel(_))
+    }
+}
+
+/// Why a write was refused.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The slot is already reserved.
+    AlreadyReserved(Slot),
+    /// A cancel named a slot that is not reserved.
+    NotReserved(Slot),
+    /// The room is not in the catalog.
+    UnknownRoom(String),
+    /// The timeslot is not in the catalog.
+    UnknownTimeslot(String),
+    /// The day is not in the catalog.
+    UnknownDay(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::AlreadyReserved(slot) => write!(f, "{slot} is already reserved"),
+            Refusal::NotReserved(slot) => write!(f, "{slot} is not reserved"),
+            Refusal::UnknownRoom(room) => {
+                write!(f, "unknown room '{room}' (the command 'rooms' lists them)")
+            }
+            Refusal::UnknownTimeslot(ts) => {
+                write!(f, "unknown timeslot '{ts}' (the command 'timeslots' lists them)")
+            }
+            Refusal::UnknownDay(day) => {
+                write!(f, "unknown day '{day}' (the command 'days' lists them)")
+            }
+        }
+    }
+}
+
+/// The outcome of a write, decided when the write is applied in log order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// `reserve` succeeded.
+    Reserved,
+    /// `cancel` succeeded.
+    Cancelled,
+    /// The write was refused; the table is unchanged.
+    Refused(Refusal),
+}
+
+/// The body of a leader's reply to a client.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The rooms, in catalog order.
+    Rooms(Vec<String>),
+    /// The timeslots, in catalog order.
+    Timeslots(Vec<String>),
+    /// The days, in catalog order.
+    Days(Vec<String>),
+    /// A room's reservations, ordered by day then timeslot, and their version.
+    Reservations {
+        /// The reservations (may be empty).
+        slots: Vec<Slot>,
+        /// Version of this list, for the client's cache.
+        version: RoomVersion,
+    },
+    /// The client's cached list for the room is current.
+    NotModified,
+    /// `check` named a room that is not in the catalog.
+    UnknownRoom(String),
+    /// The outcome of a reserve or cancel.
+    Write(WriteOutcome),
+    /// The answer to `quit`.
+    Bye,
+}
+
+/// A client's request, multicast to the group.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Random identifier of the client process.
+    pub client: u64,
+    /// Request number; retries reuse it, so a write runs at most once.
+    pub request: u64,
+    /// What the client asks.
+    pub command: Command,
+}
+
+/// The leader's reply to one request, sent by unicast to the requester.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The request this answers.
+    pub request: u64,
+    /// ID of the server that answered.
+    pub server: u64,
+    /// Fingerprint of the server's catalog; a change empties the client's cache.
+    pub catalog: u64,
+    /// The answer.
+    pub answer: Answer,
+}
+
+/// One replicated state change, in the order the leader assigned.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where the entry sits in the log.
+    pub position: LogPosition,
+    /// The client that asked for the change (0 for internal entries).
+    pub client: u64,
+    /// The client's request number.
+    pub request: u64,
+    /// The change itself.
+    pub op: Op,
+}
+
+/// A state change in the replicated log.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// First entry of a new group's data: fixes the data epoch for all replicas.
+    Genesis {
+        /// The new data epoch.
+        epoch: u64,
+    },
+    /// Reserve a slot.
+    Reserve(Slot),
+    /// Cancel a slot.
+    Cancel(Slot),
+}
+
+/// What a server says to another server.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum PeerBody {
+    /// Multicast by a server that runs an election (bully: "is anyone higher?").
+    Election {
+        /// ID of the server whose action started this election; 0 when the
+        /// candidate started it itself (start-up or a failed leader).
+        initiator: u64,
+    },
+    /// Unicast answer to an `Election`; with the envelope it tells the candidate
+    /// who is higher and who holds more of the log.
+    ElectionReply {
+        /// The responder is the group's leader.
+        leading: bool,
+    },
+    /// Multicast by a server that won an election, or by the leader in answer to
+    /// an election started by a lower server: "the election is over, I lead".
+    Coordinator,
+    /// Multicast by the leader every heartbeat interval, so that newcomers and
+    /// a second leader after a partition learn about it.
+    LeaderAlive,
+    /// Unicast from a follower to its leader.
+    Heartbeat,
+    /// The leader's unicast answer to a heartbeat.
+    HeartbeatAck,
+    /// New log entries, multicast by the leader for each write.
+    Append {
+        /// The entry just before `entries[0]` (the follower must hold it).
+        prev: LogPosition,
+        /// Consecutive entries.
+        entries: Vec<Entry>,
+    },
+    /// Unicast answer to `Fetch`: a piece of the sender's log.
+    Entries {
+        /// The entry just before `entries[0]`.
+        prev: LogPosition,
+        /// Consecutive entries.
+        entries: Vec<Entry>,
+        /// The sender's log ends with these entries.
+        complete: bool,
+    },
+    /// Unicast from a replica: send me the log from `from_seq` on.
+    Fetch {
+        /// First sequence number wanted.
+        from_seq: u64,
+    },
+    /// Unicast: a piece of a snapshot of the committed state.
+    SnapshotChunk {
+        /// The last entry the snapshot includes.
+        last: LogPosition,
+        /// Offset of `data` in the encoded snapshot.
+        offset: u64,
+        /// Length of the whole encoded snapshot.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Unicast from a follower: it holds the log up to the envelope's `last`.
+    AppendAck,
+    /// Unicast: send the snapshot ending at `last` from `offset` on.
+    SnapshotRequest {
+        /// The snapshot being transferred.
+        last: LogPosition,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// Unicast from the leader to a higher server that has caught up: the leader
+    /// has stopped taking writes, take over.
+    HandOver,
+    /// Unicast to a starting server whose explicit ID is already taken.
+    IdInUse,
+    /// Unicast answer to a message from an older term: the envelope's term is newer.
+    StaleTerm,
+}
+
+/// A message between servers, with the sender's view of the group.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PeerMessage {
+    /// The sender's server ID (its address comes from the datagram).
+    pub sender: u64,
+    /// Random number drawn at the sender's start: tells a server its own
+    /// looped-back multicast from another server that has the same ID.
+    pub incarnation: u64,
+    /// True when the ID was given on the command line rather than the PID.
+    pub explicit_id: bool,
+    /// True while the sender is starting up (has not finished its first election).
+    pub joining: bool,
+    /// The highest term the sender knows.
+    pub term: u64,
+    /// The last entry of the sender's log.
+    pub last: LogPosition,
+    /// How much of the log the sender knows to be committed.
+    pub commit: u64,
+    /// Fingerprint of the sender's catalog; servers with different catalogs
+    /// cannot share a reservation table.
+    pub catalog: u64,
+    /// What the message says.
+    pub body: PeerBody,
+}
+
+/// Everything that travels in a roomcast datagram.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Client to group.
+    Request(Request),
+    /// Leader to client.
+    Reply(Reply),
+    /// Server to server.
+    Peer(PeerMessage),
+}
+
+/// Why a datagram could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the header.
+    TooShort(usize),
+    /// Longer than any UDP datagram.
+    TooLong(usize),
+    /// The first bytes are not roomcast's magic.
+    BadMagic,
+    /// A different protocol version.
+    UnsupportedVersion(u8),
+    /// The body is not a valid message.
+    Malformed(String),
+    /// Valid message followed by extra bytes.
+    TrailingBytes(usize),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooShort(n) => write!(f, "datagram of {n} bytes is shorter than the header"),
+            DecodeError::TooLong(n) => write!(f, "datagram of {n} bytes exceeds the UDP maximum"),
+            DecodeError::BadMagic => write!(f, "not a roomcast datagram (bad magic)"),
+            DecodeError::UnsupportedVersion(v) => write!(
+                f,
+                "protocol version {v} is not supported (this build speaks {VERSION}); upgrade all servers and clients together"
+            ),
+            DecodeError::Malformed(why) => write!(f, "malformed message: {why}"),
+            DecodeError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the message"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<BODY_LIMIT>()
+}
+
+/// Encodes a message into a datagram.
+///
+/// Messages roomcast builds are bounded well below [`MAX_DATAGRAM`]; a message
+/// that would not fit is a bug in the caller, reported by `debug_assert`.
+pub fn encode(message: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(0);
+    // Encoding into a Vec only fails for types serde cannot describe; ours are plain data.
+    let body = bincode::serde::encode_to_vec(message, bincode_config())
+        .expect("roomcast messages are always encodable");
+    out.extend_from_slice(&body);
+    debug_assert!(out.len() <= MAX_DATAGRAM, "message of {} bytes does not fit a datagram", out.len());
+    out
+}
+
+/// Decodes a datagram; never panics and never allocates beyond the datagram's size.
+pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
+    if datagram.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort(datagram.len()));
+    }
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DecodeError::TooLong(datagram.len()));
+    }
+    if datagram[..2] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if datagram[2] != VERSION {
+        return Err(DecodeError::UnsupportedVersion(datagram[2]));
+    }
+    let body = &datagram[HEADER_LEN..];
+    let (message, used) = bincode::serde::decode_from_slice(body, bincode_config())
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::TrailingBytes(body.len() - used));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> Slot {
+        Slot { room: "ME4326".into(), timeslot: "8:30-9:30".into(), day: "Friday".into() }
+    }
+
+    fn samples() -> Vec<Message> {
+        vec![
+            Message::Request(Request { client: 7, request: 1, command: Command::Reserve(slot()) }),
+            Message::Reply(Reply {
+                request: 1,
+                server: 45000,
+                catalog: 99,
+                answer: Answer::Reservations { slots: vec![slot()], version: RoomVersion { epoch: 3, seq: 4 } },
+            }),
+            Message::Peer(PeerMessage {
+                sender: 41220,
+                incarnation: 5,
+                explicit_id: false,
+                joining: false,
+                term: 2,
+                last: LogPosition { term: 2, seq: 9 },
+                commit: 8,
+                catalog: 1,
+                body: PeerBody::Append {
+                    prev: LogPosition { term: 2, seq: 8 },
+                    entries: vec![Entry {
+                        position: LogPosition { term: 2, seq: 9 },
+                        client: 7,
+                        request: 1,
+                        op: Op::Cancel(slot()),
+                    }],
+                },
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            assert_eq!(decode(&encode(&message)), Ok(message));
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for message in samples() {
+            let bytes = encode(&message);
+            for len in 0..bytes.len() {
+                assert!(decode(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
+            }
+        }
+    }
+
+    #[test]
+    fn header_is_checked_before_the_body() {
+        assert_eq!(decode(b"RC"), Err(DecodeError::TooShort(2)));
+        assert_eq!(decode(b"XX\x01\x00\x00"), Err(DecodeError::BadMagic));
+        assert_eq!(decode(b"RC\x09\x00\x00"), Err(DecodeError::UnsupportedVersion(9)));
+        assert_eq!(decode(&vec![0u8; MAX_DATAGRAM + 1]), Err(DecodeError::TooLong(MAX_DATAGRAM + 1)));
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating_it() {
+        // Request variant, then a string length of u64::MAX (varint 0xFF + 8 bytes).
+        let mut bytes = vec![b'R', b'C', VERSION, 0, 0, 7, 1, 3, 0xFF];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&samples()[0]);
+        bytes.push(0);
+        assert_eq!(decode(&bytes), Err(DecodeError::TrailingBytes(1)));
+    }
+}

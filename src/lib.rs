@@ -25,4 +25,5 @@ pub mod driver;
 pub mod net;
 pub mod node;
 pub mod rooms;
+pub mod sim;
 pub mod wire;

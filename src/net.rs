@@ -41,10 +41,9 @@ impl std::fmt::Display for NetError {
         write!(f, "{}: {}", self.action, self.source)?;
         match self.source.raw_os_error() {
             Some(19) | Some(99) => write!(f, " (is --interface an address of this host?)"),
-            Some(101) => write!(
-                f,
-                " (no route for multicast: add a default route or one for 224.0.0.0/4, or pass --interface)"
-            ),
+            Some(101) => {
+                write!(f, " (no route for multicast: add a default route or one for 224.0.0.0/4, or pass --interface)")
+            }
             _ => Ok(()),
         }
     }
@@ -88,9 +87,7 @@ pub fn unicast_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
     let local = SocketAddrV4::new(addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
     attempt(socket.bind(&SocketAddr::V4(local).into()), || format!("binding the unicast socket to {local}"))?;
     if let Some(iface) = addr.interface {
-        attempt(socket.set_multicast_if_v4(&iface), || {
-            format!("choosing interface {iface} for outgoing multicast")
-        })?;
+        attempt(socket.set_multicast_if_v4(&iface), || format!("choosing interface {iface} for outgoing multicast"))?;
     }
     attempt(socket.set_multicast_ttl_v4(addr.ttl), || format!("setting multicast TTL {}", addr.ttl))?;
     attempt(socket.set_multicast_loop_v4(true), what)?;

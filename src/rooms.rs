@@ -269,11 +269,7 @@ mod tests {
         assert_eq!(log.run(1, 1, Op::Reserve(s.clone())), Applied::Executed(WriteOutcome::Reserved));
         assert_eq!(
             log.run(2, 1, Op::Reserve(s)),
-            Applied::Executed(WriteOutcome::Refused(Refusal::AlreadyReserved(slot(
-                "ME4326",
-                "8:30-9:30",
-                "Friday"
-            ))))
+            Applied::Executed(WriteOutcome::Refused(Refusal::AlreadyReserved(slot("ME4326", "8:30-9:30", "Friday"))))
         );
     }
 

@@ -287,8 +287,12 @@ pub enum PeerBody {
         offset: u64,
     },
     /// Unicast from the leader to a higher server that has caught up: the leader
-    /// has stopped taking writes, take over.
-    HandOver,
+    /// has stopped taking writes, take over. It lists the members the new leader
+    /// must keep replicating to (the old leader among them), with their positions.
+    HandOver {
+        /// (server ID, address, last log position held) of each member.
+        members: Vec<(u64, std::net::SocketAddrV4, LogPosition)>,
+    },
     /// Unicast to a starting server whose explicit ID is already taken.
     IdInUse,
     /// Unicast answer to a message from an older term: the envelope's term is newer.
@@ -380,8 +384,8 @@ pub fn encode(message: &Message) -> Vec<u8> {
     out.push(VERSION);
     out.push(0);
     // Encoding into a Vec only fails for types serde cannot describe; ours are plain data.
-    let body = bincode::serde::encode_to_vec(message, bincode_config())
-        .expect("roomcast messages are always encodable");
+    let body =
+        bincode::serde::encode_to_vec(message, bincode_config()).expect("roomcast messages are always encodable");
     out.extend_from_slice(&body);
     debug_assert!(out.len() <= MAX_DATAGRAM, "message of {} bytes does not fit a datagram", out.len());
     out
@@ -402,8 +406,8 @@ pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(datagram[2]));
     }
     let body = &datagram[HEADER_LEN..];
-    let (message, used) = bincode::serde::decode_from_slice(body, bincode_config())
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let (message, used) =
+        bincode::serde::decode_from_slice(body, bincode_config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(DecodeError::TrailingBytes(body.len() - used));
     }

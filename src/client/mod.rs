@@ -1,1 +1,285 @@
-//! The client library (being written).
+//! The client core, sans-IO like [`crate::node`]: it numbers requests, retries
+//! them, caches answers and notices when two servers answer one request. It is
+//! fed datagrams and timer expiries together with the current time and hands
+//! back datagrams (always for the group) and events; [`io`] is the thin loop
+//! that connects it to a socket and a terminal.
+//!
+//! At most one request is in flight. It is retransmitted under the same request
+//! number every [`ClientConfig::retry_interval`], so a retried write still runs
+//! at most once, until an answer arrives or [`ClientConfig::timeout`] passes.
+
+mod cache;
+pub mod command;
+pub mod error;
+pub mod io;
+pub mod render;
+mod responders;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use crate::wire::{self, Answer, Command, Message, Reply, Request};
+use cache::Cache;
+use responders::Responders;
+
+/// How patiently the client waits for the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Time between retransmissions of an unanswered request.
+    pub retry_interval: Duration,
+    /// Total time to wait for an answer before giving up.
+    pub timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    /// A retry every 250 ms, giving up after 5 s.
+    fn default() -> Self {
+        ClientConfig { retry_interval: Duration::from_millis(250), timeout: Duration::from_secs(5) }
+    }
+}
+
+/// A server that replied: its ID and the address its reply came from.
+pub type Responder = (u64, SocketAddrV4);
+
+/// Where an answer came from, which the user must be able to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A server replied with the data.
+    Servers,
+    /// The client's cache held it (possibly after the leader confirmed it is current).
+    Cache,
+}
+
+/// What [`Client::submit`] did with a command.
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Answered from the cache; nothing goes on the network.
+    FromCache(Answer),
+    /// A request for the group is queued in [`Client::poll_transmit`].
+    Sent {
+        /// Its request number.
+        request: u64,
+    },
+}
+
+/// Something the user should be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The pending request was answered.
+    Answered {
+        /// The request number the answer belongs to.
+        request: u64,
+        /// Whether the data came from the servers or the cache.
+        source: Source,
+        /// The command that was answered (rendering a refusal depends on it).
+        command: Command,
+        /// The answer.
+        answer: Answer,
+    },
+    /// A second server answered a request: two servers believe they lead.
+    DuplicateReply {
+        /// The request both answered.
+        request: u64,
+        /// The server whose reply was taken.
+        first: Responder,
+        /// The server that answered as well.
+        second: Responder,
+    },
+    /// No server answered within [`ClientConfig::timeout`].
+    TimedOut {
+        /// The request that went unanswered.
+        request: u64,
+        /// How long the client waited.
+        waited: Duration,
+    },
+}
+
+/// [`Client::submit`] was called while a request is still in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// The request still waiting for its answer.
+    pub request: u64,
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "request {} is still waiting for an answer; wait for it or its timeout before sending another",
+            self.request
+        )
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// The request in flight.
+#[derive(Debug)]
+struct Pending {
+    request: u64,
+    command: Command,
+    /// Kept encoded because every retransmission is byte-for-byte the same.
+    datagram: Vec<u8>,
+    started: Instant,
+    next_retry: Instant,
+}
+
+/// The client's protocol state; see the module documentation.
+#[derive(Debug)]
+pub struct Client {
+    id: u64,
+    config: ClientConfig,
+    last_request: u64,
+    cache: Cache,
+    pending: Option<Pending>,
+    transmit: Option<Vec<u8>>,
+    responders: Responders,
+}
+
+impl Client {
+    /// A client that identifies itself to the group as `client_id`, which
+    /// should be random so that two clients never share request numbers.
+    pub fn new(client_id: u64, config: ClientConfig) -> Self {
+        Client {
+            id: client_id,
+            config,
+            last_request: 0,
+            cache: Cache::default(),
+            pending: None,
+            transmit: None,
+            responders: Responders::default(),
+        }
+    }
+
+    /// Answers `command` from the cache or queues a request for the group.
+    ///
+    /// The `cached` version of a `Check` is filled in from the cache, whatever
+    /// the caller put there. A reserve or cancel forgets the room's cached
+    /// `check` before it is sent, since it may change the room even if its
+    /// answer is lost.
+    pub fn submit(&mut self, now: Instant, command: Command) -> Result<Submitted, Busy> {
+        if let Some(pending) = &self.pending {
+            return Err(Busy { request: pending.request });
+        }
+        if let Some(answer) = self.cache.listing(&command) {
+            return Ok(Submitted::FromCache(answer));
+        }
+        let command = match command {
+            Command::Check { room, .. } => {
+                let cached = self.cache.version(&room);
+                Command::Check { room, cached }
+            }
+            other => other,
+        };
+        if let Command::Reserve(slot) | Command::Cancel(slot) = &command {
+            self.cache.forget_room(&slot.room);
+        }
+        Ok(Submitted::Sent { request: self.send(now, now, command) })
+    }
+
+    /// Takes a datagram that arrived on the client's socket from `from`.
+    /// Anything that is not a reply to one of this client's requests is ignored.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, bytes: &[u8]) -> Option<ClientEvent> {
+        let reply = match wire::decode(bytes) {
+            Ok(Message::Reply(reply)) => reply,
+            Ok(other) => {
+                log::debug!("ignoring a non-reply from {from}: {other:?}");
+                return None;
+            }
+            Err(error) => {
+                log::debug!("ignoring a datagram from {from}: {error}");
+                return None;
+            }
+        };
+        let responder = (reply.server, from);
+        if self.pending.as_ref().is_some_and(|p| p.request == reply.request) {
+            return self.on_answer(now, responder, reply);
+        }
+        let first = self.responders.another(reply.request, responder)?;
+        Some(ClientEvent::DuplicateReply { request: reply.request, first, second: responder })
+    }
+
+    /// Retransmits or gives up on the pending request when its time has come;
+    /// an early or spurious call does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<ClientEvent> {
+        let pending = self.pending.as_mut()?;
+        if now < pending.started + self.config.timeout {
+            if now >= pending.next_retry {
+                pending.next_retry = now + self.config.retry_interval;
+                self.transmit = Some(pending.datagram.clone());
+            }
+            return None;
+        }
+        let request = pending.request;
+        let waited = now.duration_since(pending.started);
+        self.pending = None;
+        self.transmit = None;
+        Some(ClientEvent::TimedOut { request, waited })
+    }
+
+    /// The next datagram to multicast to the group, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmit.take()
+    }
+
+    /// When [`Client::handle_timeout`] should next be called; `None` while idle.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let pending = self.pending.as_ref()?;
+        Some(pending.next_retry.min(pending.started + self.config.timeout))
+    }
+
+    /// Queues `command` under a new request number; `started` is when the
+    /// user asked, from which the timeout counts.
+    fn send(&mut self, now: Instant, started: Instant, command: Command) -> u64 {
+        self.last_request += 1;
+        let request = self.last_request;
+        let message = Message::Request(Request { client: self.id, request, command: command.clone() });
+        let datagram = wire::encode(&message);
+        self.transmit = Some(datagram.clone());
+        let next_retry = now + self.config.retry_interval;
+        self.pending = Some(Pending { request, command, datagram, started, next_retry });
+        request
+    }
+
+    fn on_answer(&mut self, now: Instant, responder: Responder, reply: Reply) -> Option<ClientEvent> {
+        let pending = self.pending.take()?;
+        self.cache.observe_catalog(reply.catalog);
+        let (source, answer) = match reply.answer {
+            Answer::NotModified => match self.cache.reservations(&pending.command) {
+                Some(answer) => (Source::Cache, answer),
+                None => return self.refetch(now, pending, responder),
+            },
+            answer => {
+                self.cache.store(&pending.command, &answer);
+                (Source::Servers, answer)
+            }
+        };
+        self.transmit = None;
+        self.responders.answered(reply.request, responder);
+        Some(ClientEvent::Answered { request: reply.request, source, command: pending.command, answer })
+    }
+
+    /// The leader says our cached list is current, but the cache no longer has
+    /// it (a catalog change emptied it): ask again for the full list. The new
+    /// request number keeps the full answer apart from the same server's
+    /// answers to retransmissions of the old request.
+    fn refetch(&mut self, now: Instant, pending: Pending, responder: Responder) -> Option<ClientEvent> {
+        let room = match &pending.command {
+            Command::Check { room, cached: Some(_) } => room.clone(),
+            // Not an answer to anything we asked: keep retrying until a real one.
+            _ => {
+                self.pending = Some(pending);
+                return None;
+            }
+        };
+        self.responders.answered(pending.request, responder);
+        self.send(now, pending.started, Command::Check { room, cached: None });
+        None
+    }
+}

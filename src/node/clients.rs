@@ -13,8 +13,9 @@ use crate::wire::{Answer, Command, Entry, LogPosition, Message, Op, PeerBody, Re
 
 impl Node {
     pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request) {
-        if !matches!(self.state, State::Leader(_)) {
-            return;
+        let State::Leader(l) = &self.state else { return };
+        if self.log.commit() < l.inherited {
+            return; // not yet sure the table holds every confirmed write; the client retries
         }
         let answer = match request.command {
             Command::Rooms => Answer::Rooms(self.config.catalog.rooms.clone()),
@@ -22,8 +23,12 @@ impl Node {
             Command::Days => Answer::Days(self.config.catalog.days.clone()),
             Command::Check { ref room, cached } => self.check(room, cached),
             Command::Quit => Answer::Bye,
-            Command::Reserve(slot) => return self.on_write(now, from, (request.client, request.request), Op::Reserve(slot)),
-            Command::Cancel(slot) => return self.on_write(now, from, (request.client, request.request), Op::Cancel(slot)),
+            Command::Reserve(slot) => {
+                return self.on_write(now, from, (request.client, request.request), Op::Reserve(slot));
+            }
+            Command::Cancel(slot) => {
+                return self.on_write(now, from, (request.client, request.request), Op::Cancel(slot));
+            }
         };
         self.reply(now, from, request.request, answer);
     }

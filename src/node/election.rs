@@ -41,13 +41,7 @@ enum Phase {
 
 impl Candidacy {
     pub(super) fn new(now: Instant) -> Self {
-        Candidacy {
-            phase: Phase::Soliciting,
-            deadline: now,
-            higher: None,
-            leader: None,
-            voters: BTreeMap::new(),
-        }
+        Candidacy { phase: Phase::Soliciting, deadline: now, higher: None, leader: None, voters: BTreeMap::new() }
     }
 
     /// The server to fetch from while catching up, if that is what we do.
@@ -56,11 +50,6 @@ impl Candidacy {
             Phase::CatchingUp { source, .. } => Some(source),
             _ => None,
         }
-    }
-
-    /// The voters' positions, handed to the leadership we win.
-    pub(super) fn into_voters(self) -> BTreeMap<NodeId, LogPosition> {
-        self.voters
     }
 }
 
@@ -81,13 +70,8 @@ impl Node {
     pub(super) fn become_follower(&mut self, now: Instant, leader: NodeId, view: LeaderView) {
         let changed = self.leader() != Some(leader);
         let expect_handover = self.me > leader;
-        self.state = State::Follower(Following {
-            leader,
-            view,
-            verified: self.log.commit(),
-            last_heard: now,
-            expect_handover,
-        });
+        self.state =
+            State::Follower(Following { leader, view, verified: self.log.commit(), last_heard: now, expect_handover });
         self.catchup = None;
         if expect_handover {
             info!("following {leader} while catching up; it hands over to us (higher ID) when we are level");
@@ -102,17 +86,13 @@ impl Node {
         self.follower_catch_up(now);
     }
 
-    /// Takes the next term and announces it.
-    pub(super) fn become_leader(&mut self, now: Instant) {
+    /// Takes the next term and announces it. `members` are the servers known to
+    /// follow (election voters, or the members a leader handed over), with the
+    /// last log position each holds.
+    pub(super) fn become_leader(&mut self, now: Instant, members: &BTreeMap<NodeId, LogPosition>) {
         let changed = self.leader() != Some(self.me);
         self.term += 1;
-        let previous = std::mem::replace(&mut self.state, State::Candidate(Candidacy::new(now)));
-        let (voters, collect) = match previous {
-            State::Candidate(c) => (c.into_voters(), false),
-            // After a hand-over we do not know the members yet: hear their heartbeats first.
-            _ => (BTreeMap::new(), true),
-        };
-        let leadership = Leadership::new(now, self.term, &voters, &self.log, collect.then_some(self.config.timing));
+        let leadership = Leadership::new(now, self.term, members, &self.log, self.config.timing);
         self.state = State::Leader(leadership);
         self.catchup = None;
         if self.log.last().seq == 0 {
@@ -195,6 +175,10 @@ impl Node {
             State::Follower(f) if f.leader == sender => {
                 f.view = LeaderView { commit: f.view.commit.max(peer.commit), ..view };
                 f.last_heard = now;
+                if self.log.holds(view.last) {
+                    // Same entry at the same position: the logs match up to it.
+                    f.verified = f.verified.max(view.last.seq);
+                }
                 if announced && self.in_round && !f.expect_handover {
                     self.complete_round(sender, false);
                 }
@@ -265,7 +249,10 @@ impl Node {
                 c.deadline = now + timing.heartbeat_timeout;
                 self.pull(now, source);
             }
-            _ => self.become_leader(now),
+            _ => {
+                let voters = std::mem::take(&mut c.voters);
+                self.become_leader(now, &voters);
+            }
         }
     }
 
@@ -275,7 +262,8 @@ impl Node {
         let State::Candidate(c) = &mut self.state else { return };
         let Phase::CatchingUp { source, target } = c.phase else { return };
         if last >= target {
-            return self.become_leader(now);
+            let voters = std::mem::take(&mut c.voters);
+            return self.become_leader(now, &voters);
         }
         c.deadline = now + self.config.timing.heartbeat_timeout;
         self.pull(now, source);

@@ -85,9 +85,7 @@ impl ReplicatedLog {
     /// True when an entry not yet applied carries this client request.
     pub fn has_pending(&self, client: u64, request: u64) -> bool {
         let applied = self.table.applied().seq;
-        self.entries
-            .iter()
-            .any(|e| e.position.seq > applied && e.client == client && e.request == request)
+        self.entries.iter().any(|e| e.position.seq > applied && e.client == client && e.request == request)
     }
 
     /// Appends the leader's own new entry.
@@ -141,6 +139,9 @@ impl ReplicatedLog {
     /// Entries from `from_seq` on, at most `budget` bytes' worth, with the
     /// position before them; `None` if they were compacted (send a snapshot).
     pub fn entries_from(&self, from_seq: u64, budget: usize) -> Option<(LogPosition, Vec<Entry>, bool)> {
+        if from_seq < self.first_seq() && from_seq <= self.table.applied().seq {
+            return None;
+        }
         let prev_seq = from_seq.checked_sub(1)?;
         let prev = LogPosition { term: self.term_at(prev_seq)?, seq: prev_seq };
         let mut taken = Vec::new();

@@ -403,7 +403,7 @@ impl Node {
             PeerBody::SnapshotChunk { last, offset, total, ref data } => {
                 self.on_snapshot_chunk(now, sender, last, offset, total, data)
             }
-            PeerBody::HandOver => self.on_hand_over(now, sender, &peer),
+            PeerBody::HandOver { ref members } => self.on_hand_over(now, sender, &peer, members),
             PeerBody::IdInUse => self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr }),
             PeerBody::StaleTerm => {} // the envelope's newer term was taken in on_peer
         }
@@ -500,10 +500,7 @@ impl Node {
 }
 
 fn is_leader_claim(body: &PeerBody) -> bool {
-    matches!(
-        body,
-        PeerBody::Coordinator | PeerBody::LeaderAlive | PeerBody::HeartbeatAck | PeerBody::Append { .. }
-    )
+    matches!(body, PeerBody::Coordinator | PeerBody::LeaderAlive | PeerBody::HeartbeatAck | PeerBody::Append { .. })
 }
 
 /// Marsaglia's xorshift64: enough randomness for nonces, with no dependency

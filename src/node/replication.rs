@@ -31,6 +31,9 @@ pub(super) struct Leadership {
     pub(super) waiting: HashMap<(u64, u64), SocketAddrV4>,
     /// Handing over to a higher server since this instant: writes pause.
     pub(super) handing_over: Option<(NodeId, Instant)>,
+    /// The log's end when this leadership began. Until it is committed, the
+    /// table may lack writes a previous leader confirmed, so reads wait.
+    pub(super) inherited: u64,
 }
 
 struct Member {
@@ -42,14 +45,14 @@ struct Member {
 }
 
 impl Leadership {
-    /// A new leadership; `collect` delays the first commit by one heartbeat
-    /// interval so that members we do not know yet can report.
+    /// A new leadership. The first commit waits one heartbeat interval, so that
+    /// members whose election answer or hand-over listing was lost can report.
     pub(super) fn new(
         now: Instant,
         term: u64,
         voters: &BTreeMap<NodeId, LogPosition>,
         log: &ReplicatedLog,
-        collect: Option<Timing>,
+        timing: Timing,
     ) -> Self {
         let members = voters
             .iter()
@@ -61,9 +64,10 @@ impl Leadership {
         Leadership {
             term,
             members,
-            collecting_until: collect.map_or(now, |t| now + t.heartbeat_interval),
+            collecting_until: now + timing.heartbeat_interval,
             waiting: HashMap::new(),
             handing_over: None,
+            inherited: log.last().seq,
         }
     }
 }
@@ -150,30 +154,55 @@ impl Node {
         let last = self.log.last().seq;
         let me = self.me;
         let State::Leader(l) = &mut self.state else { return };
-        if let Some((target, _)) = l.handing_over {
-            return self.send_to(target, PeerBody::HandOver);
-        }
-        let Some((&target, member)) = l.members.iter().next_back() else { return };
-        if target > me && member.in_sync && member.acked == last && self.log.commit() == last {
-            info!("handing over to {target}, which has a higher ID and holds the whole log");
-            l.handing_over = Some((target, now));
-            self.send_to(target, PeerBody::HandOver);
-        }
+        let target = match l.handing_over {
+            Some((target, _)) => target,
+            None => {
+                let Some((&target, member)) = l.members.iter().next_back() else { return };
+                if !(target > me && member.in_sync && member.acked == last && self.log.commit() == last) {
+                    return;
+                }
+                info!("handing over to {target}, which has a higher ID and holds the whole log");
+                l.handing_over = Some((target, now));
+                target
+            }
+        };
+        let mut members: Vec<_> = l
+            .members
+            .iter()
+            .filter(|(id, _)| **id != target)
+            .map(|(id, m)| (id.id, id.addr, LogPosition { term: self.log.term_at(m.acked).unwrap_or(0), seq: m.acked }))
+            .collect();
+        members.push((me.id, me.addr, self.log.last()));
+        self.send_to(target, PeerBody::HandOver { members });
     }
 
-    pub(super) fn on_hand_over(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {
+    pub(super) fn on_hand_over(
+        &mut self,
+        now: Instant,
+        sender: NodeId,
+        peer: &PeerMessage,
+        members: &[(u64, SocketAddrV4, LogPosition)],
+    ) {
         let State::Follower(f) = &self.state else { return };
         if f.leader != sender || peer.term != self.term {
             return;
         }
         if self.log.last() == peer.last {
-            self.become_leader(now);
+            let members = members.iter().map(|&(id, addr, last)| (NodeId { id, addr }, last)).collect();
+            self.become_leader(now, &members);
         } else {
             self.follower_catch_up(now);
         }
     }
 
-    pub(super) fn on_append(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage, prev: LogPosition, entries: &[Entry]) {
+    pub(super) fn on_append(
+        &mut self,
+        now: Instant,
+        sender: NodeId,
+        peer: &PeerMessage,
+        prev: LogPosition,
+        entries: &[Entry],
+    ) {
         if self.on_leader_claim(now, sender, peer) {
             self.accept_entries(now, sender, prev, entries, false);
             self.send_to(sender, PeerBody::AppendAck);

@@ -1,0 +1,57 @@
+//! The roomcast client: sends room-reservation commands to the server group
+//! and prints the leader's answers.
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use roomcast::client::ClientConfig;
+use roomcast::client::io::{self, Options};
+use roomcast::net::GroupAddr;
+
+/// Reserve rooms through a group of roomcast servers.
+///
+/// Without COMMAND it prompts for commands on standard input (type `help`);
+/// with one it runs it, prints the answer and exits with 0 (success),
+/// 1 (refused), 2 (usage error) or 3 (no server answered, or more than one).
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Multicast group of the servers, e.g. 224.1.1.1.
+    #[arg(value_parser = parse_group)]
+    group: Ipv4Addr,
+    /// UDP port of the group, e.g. 11111.
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// A command to run once, e.g. `reserve ME4326 8:30-9:30 Friday`.
+    command: Vec<String>,
+    /// Local address to send from and receive replies on (default: chosen by the kernel's routes).
+    #[arg(long, value_name = "ADDR")]
+    interface: Option<Ipv4Addr>,
+    /// Multicast time-to-live: 0 keeps requests on this host, 1 on the local network.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    ttl: u32,
+    /// Total time to wait for an answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+}
+
+fn parse_group(text: &str) -> Result<Ipv4Addr, String> {
+    let group: Ipv4Addr = text.parse().map_err(|_| format!("'{text}' is not an IPv4 address"))?;
+    if !group.is_multicast() {
+        return Err(format!("{group} is not a multicast address (use one in 224.0.0.0/4, e.g. 224.1.1.1)"));
+    }
+    Ok(group)
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let args = Args::parse();
+    let options = Options {
+        group: GroupAddr { group: args.group, port: args.port, interface: args.interface, ttl: args.ttl },
+        config: ClientConfig { timeout: Duration::from_millis(args.timeout), ..ClientConfig::default() },
+        command: args.command,
+    };
+    io::run(&options).into()
+}

@@ -1,0 +1,193 @@
+//! Parsing a line the user typed. The command word is matched without regard
+//! to case; arguments are passed on as typed (servers match names
+//! case-insensitively). Malformed lines never reach the network.
+
+use std::fmt;
+
+use crate::wire::{Command, Slot};
+
+/// What a typed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// Nothing was typed.
+    Empty,
+    /// List the commands; answered locally.
+    Help,
+    /// Send this command to the group (`quit` too: the group answers `bye`).
+    Send(Command),
+}
+
+/// Why a line is not a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageError {
+    /// The first word is not a command.
+    UnknownCommand(String),
+    /// A command got the wrong number of arguments.
+    WrongArguments {
+        /// The command word.
+        command: &'static str,
+        /// The arguments it needs, e.g. `ROOM TIMESLOT DAY` (empty: none).
+        needs: &'static str,
+        /// A correct line.
+        example: &'static str,
+    },
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::UnknownCommand(word) => {
+                write!(f, "unknown command '{word}'; 'help' lists the commands")
+            }
+            UsageError::WrongArguments { command, needs: "", example } => {
+                write!(f, "'{command}' takes no arguments, e.g. {example}")
+            }
+            UsageError::WrongArguments { command, needs, example } => {
+                write!(f, "'{command}' needs {needs}, e.g. {example}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// One command's form, for parsing errors and `help`.
+struct Spec {
+    word: &'static str,
+    needs: &'static str,
+    example: &'static str,
+    summary: &'static str,
+}
+
+const SPECS: [Spec; 8] = [
+    Spec { word: "rooms", needs: "", example: "rooms", summary: "list the rooms" },
+    Spec { word: "timeslots", needs: "", example: "timeslots", summary: "list the timeslots" },
+    Spec { word: "days", needs: "", example: "days", summary: "list the days" },
+    Spec { word: "check", needs: "ROOM", example: "check ME4326", summary: "list a room's reservations" },
+    Spec {
+        word: "reserve",
+        needs: "ROOM TIMESLOT DAY",
+        example: "reserve ME4326 8:30-9:30 Friday",
+        summary: "reserve a room",
+    },
+    Spec {
+        word: "cancel",
+        needs: "ROOM TIMESLOT DAY",
+        example: "cancel ME4326 8:30-9:30 Friday",
+        summary: "cancel a reservation",
+    },
+    Spec { word: "help", needs: "", example: "help", summary: "show this list" },
+    Spec { word: "quit", needs: "", example: "quit", summary: "end the session" },
+];
+
+/// Parses one typed line.
+pub fn parse(line: &str) -> Result<Line, UsageError> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((word, args)) = words.split_first() else {
+        return Ok(Line::Empty);
+    };
+    let spec = SPECS
+        .iter()
+        .find(|spec| spec.word.eq_ignore_ascii_case(word))
+        .ok_or_else(|| UsageError::UnknownCommand(word.to_string()))?;
+    build(spec.word, args).ok_or(UsageError::WrongArguments {
+        command: spec.word,
+        needs: spec.needs,
+        example: spec.example,
+    })
+}
+
+/// The line for a known command word, or `None` when the arguments do not fit.
+fn build(word: &str, args: &[&str]) -> Option<Line> {
+    let slot = |room: &str, timeslot: &str, day: &str| Slot {
+        room: room.to_string(),
+        timeslot: timeslot.to_string(),
+        day: day.to_string(),
+    };
+    let command = match (word, args) {
+        ("help", []) => return Some(Line::Help),
+        ("rooms", []) => Command::Rooms,
+        ("timeslots", []) => Command::Timeslots,
+        ("days", []) => Command::Days,
+        ("check", [room]) => Command::Check { room: room.to_string(), cached: None },
+        ("reserve", [room, timeslot, day]) => Command::Reserve(slot(room, timeslot, day)),
+        ("cancel", [room, timeslot, day]) => Command::Cancel(slot(room, timeslot, day)),
+        ("quit", []) => Command::Quit,
+        _ => return None,
+    };
+    Some(Line::Send(command))
+}
+
+/// The text `help` prints: every command with what it does and an example.
+pub fn help() -> String {
+    let mut text = String::from("Commands (the command word may be in any case):");
+    for spec in &SPECS {
+        let form = format!("{} {}", spec.word, spec.needs);
+        text.push_str(&format!("\n  {form:<28}{:<28}e.g. {}", spec.summary, spec.example));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> Slot {
+        Slot { room: "ME4326".into(), timeslot: "8:30-9:30".into(), day: "Friday".into() }
+    }
+
+    #[test]
+    fn good_lines() {
+        let check = |room: &str| Line::Send(Command::Check { room: room.into(), cached: None });
+        let table = [
+            ("", Line::Empty),
+            ("   \t ", Line::Empty),
+            ("rooms", Line::Send(Command::Rooms)),
+            ("ROOMS", Line::Send(Command::Rooms)),
+            ("  Timeslots  \r", Line::Send(Command::Timeslots)),
+            ("days", Line::Send(Command::Days)),
+            ("check ME4326", check("ME4326")),
+            ("CHECK me4326", check("me4326")),
+            ("reserve ME4326 8:30-9:30 Friday", Line::Send(Command::Reserve(slot()))),
+            ("Reserve  ME4326\t8:30-9:30 Friday", Line::Send(Command::Reserve(slot()))),
+            ("cancel ME4326 8:30-9:30 Friday", Line::Send(Command::Cancel(slot()))),
+            ("help", Line::Help),
+            ("HELP", Line::Help),
+            ("quit", Line::Send(Command::Quit)),
+            ("Quit", Line::Send(Command::Quit)),
+        ];
+        for (i, (line, want)) in table.into_iter().enumerate() {
+            assert_eq!(parse(line), Ok(want), "#{i}: {line:?}");
+        }
+    }
+
+    #[test]
+    fn bad_lines() {
+        let table = [
+            ("reserve ME4326", "'reserve' needs ROOM TIMESLOT DAY, e.g. reserve ME4326 8:30-9:30 Friday"),
+            ("cancel a b c d", "'cancel' needs ROOM TIMESLOT DAY, e.g. cancel ME4326 8:30-9:30 Friday"),
+            ("check", "'check' needs ROOM, e.g. check ME4326"),
+            ("CHECK a b", "'check' needs ROOM, e.g. check ME4326"),
+            ("rooms now", "'rooms' takes no arguments, e.g. rooms"),
+            ("help me", "'help' takes no arguments, e.g. help"),
+            ("quit now", "'quit' takes no arguments, e.g. quit"),
+            ("book ME4326", "unknown command 'book'; 'help' lists the commands"),
+            ("room", "unknown command 'room'; 'help' lists the commands"),
+        ];
+        for (i, (line, want)) in table.into_iter().enumerate() {
+            let got = parse(line).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_string()), "#{i}: {line:?}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_command_with_an_example() {
+        let text = help();
+        assert_eq!(text.lines().count(), 1 + SPECS.len());
+        for spec in &SPECS {
+            assert!(text.contains(&format!("e.g. {}", spec.example)), "{} missing", spec.word);
+            assert!(parse(spec.example).is_ok(), "example {:?} does not parse", spec.example);
+        }
+        assert!(text.contains("\n  reserve ROOM TIMESLOT DAY   reserve a room              e.g. reserve ME4326"));
+    }
+}

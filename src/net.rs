@@ -116,6 +116,15 @@ pub fn advertised_addr(addr: &GroupAddr, unicast: &UdpSocket) -> Result<SocketAd
     Ok(SocketAddrV4::new(ip, port))
 }
 
+/// Parses a multicast group address given on the command line.
+pub fn parse_group(text: &str) -> Result<Ipv4Addr, String> {
+    let group: Ipv4Addr = text.parse().map_err(|_| format!("'{text}' is not an IPv4 address"))?;
+    if !group.is_multicast() {
+        return Err(format!("{group} is not a multicast address (use one in 224.0.0.0/4, e.g. 224.1.1.1)"));
+    }
+    Ok(group)
+}
+
 fn describe(interface: Option<Ipv4Addr>) -> String {
     match interface {
         Some(ip) => ip.to_string(),

@@ -19,7 +19,7 @@ use roomcast::net::GroupAddr;
 #[command(version)]
 struct Args {
     /// Multicast group of the servers, e.g. 224.1.1.1.
-    #[arg(value_parser = parse_group)]
+    #[arg(value_parser = roomcast::net::parse_group)]
     group: Ipv4Addr,
     /// UDP port of the group, e.g. 11111.
     #[arg(value_parser = clap::value_parser!(u16).range(1..))]
@@ -35,14 +35,6 @@ struct Args {
     /// Total time to wait for an answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
-}
-
-fn parse_group(text: &str) -> Result<Ipv4Addr, String> {
-    let group: Ipv4Addr = text.parse().map_err(|_| format!("'{text}' is not an IPv4 address"))?;
-    if !group.is_multicast() {
-        return Err(format!("{group} is not a multicast address (use one in 224.0.0.0/4, e.g. 224.1.1.1)"));
-    }
-    Ok(group)
 }
 
 fn main() -> ExitCode {

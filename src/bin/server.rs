@@ -21,7 +21,7 @@ use roomcast::rooms::Catalog;
 #[command(version, about)]
 struct Args {
     /// IPv4 multicast group to join, e.g. 224.1.1.1.
-    #[arg(value_parser = parse_group)]
+    #[arg(value_parser = roomcast::net::parse_group)]
     group: Ipv4Addr,
     /// UDP port of the group, e.g. 11111.
     #[arg(value_parser = clap::value_parser!(u16).range(1..))]
@@ -51,14 +51,6 @@ struct Args {
     /// the same as config/catalog.toml).
     #[arg(long, value_name = "FILE")]
     catalog: Option<PathBuf>,
-}
-
-fn parse_group(text: &str) -> Result<Ipv4Addr, String> {
-    let addr: Ipv4Addr = text.parse().map_err(|_| format!("'{text}' is not an IPv4 address"))?;
-    if !addr.is_multicast() {
-        return Err(format!("{addr} is not a multicast address (use one in 224.0.0.0/4, e.g. 224.1.1.1)"));
-    }
-    Ok(addr)
 }
 
 fn main() -> ExitCode {

@@ -271,12 +271,12 @@ impl Node {
 
     pub(super) fn follower_tick(&mut self, now: Instant) {
         let timing = self.config.timing;
+        let resumed = self.recently_resumed(now, timing.heartbeat_interval);
         let State::Follower(f) = &mut self.state else { return };
         let leader = f.leader;
         if now >= f.last_heard + timing.heartbeat_timeout {
-            if self.last_tick.is_some_and(|t| now - t > timing.heartbeat_interval * 2) {
-                // Our own loop ran late (paused process, overloaded host): the
-                // silence may be ours. Give the leader one more interval.
+            if resumed {
+                // Our own loop ran late: the silence may be ours. Give the leader one more interval.
                 f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
             } else {
                 info!("Heartbeat to group leader {} failed", leader.id);

@@ -217,6 +217,9 @@ pub struct Node {
     ready: bool,
     next_tick: Option<Instant>,
     last_tick: Option<Instant>,
+    /// When our own loop last resumed after running late (paused process,
+    /// overloaded host): silence from others before then proves nothing.
+    resumed_at: Option<Instant>,
     round_deadline: Option<Instant>,
     /// Replies held back by the service delay, in due order.
     delayed: VecDeque<(Instant, Transmit)>,
@@ -246,6 +249,7 @@ impl Node {
             ready: false,
             next_tick: None,
             last_tick: None,
+            resumed_at: None,
             round_deadline: None,
             delayed: VecDeque::new(),
             snapshot_cache: None,
@@ -278,7 +282,11 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_delayed(now);
         if self.next_tick.is_some_and(|t| t <= now) {
-            self.next_tick = Some(now + self.config.timing.heartbeat_interval);
+            let interval = self.config.timing.heartbeat_interval;
+            if self.last_tick.is_some_and(|t| now - t > interval * 2) {
+                self.resumed_at = Some(now);
+            }
+            self.next_tick = Some(now + interval);
             self.on_tick(now);
             self.last_tick = Some(now);
         }
@@ -483,6 +491,11 @@ impl Node {
             self.ready = true;
             self.events.push_back(Event::Ready);
         }
+    }
+
+    /// True while our loop has been running on time for less than `span`.
+    fn recently_resumed(&self, now: Instant, span: Duration) -> bool {
+        self.resumed_at.is_some_and(|t| now < t + span)
     }
 
     fn role_changed(&mut self, leader: NodeId) {

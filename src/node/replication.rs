@@ -89,9 +89,12 @@ impl Node {
     pub(super) fn leader_tick(&mut self, now: Instant) {
         self.multicast(PeerBody::LeaderAlive);
         let timeout = self.config.timing.heartbeat_timeout;
+        // After our own pause, members get a full timeout to report (or to tell
+        // us of a newer term) before we stop waiting for them.
+        let resumed = self.recently_resumed(now, timeout);
         let State::Leader(l) = &mut self.state else { return };
         l.members.retain(|id, m| {
-            let alive = now < m.last_heard + timeout;
+            let alive = resumed || now < m.last_heard + timeout;
             if !alive {
                 info!("server {id} stopped sending heartbeats; no longer waiting for it");
             }

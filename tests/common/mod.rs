@@ -1,0 +1,738 @@
+//! Harness for the integration tests: starts the real `server` and `client`
+//! binaries on a private multicast group and watches what they print.
+//!
+//! NETWORK SAFETY: every process is started with `--interface 127.0.0.1 --ttl 0`,
+//! and every socket the tests open themselves sends with TTL 0 through
+//! 127.0.0.1, so no datagram ever leaves this machine.
+//!
+//! Waiting rule: a test never sleeps "long enough". It waits for an expected
+//! output with a deadline ([`ServerProcess::wait_for`], [`ClientSession::read_until`],
+//! [`wait_for_leader`]), and a missed deadline panics with everything the
+//! processes printed, so a failure says what the server or client saw.
+//!
+//! API overview:
+//! - [`TestGroup::new`]: a unique multicast group and port for one test.
+//! - [`ServerProcess::start`]: a server, its merged stdout/stderr captured line by line.
+//! - [`run_client`] / [`run_client_with_stdin`]: a client run to completion, with a hard deadline.
+//! - [`ClientSession::start`]: a client kept running (interactive, or a one-shot whose
+//!   output is watched as it appears).
+//! - [`wait_for_leader`]: waits until a whole group agrees on one leader.
+
+#![allow(dead_code)]
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The server binary under test.
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_server");
+/// The client binary under test.
+pub const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_client");
+
+/// The only interface any process of the tests uses.
+pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// Options every server and client is started with: loopback only, TTL 0.
+pub const SAFETY_ARGS: [&str; 4] = ["--interface", "127.0.0.1", "--ttl", "0"];
+
+/// Fast failure detection for tests that do not measure the default timings.
+pub const FAST_HEARTBEAT: [&str; 4] = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500"];
+
+/// Default deadline for something that should happen "at once" (elections,
+/// answers). Generous, so that a loaded machine does not fail a test; a
+/// passing test does not wait for it.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The seed assignment's rooms, in catalog order.
+pub const ROOMS: [&str; 6] = ["SA318", "ME4494", "SA314", "MC5050", "ME4326", "SA412"];
+/// The seed assignment's timeslots, in catalog order.
+pub const TIMESLOTS: [&str; 11] = [
+    "8:30-9:30",
+    "9:30-10:30",
+    "10:30-11:30",
+    "11:30-12:30",
+    "12:30-13:30",
+    "13:30-14:30",
+    "14:30-15:30",
+    "15:30-16:30",
+    "16:30-17:30",
+    "17:30-19:00",
+    "19:30-21:00",
+];
+/// The seed assignment's days, in catalog order.
+pub const DAYS: [&str; 5] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
+
+// ---------------------------------------------------------------------------
+// Test group
+// ---------------------------------------------------------------------------
+
+/// A multicast group and port used by one test only.
+///
+/// The port is a free UDP port of 127.0.0.1, held by a socket for the life of
+/// the `TestGroup` so the kernel does not hand it to another test. The group
+/// 239.255.X.Y is derived from that port, the test process's PID and a
+/// per-process counter, so tests running in parallel (as threads under
+/// `cargo test`, as processes under nextest) use different groups and ports:
+/// servers bind to the group address, so two tests would only meet if both
+/// the group and the port collided.
+pub struct TestGroup {
+    /// The multicast group, 239.255.X.Y (administratively scoped).
+    pub group: Ipv4Addr,
+    /// The group's UDP port.
+    pub port: u16,
+    _port_holder: UdpSocket,
+}
+
+static GROUP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TestGroup {
+    /// Picks a fresh group and port.
+    pub fn new() -> TestGroup {
+        let holder = UdpSocket::bind((LOOPBACK, 0)).expect("binding a UDP socket to 127.0.0.1:0");
+        let port = holder.local_addr().expect("local address of the port holder").port();
+        let mut hasher = DefaultHasher::new();
+        (port, std::process::id(), GROUP_COUNTER.fetch_add(1, Ordering::Relaxed)).hash(&mut hasher);
+        let h = hasher.finish();
+        // X and Y in 1..=254: avoids 239.255.0.x and any .0 / .255 address.
+        let x = 1 + (h % 254) as u8;
+        let y = 1 + ((h >> 8) % 254) as u8;
+        TestGroup { group: Ipv4Addr::new(239, 255, x, y), port, _port_holder: holder }
+    }
+
+    /// `[GROUP, PORT]` as command-line arguments.
+    pub fn args(&self) -> [String; 2] {
+        [self.group.to_string(), self.port.to_string()]
+    }
+}
+
+impl Default for TestGroup {
+    fn default() -> Self {
+        TestGroup::new()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output capture
+// ---------------------------------------------------------------------------
+
+/// Everything a child printed so far.
+#[derive(Default)]
+struct Captured {
+    /// Raw stdout, including a trailing line without newline (prompts).
+    stdout: Vec<u8>,
+    /// Raw stderr.
+    stderr: Vec<u8>,
+    /// Complete lines of stdout and stderr merged in arrival order
+    /// (a last line without newline is added when its stream ends).
+    lines: Vec<String>,
+    /// Streams still open (2 while the child may print).
+    open: usize,
+}
+
+/// Output of a child, filled by one reader thread per stream.
+struct Capture {
+    state: Mutex<Captured>,
+    changed: Condvar,
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Capture {
+    fn new() -> Arc<Capture> {
+        Arc::new(Capture { state: Mutex::new(Captured { open: 2, ..Captured::default() }), changed: Condvar::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Captured> {
+        // A panicking test thread must not hide the output from the others.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a thread that copies `source` into the capture.
+    fn pump(self: &Arc<Self>, mut source: impl Read + Send + 'static, stream: Stream) {
+        let capture = Arc::clone(self);
+        thread::spawn(move || {
+            let mut partial = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match source.read(&mut buf) {
+                    Ok(0) | Err(_) => 0,
+                    Ok(n) => n,
+                };
+                let mut state = capture.lock();
+                if n == 0 {
+                    if !partial.is_empty() {
+                        state.lines.push(String::from_utf8_lossy(&partial).into_owned());
+                    }
+                    state.open -= 1;
+                    drop(state);
+                    capture.changed.notify_all();
+                    return;
+                }
+                let chunk = &buf[..n];
+                match stream {
+                    Stream::Stdout => state.stdout.extend_from_slice(chunk),
+                    Stream::Stderr => state.stderr.extend_from_slice(chunk),
+                }
+                for &byte in chunk {
+                    if byte == b'\n' {
+                        let line = String::from_utf8_lossy(&partial).trim_end_matches('\r').to_string();
+                        state.lines.push(line);
+                        partial.clear();
+                    } else {
+                        partial.push(byte);
+                    }
+                }
+                drop(state);
+                capture.changed.notify_all();
+            }
+        });
+    }
+
+    /// Waits until `check` returns `Some`, the deadline passes, or both streams
+    /// are closed (the child exited) without `check` succeeding.
+    fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Captured) -> Option<T>,
+    ) -> Result<T, WaitFailure> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(found) = check(&state) {
+                return Ok(found);
+            }
+            if state.open == 0 {
+                return Err(WaitFailure::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(WaitFailure::Deadline);
+            }
+            state = self.changed.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Waits until both streams are closed (the child exited and its pipes were drained).
+    fn wait_closed(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |s| (s.open == 0).then_some(())).is_ok() || self.lock().open == 0
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lock().lines.clone()
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.lock().stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.lock().stderr).into_owned()
+    }
+}
+
+#[derive(Debug)]
+enum WaitFailure {
+    Deadline,
+    Closed,
+}
+
+impl WaitFailure {
+    fn describe(&self, timeout: Duration) -> String {
+        match self {
+            WaitFailure::Deadline => format!("not seen within {timeout:?}"),
+            WaitFailure::Closed => "not seen before the process closed its output (it exited)".to_string(),
+        }
+    }
+}
+
+/// Spawns `program` with piped stdio and both output streams captured.
+fn spawn_captured(program: &str, args: &[String], configure: impl FnOnce(&mut Command)) -> (Child, Arc<Capture>) {
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // env_logger colours only terminals, but say it anyway: tests match on text.
+    command.env("RUST_LOG_STYLE", "never");
+    configure(&mut command);
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {program} {args:?}: {e}"));
+    let capture = Capture::new();
+    capture.pump(child.stdout.take().expect("piped stdout"), Stream::Stdout);
+    capture.pump(child.stderr.take().expect("piped stderr"), Stream::Stderr);
+    (child, capture)
+}
+
+/// Polls `child` until it exits or the deadline passes.
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) => return None,
+            Err(e) => panic!("waiting for child {}: {e}", child.id()),
+        }
+    }
+}
+
+/// Kills `child` (SIGKILL, this child only, by its PID) unless it already exited, and reaps it.
+fn kill_child(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+fn indent(text: &str) -> String {
+    if text.is_empty() {
+        return "    (nothing)\n".to_string();
+    }
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------
+
+/// A running `server` process; killed when dropped (also when a test panics).
+pub struct ServerProcess {
+    child: Child,
+    capture: Arc<Capture>,
+    id: u64,
+    label: String,
+}
+
+impl ServerProcess {
+    /// Starts `server [--interface 127.0.0.1 --ttl 0] GROUP PORT [ID] EXTRA...`
+    /// with `RUST_LOG=info` unless `RUST_LOG` is set. Returns at once: wait for
+    /// its output (e.g. [`ServerProcess::wait_for`] or [`wait_for_leader`]).
+    pub fn start(group: &TestGroup, id: Option<u64>, extra: &[&str]) -> ServerProcess {
+        let mut args: Vec<String> = SAFETY_ARGS.iter().map(|s| s.to_string()).collect();
+        args.extend(group.args());
+        if let Some(id) = id {
+            args.push(id.to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, capture) = spawn_captured(SERVER_BIN, &args, |command| {
+            if std::env::var_os("RUST_LOG").is_none() {
+                command.env("RUST_LOG", "info");
+            }
+        });
+        let id = id.unwrap_or(u64::from(child.id()));
+        let label = format!("server {id} (pid {}, args {:?})", child.id(), args);
+        ServerProcess { child, capture, id, label }
+    }
+
+    /// Starts a server with [`FAST_HEARTBEAT`] followed by `extra`.
+    pub fn start_fast(group: &TestGroup, id: u64, extra: &[&str]) -> ServerProcess {
+        let mut all: Vec<&str> = FAST_HEARTBEAT.to_vec();
+        all.extend_from_slice(extra);
+        ServerProcess::start(group, Some(id), &all)
+    }
+
+    /// The server's ID: the explicit one, or its PID.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line the server printed so far (stderr and stdout, merged).
+    pub fn lines(&self) -> Vec<String> {
+        self.capture.lines()
+    }
+
+    /// Raw stderr so far.
+    pub fn stderr(&self) -> String {
+        self.capture.stderr()
+    }
+
+    /// Lines containing `needle`.
+    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
+        self.lines().into_iter().filter(|l| l.contains(needle)).collect()
+    }
+
+    /// The leader named by the server's last `Election completed. Group Leader: N` line.
+    pub fn last_leader(&self) -> Option<u64> {
+        last_leader_in(&self.lines())
+    }
+
+    /// Every leader named by the server's `Election completed` lines, in order.
+    pub fn leaders(&self) -> Vec<u64> {
+        self.lines().iter().filter_map(|l| leader_in(l)).collect()
+    }
+
+    /// Everything the server printed, for failure messages.
+    pub fn dump(&self) -> String {
+        format!("--- {} printed:\n{}", self.label, indent(&self.lines().join("\n")))
+    }
+
+    /// Waits for a line containing `needle` and returns it; panics on the
+    /// deadline with the needle and the server's whole output.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_count(needle, 1, timeout)
+    }
+
+    /// Waits for the `n`-th line containing `needle` (n >= 1) and returns it.
+    pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        assert!(n >= 1, "wait_for_count needs n >= 1");
+        let result = self
+            .capture
+            .wait_until(timeout, |state| state.lines.iter().filter(|l| l.contains(needle)).nth(n - 1).cloned());
+        match result {
+            Ok(line) => line,
+            Err(why) => panic!(
+                "{}: occurrence {n} of a line containing {needle:?} {}\n{}",
+                self.label,
+                why.describe(timeout),
+                self.dump()
+            ),
+        }
+    }
+
+    /// Non-blocking: whether the server already printed a line containing `needle`.
+    pub fn has_printed(&self, needle: &str) -> bool {
+        self.lines().iter().any(|l| l.contains(needle))
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILLs the server (only this child, by its PID) and reaps it.
+    pub fn kill(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    /// Waits for the server to exit on its own; panics with its output on the deadline.
+    /// Returns once its output is fully captured.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match wait_child(&mut self.child, timeout) {
+            Some(status) => {
+                self.capture.wait_closed(Duration::from_secs(2));
+                status
+            }
+            None => panic!("{} did not exit within {timeout:?}\n{}", self.label, self.dump()),
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+/// The leader in an `Election completed. Group Leader: N` line.
+pub fn leader_in(line: &str) -> Option<u64> {
+    const MARK: &str = "Election completed. Group Leader:";
+    let at = line.find(MARK)?;
+    line[at + MARK.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// The leader of the last `Election completed` line among `lines`.
+pub fn last_leader_in(lines: &[String]) -> Option<u64> {
+    lines.iter().rev().find_map(|l| leader_in(l))
+}
+
+fn dump_all(servers: &[&ServerProcess]) -> String {
+    servers.iter().map(|s| s.dump()).collect::<Vec<_>>().join("")
+}
+
+/// Waits until every server's last `Election completed. Group Leader: N` line
+/// names `leader`; panics with every server's output on the deadline.
+pub fn wait_for_leader(servers: &[&ServerProcess], leader: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let views: Vec<Option<u64>> = servers.iter().map(|s| s.last_leader()).collect();
+        if views.iter().all(|v| *v == Some(leader)) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let ids: Vec<u64> = servers.iter().map(|s| s.id()).collect();
+            panic!(
+                "servers {ids:?} did not all agree on leader {leader} within {timeout:?}; \
+                 their last elected leaders: {views:?}\n{}",
+                dump_all(servers)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until at least one of `servers` printed a line containing `needle`;
+/// returns the index of the first one found and the line.
+pub fn wait_for_any(servers: &[&ServerProcess], needle: &str, timeout: Duration) -> (usize, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for (i, server) in servers.iter().enumerate() {
+            if let Some(line) = server.lines().into_iter().find(|l| l.contains(needle)) {
+                return (i, line);
+            }
+        }
+        if Instant::now() >= deadline {
+            panic!("no server printed a line containing {needle:?} within {timeout:?}\n{}", dump_all(servers));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts that `needles` occur in `lines` in this order (each on a later line
+/// than the previous one; other lines may come between).
+pub fn assert_in_order(lines: &[String], needles: &[&str], context: &str) {
+    let mut from = 0;
+    for needle in needles {
+        match lines[from..].iter().position(|l| l.contains(needle)) {
+            Some(i) => from += i + 1,
+            None => panic!(
+                "{context}: expected lines containing, in this order, {needles:?}; \
+                 {needle:?} is missing after line {from}\n{}",
+                indent(&lines.join("\n"))
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/// How a client run ended.
+#[derive(Debug)]
+pub struct ClientOutput {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Everything printed on stdout.
+    pub stdout: String,
+    /// Everything printed on stderr.
+    pub stderr: String,
+    /// Wall time from start to exit.
+    pub elapsed: Duration,
+}
+
+impl ClientOutput {
+    /// The exit code (panics if the client was killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or_else(|| panic!("client killed by a signal: {self}"))
+    }
+
+    /// stdout split into lines.
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// Asserts exit code 0 and stdout exactly `expected` (one entry per line).
+    pub fn assert_success<S: AsRef<str>>(&self, expected: &[S]) {
+        let expected: Vec<&str> = expected.iter().map(AsRef::as_ref).collect();
+        assert_eq!(self.status.code(), Some(0), "client should succeed; {self}");
+        assert_eq!(self.stdout_lines(), expected, "client stdout; {self}");
+    }
+}
+
+impl std::fmt::Display for ClientOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "client {} after {:?}\n--- stdout:\n{}--- stderr:\n{}",
+            self.status,
+            self.elapsed,
+            indent(&self.stdout),
+            indent(&self.stderr)
+        )
+    }
+}
+
+/// Hard deadline for a client run: well above any `--timeout` the tests pass.
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(20);
+
+fn client_args(group: &TestGroup, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = SAFETY_ARGS.iter().map(|s| s.to_string()).collect();
+    all.extend(group.args());
+    all.extend(args.iter().map(|s| s.to_string()));
+    all
+}
+
+/// Runs `client --interface 127.0.0.1 --ttl 0 GROUP PORT ARGS...` with empty
+/// stdin to completion. Options in `args` go before the command words, e.g.
+/// `&["--timeout", "1000", "rooms"]`.
+pub fn run_client(group: &TestGroup, args: &[&str]) -> ClientOutput {
+    run_client_with_stdin(group, args, "")
+}
+
+/// Like [`run_client`], writing `stdin` to the client and closing it.
+/// Kills the client and panics with its output if it runs past [`CLIENT_DEADLINE`].
+pub fn run_client_with_stdin(group: &TestGroup, args: &[&str], stdin: &str) -> ClientOutput {
+    let mut session = ClientSession::start_with(group, args);
+    session.send_raw(stdin);
+    session.finish(CLIENT_DEADLINE)
+}
+
+/// A `client` process kept running while the test talks to it: interactive
+/// (no command words) with piped stdin, or a one-shot whose output is watched
+/// as it appears. Killed when dropped.
+pub struct ClientSession {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    capture: Arc<Capture>,
+    /// How much of stdout `read_until` has consumed.
+    cursor: usize,
+    started: Instant,
+    label: String,
+}
+
+/// The interactive client's prompt (no newline after it).
+pub const PROMPT: &str = "Next command: ";
+
+impl ClientSession {
+    /// Starts an interactive client on `group`.
+    pub fn start(group: &TestGroup) -> ClientSession {
+        ClientSession::start_with(group, &[])
+    }
+
+    /// Starts `client --interface 127.0.0.1 --ttl 0 GROUP PORT ARGS...`.
+    pub fn start_with(group: &TestGroup, args: &[&str]) -> ClientSession {
+        let args = client_args(group, args);
+        let (mut child, capture) = spawn_captured(CLIENT_BIN, &args, |_| {});
+        let stdin = child.stdin.take();
+        let label = format!("client (pid {}, args {:?})", child.id(), args);
+        ClientSession { child, stdin, capture, cursor: 0, started: Instant::now(), label }
+    }
+
+    /// Writes `line` and a newline to the client's stdin.
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(&format!("{line}\n"));
+    }
+
+    fn send_raw(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let stdin = self.stdin.as_mut().unwrap_or_else(|| panic!("{}: stdin already closed", self.label));
+        // A client that already exited cannot take input: report that with its output.
+        if let Err(e) = stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush()) {
+            panic!("{}: writing {text:?} to stdin failed: {e}\n{}", self.label, self.dump());
+        }
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits until stdout, from where the last read stopped, contains `needle`;
+    /// returns that text up to and including `needle` and consumes it.
+    /// Panics on the deadline with the client's whole output.
+    pub fn read_until(&mut self, needle: &str, timeout: Duration) -> String {
+        let cursor = self.cursor;
+        let result = self.capture.wait_until(timeout, |state| {
+            let text = String::from_utf8_lossy(&state.stdout[cursor..]).into_owned();
+            text.find(needle).map(|at| text[..at + needle.len()].to_string())
+        });
+        match result {
+            Ok(text) => {
+                self.cursor += text.len();
+                text
+            }
+            Err(why) => panic!(
+                "{}: stdout text {needle:?} {} (already consumed: {cursor} bytes)\n{}",
+                self.label,
+                why.describe(timeout),
+                self.dump()
+            ),
+        }
+    }
+
+    /// Sends `line` and returns what the client printed before its next
+    /// prompt (the answer, e.g. `"(From servers): Reservation confirmed\n"`).
+    /// Expects the previous prompt to have been read already.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(line);
+        let text = self.read_until(PROMPT, PATIENCE);
+        text[..text.len() - PROMPT.len()].to_string()
+    }
+
+    /// Waits for the `n`-th stderr line containing `needle` and returns it.
+    pub fn wait_stderr(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        let result = self.capture.wait_until(timeout, |state| {
+            let text = String::from_utf8_lossy(&state.stderr).into_owned();
+            text.lines().filter(|l| l.contains(needle)).nth(n - 1).map(str::to_string)
+        });
+        result.unwrap_or_else(|why| {
+            panic!("{}: stderr line {n} containing {needle:?} {}\n{}", self.label, why.describe(timeout), self.dump())
+        })
+    }
+
+    /// stdout so far.
+    pub fn stdout(&self) -> String {
+        self.capture.stdout()
+    }
+
+    /// stderr so far.
+    pub fn stderr(&self) -> String {
+        self.capture.stderr()
+    }
+
+    /// When the client was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Everything the client printed, for failure messages.
+    pub fn dump(&self) -> String {
+        format!("--- {} stdout:\n{}--- stderr:\n{}", self.label, indent(&self.stdout()), indent(&self.stderr()))
+    }
+
+    /// Closes stdin and waits for the client to exit; kills it and panics with
+    /// its output if it runs past `timeout`.
+    pub fn finish(mut self, timeout: Duration) -> ClientOutput {
+        self.close_stdin();
+        let status = match wait_child(&mut self.child, timeout) {
+            Some(status) => status,
+            None => {
+                kill_child(&mut self.child);
+                panic!("{} still running after {timeout:?}: killed\n{}", self.label, self.dump());
+            }
+        };
+        let elapsed = self.started.elapsed();
+        self.capture.wait_closed(Duration::from_secs(2));
+        ClientOutput { status, stdout: self.stdout(), stderr: self.stderr(), elapsed }
+    }
+}
+
+impl Drop for ClientSession {
+    fn drop(&mut self) {
+        self.stdin = None;
+        kill_child(&mut self.child);
+    }
+}
+
+/// The lines a one-shot or interactive answer prints for a list: the first
+/// line carries `marker` (`"(From servers): "` or `"(From cache): "`).
+pub fn answer_lines(marker: &str, items: &[&str]) -> Vec<String> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| if i == 0 { format!("{marker}{item}") } else { item.to_string() })
+        .collect()
+}
+
+/// `answer_lines` joined with newlines, each line terminated.
+pub fn answer_text(marker: &str, items: &[&str]) -> String {
+    answer_lines(marker, items).iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Marker of an answer that came from the servers.
+pub const FROM_SERVERS: &str = "(From servers): ";
+/// Marker of an answer served from the client's cache.
+pub const FROM_CACHE: &str = "(From cache): ";

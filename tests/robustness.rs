@@ -1,0 +1,173 @@
+//! Failures the user can meet: no server, garbage on the group, and two
+//! servers answering one request.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use roomcast::rooms::Catalog;
+use roomcast::wire::{self, Answer, Command, Message, Reply, Request, Slot};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use common::*;
+
+/// A socket that sends to the group through loopback only: bound to
+/// 127.0.0.1, multicast interface 127.0.0.1, TTL 0.
+fn loopback_sender() -> UdpSocket {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    socket.bind(&SocketAddr::from((LOOPBACK, 0)).into()).expect("bind 127.0.0.1:0");
+    socket.set_multicast_if_v4(&LOOPBACK).expect("IP_MULTICAST_IF 127.0.0.1");
+    socket.set_multicast_ttl_v4(0).expect("IP_MULTICAST_TTL 0");
+    socket.set_multicast_loop_v4(true).expect("IP_MULTICAST_LOOP");
+    socket.into()
+}
+
+/// With no server in the group, the client says so and exits 3 soon after its timeout.
+#[test]
+fn no_server_gives_a_clear_error_and_exit_3() {
+    let group = TestGroup::new();
+    let out = run_client(&group, &["--timeout", "1000", "rooms"]);
+    assert_eq!(out.code(), 3, "{out}");
+    assert!(out.stderr.contains("no server answered"), "{out}");
+    assert!(out.stderr.contains("error: "), "{out}");
+    assert_eq!(out.stdout, "", "{out}");
+    assert!(out.elapsed >= Duration::from_millis(900), "gave up before its timeout; {out}");
+    assert!(out.elapsed < Duration::from_secs(4), "took far longer than its timeout; {out}");
+}
+
+/// Malformed datagrams sent to the group are logged as dropped, and the
+/// server keeps serving.
+#[test]
+fn garbage_datagrams_are_dropped_and_serving_continues() {
+    let group = TestGroup::new();
+    let mut server = ServerProcess::start_fast(&group, 300, &[]);
+    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+
+    let valid = wire::encode(&Message::Request(Request {
+        client: 42,
+        request: 1,
+        command: Command::Reserve(Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: "Monday".into() }),
+    }));
+    let header = valid[..wire::HEADER_LEN].to_vec();
+    let mut random = vec![0u8; 512];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for byte in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    random[0] = 0xFF; // never the magic
+    let mut header_then_garbage = header.clone();
+    header_then_garbage.extend_from_slice(&random[..100]);
+    let truncated = valid[..valid.len() / 2].to_vec();
+    let mut huge = header.clone();
+    huge.extend_from_slice(&[0xAA; 65_000 - 4]);
+    // Request variant, then a string length prefix of u64::MAX.
+    let mut huge_length = header.clone();
+    huge_length.extend_from_slice(&[0, 7, 1, 3, 0xFF]);
+    huge_length.extend_from_slice(&u64::MAX.to_le_bytes());
+
+    let datagrams: [(&str, Vec<u8>); 6] = [
+        ("empty", Vec::new()),
+        ("random bytes", random),
+        ("valid header, garbage body", header_then_garbage),
+        ("truncated request", truncated),
+        ("65 000 bytes", huge),
+        ("huge length prefix", huge_length),
+    ];
+    let sender = loopback_sender();
+    let to = SocketAddrV4::new(group.group, group.port);
+    for (what, bytes) in &datagrams {
+        sender.send_to(bytes, to).unwrap_or_else(|e| panic!("sending {what}: {e}"));
+    }
+
+    // Each of them is logged as dropped.
+    server.wait_for_count("dropped", datagrams.len(), PATIENCE);
+    run_client(&group, &["rooms"]).assert_success(&answer_lines(FROM_SERVERS, &ROOMS));
+    assert!(server.is_running(), "the server died\n{}", server.dump());
+    assert!(server.leaders().iter().all(|&l| l == 300), "{}", server.dump());
+}
+
+/// A second responder answering the client's request is reported by the client.
+#[test]
+fn two_servers_replying_is_reported() {
+    let group = TestGroup::new();
+    let server = ServerProcess::start_fast(&group, 300, &[]);
+    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+
+    let responder = FakeResponder::start(&group);
+    let out = run_client(&group, &["rooms"]);
+    let answered = responder.stop();
+    assert!(answered >= 1, "the fake responder saw no request; {out}");
+    assert_eq!(out.code(), 3, "{out}");
+    assert!(out.stderr.contains("more than one server answered"), "{out}");
+}
+
+/// A fake server in the test: joins the group on 127.0.0.1 and answers every
+/// request it decodes with `Rooms`, as server 999999, by unicast.
+struct FakeResponder {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl FakeResponder {
+    fn start(group: &TestGroup) -> FakeResponder {
+        let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+        listen.set_reuse_address(true).expect("SO_REUSEADDR");
+        listen.set_reuse_port(true).expect("SO_REUSEPORT");
+        listen.bind(&SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
+        listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
+        let listen: UdpSocket = listen.into();
+        listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+        let reply_from = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+            thread::spawn(move || {
+                let catalog = Catalog::default();
+                let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = listen.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Ok(Message::Request(request)) = wire::decode(&buf[..n]) else {
+                        continue;
+                    };
+                    let reply = Message::Reply(Reply {
+                        request: request.request,
+                        server: 999_999,
+                        catalog: catalog.fingerprint(),
+                        answer: Answer::Rooms(catalog.rooms.clone()),
+                    });
+                    if reply_from.send_to(&wire::encode(&reply), from).is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        FakeResponder { stop, answered, thread: Some(thread) }
+    }
+
+    /// Stops the responder; returns how many requests it answered.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("fake responder thread");
+        }
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FakeResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

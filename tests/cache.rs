@@ -10,8 +10,7 @@ use common::*;
 #[test]
 fn cached_check_sees_another_clients_reservation() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     let mut a = ClientSession::start(&group);
     let mut b = ClientSession::start(&group);
@@ -42,8 +41,7 @@ fn cached_check_sees_another_clients_reservation() {
 #[test]
 fn unchanged_check_is_answered_from_cache() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     let mut a = ClientSession::start(&group);
     a.read_until(PROMPT, PATIENCE);

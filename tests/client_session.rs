@@ -11,8 +11,7 @@ use common::*;
 #[test]
 fn handout_sample_session_transcript() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     let script = [
         "rooms",
@@ -50,8 +49,7 @@ fn handout_sample_session_transcript() {
 #[test]
 fn one_shot_exit_codes() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     let first = run_client(&group, &["reserve", "ME4494", "10:30-11:30", "Tuesday"]);
     first.assert_success(&["(From servers): Reservation confirmed"]);
@@ -78,8 +76,7 @@ fn one_shot_exit_codes() {
 #[test]
 fn room_and_day_names_are_case_insensitive() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     run_client(&group, &["reserve", "me4326", "8:30-9:30", "friday"])
         .assert_success(&["(From servers): Reservation confirmed"]);
@@ -93,8 +90,7 @@ fn room_and_day_names_are_case_insensitive() {
 #[test]
 fn malformed_command_is_a_local_error() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     let mut session = ClientSession::start(&group);
     session.read_until(PROMPT, PATIENCE);

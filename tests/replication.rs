@@ -25,8 +25,7 @@ fn listing(slots: &[[&str; 3]]) -> Vec<String> {
 #[test]
 fn late_joiner_gets_reservations_before_leading() {
     let group = TestGroup::new();
-    let a = ServerProcess::start_fast(&group, 300, &[]);
-    a.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let a = start_leader(&group, 300);
     let b = ServerProcess::start_fast(&group, 200, &[]);
     wait_for_leader(&[&a, &b], 300, PATIENCE);
 
@@ -54,12 +53,7 @@ fn late_joiner_gets_reservations_before_leading() {
 #[test]
 fn new_leader_after_kill_has_every_confirmed_reservation() {
     let group = TestGroup::new();
-    let a = ServerProcess::start_fast(&group, 300, &[]);
-    a.wait_for("Election completed. Group Leader: 300", PATIENCE);
-    let b = ServerProcess::start_fast(&group, 200, &[]);
-    wait_for_leader(&[&a, &b], 300, PATIENCE);
-    let mut c = ServerProcess::start_fast(&group, 450, &[]);
-    wait_for_leader(&[&a, &b, &c], 450, PATIENCE);
+    let (a, b, mut c) = start_handout_trio(&group);
 
     let sa318 =
         [["SA318", "8:30-9:30", "Monday"], ["SA318", "12:30-13:30", "Monday"], ["SA318", "9:30-10:30", "Thursday"]];

@@ -97,8 +97,7 @@ fn garbage_datagrams_are_dropped_and_serving_continues() {
 #[test]
 fn two_servers_replying_is_reported() {
     let group = TestGroup::new();
-    let server = ServerProcess::start_fast(&group, 300, &[]);
-    server.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let _server = start_leader(&group, 300);
 
     let responder = FakeResponder::start(&group);
     let out = run_client(&group, &["rooms"]);

@@ -357,6 +357,16 @@ impl ServerProcess {
         self.capture.stderr()
     }
 
+    /// How many lines the server printed so far: a mark for [`wait_for_any_after`].
+    pub fn mark(&self) -> usize {
+        self.capture.lock().lines.len()
+    }
+
+    /// The local UDP addresses of the server's sockets, read from `/proc` (Linux).
+    pub fn udp_addrs(&self) -> Vec<std::net::SocketAddrV4> {
+        udp_addrs_of(self.pid())
+    }
+
     /// Lines containing `needle`.
     pub fn lines_containing(&self, needle: &str) -> Vec<String> {
         self.lines().into_iter().filter(|l| l.contains(needle)).collect()
@@ -450,6 +460,24 @@ fn dump_all(servers: &[&ServerProcess]) -> String {
     servers.iter().map(|s| s.dump()).collect::<Vec<_>>().join("")
 }
 
+/// Starts a fast-heartbeat server with an explicit ID and waits until it has
+/// elected itself (the first server of a group).
+pub fn start_leader(group: &TestGroup, id: u64) -> ServerProcess {
+    let server = ServerProcess::start_fast(group, id, &[]);
+    server.wait_for(&format!("Election completed. Group Leader: {id}"), PATIENCE);
+    server
+}
+
+/// The handout's set-up: 300 leads, 200 joins, then 450 joins and takes over.
+pub fn start_handout_trio(group: &TestGroup) -> (ServerProcess, ServerProcess, ServerProcess) {
+    let a = start_leader(group, 300);
+    let b = ServerProcess::start_fast(group, 200, &[]);
+    wait_for_leader(&[&a, &b], 300, PATIENCE);
+    let c = ServerProcess::start_fast(group, 450, &[]);
+    wait_for_leader(&[&a, &b, &c], 450, PATIENCE);
+    (a, b, c)
+}
+
 /// Waits until every server's last `Election completed. Group Leader: N` line
 /// names `leader`; panics with every server's output on the deadline.
 pub fn wait_for_leader(servers: &[&ServerProcess], leader: u64, timeout: Duration) {
@@ -474,15 +502,30 @@ pub fn wait_for_leader(servers: &[&ServerProcess], leader: u64, timeout: Duratio
 /// Waits until at least one of `servers` printed a line containing `needle`;
 /// returns the index of the first one found and the line.
 pub fn wait_for_any(servers: &[&ServerProcess], needle: &str, timeout: Duration) -> (usize, String) {
+    wait_for_any_after(servers, &vec![0; servers.len()], needle, timeout)
+}
+
+/// Like [`wait_for_any`], looking only at the lines each server printed after
+/// its [`ServerProcess::mark`] in `marks` (e.g. taken just before killing the leader).
+pub fn wait_for_any_after(
+    servers: &[&ServerProcess],
+    marks: &[usize],
+    needle: &str,
+    timeout: Duration,
+) -> (usize, String) {
+    assert_eq!(servers.len(), marks.len(), "one mark per server");
     let deadline = Instant::now() + timeout;
     loop {
         for (i, server) in servers.iter().enumerate() {
-            if let Some(line) = server.lines().into_iter().find(|l| l.contains(needle)) {
+            if let Some(line) = server.lines().into_iter().skip(marks[i]).find(|l| l.contains(needle)) {
                 return (i, line);
             }
         }
         if Instant::now() >= deadline {
-            panic!("no server printed a line containing {needle:?} within {timeout:?}\n{}", dump_all(servers));
+            panic!(
+                "no server printed a line containing {needle:?} (after lines {marks:?}) within {timeout:?}\n{}",
+                dump_all(servers)
+            );
         }
         thread::sleep(Duration::from_millis(20));
     }
@@ -736,3 +779,36 @@ pub fn answer_text(marker: &str, items: &[&str]) -> String {
 pub const FROM_SERVERS: &str = "(From servers): ";
 /// Marker of an answer served from the client's cache.
 pub const FROM_CACHE: &str = "(From cache): ";
+
+// ---------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------
+
+/// The local addresses of the IPv4 UDP sockets process `pid` holds (Linux `/proc`).
+pub fn udp_addrs_of(pid: u32) -> Vec<std::net::SocketAddrV4> {
+    let fd_dir = format!("/proc/{pid}/fd");
+    let inodes: Vec<String> = std::fs::read_dir(&fd_dir)
+        .unwrap_or_else(|e| panic!("reading {fd_dir}: {e}"))
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/udp").expect("reading /proc/net/udp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            if !inodes.iter().any(|inode| fields.get(9) == Some(&inode.as_str())) {
+                return None;
+            }
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            // The kernel prints the network-order address as a native-endian u32.
+            let ip = Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes());
+            Some(std::net::SocketAddrV4::new(ip, u16::from_str_radix(port, 16).ok()?))
+        })
+        .collect()
+}

@@ -257,7 +257,7 @@ mod tests {
 
         fn run(&mut self, client: u64, request: u64, op: Op) -> Applied {
             self.seq += 1;
-            let entry = Entry { position: LogPosition { term: 1, seq: self.seq }, client, request, op };
+            let entry = Entry { position: LogPosition::new(1, self.seq), client, request, op };
             self.table.apply(&self.catalog, &entry)
         }
     }

@@ -29,14 +29,28 @@ const VERSION: u8 = 1;
 /// The largest message body bincode may decode (and allocate for).
 const BODY_LIMIT: usize = MAX_DATAGRAM - HEADER_LEN;
 
-/// A position in the replicated log: the sequence number of an entry and the
-/// term of the leader that created it. `LogPosition::default()` is the empty log.
+/// A position in the replicated log: the sequence number of an entry, and the
+/// term and incarnation of the leader that created it. `LogPosition::default()`
+/// is the empty log.
+///
+/// Bully elections have no votes, so after lost datagrams two servers can lead
+/// the same term for a moment; the leader's incarnation (random per process
+/// start) keeps their entries from ever looking alike.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct LogPosition {
     /// Term of the leader that appended the entry (compared first).
     pub term: u64,
     /// Sequence number of the entry, starting at 1.
     pub seq: u64,
+    /// Incarnation of the leader that appended the entry.
+    pub leader: u64,
+}
+
+impl LogPosition {
+    /// A position created by leader incarnation 0 (for tests and examples).
+    pub const fn new(term: u64, seq: u64) -> Self {
+        LogPosition { term, seq, leader: 0 }
+    }
 }
 
 /// A reservable slot, named as the user typed it (matched case-insensitively).
@@ -239,8 +253,12 @@ pub enum PeerBody {
     /// an election started by a lower server: "the election is over, I lead".
     Coordinator,
     /// Multicast by the leader every heartbeat interval, so that newcomers and
-    /// a second leader after a partition learn about it.
-    LeaderAlive,
+    /// a second leader after a partition learn about it. It lists the members,
+    /// so that a later candidate knows whom it must hear from.
+    LeaderAlive {
+        /// (server ID, address) of each member the leader replicates to.
+        members: Vec<(u64, std::net::SocketAddrV4)>,
+    },
     /// Unicast from a follower to its leader.
     Heartbeat,
     /// The leader's unicast answer to a heartbeat.
@@ -437,13 +455,13 @@ mod tests {
                 explicit_id: false,
                 joining: false,
                 term: 2,
-                last: LogPosition { term: 2, seq: 9 },
+                last: LogPosition::new(2, 9),
                 commit: 8,
                 catalog: 1,
                 body: PeerBody::Append {
-                    prev: LogPosition { term: 2, seq: 8 },
+                    prev: LogPosition::new(2, 8),
                     entries: vec![Entry {
-                        position: LogPosition { term: 2, seq: 9 },
+                        position: LogPosition::new(2, 9),
                         client: 7,
                         request: 1,
                         op: Op::Cancel(slot()),

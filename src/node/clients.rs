@@ -58,7 +58,7 @@ impl Node {
             return;
         }
         let prev = self.log.last();
-        let position = LogPosition { term: self.term, seq: prev.seq + 1 };
+        let position = LogPosition { term: self.term, seq: prev.seq + 1, leader: self.incarnation };
         let entry = Entry { position, client, request: number, op };
         self.log.push(entry.clone());
         self.multicast(PeerBody::Append { prev, entries: vec![entry] });

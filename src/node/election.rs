@@ -8,7 +8,7 @@
 //!   with less than a live member has);
 //! - otherwise: take the next term and announce `Coordinator`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use ::log::{info, warn};
@@ -21,6 +21,10 @@ use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
 pub(super) struct Candidacy {
     phase: Phase,
     deadline: Instant,
+    initiator: u64,
+    /// Members a leader listed: we ask each again until it answers or this passes.
+    expected: BTreeSet<NodeId>,
+    patience: Instant,
     /// The highest server above us that answered.
     higher: Option<NodeId>,
     /// A server that answered as the current leader.
@@ -41,7 +45,16 @@ enum Phase {
 
 impl Candidacy {
     pub(super) fn new(now: Instant) -> Self {
-        Candidacy { phase: Phase::Soliciting, deadline: now, higher: None, leader: None, voters: BTreeMap::new() }
+        Candidacy {
+            phase: Phase::Soliciting,
+            deadline: now,
+            initiator: 0,
+            expected: BTreeSet::new(),
+            patience: now,
+            higher: None,
+            leader: None,
+            voters: BTreeMap::new(),
+        }
     }
 
     /// The server to fetch from while catching up, if that is what we do.
@@ -57,8 +70,12 @@ impl Node {
     /// Starts (or restarts) our own bid for leadership.
     pub(super) fn become_candidate(&mut self, now: Instant, initiator: u64) {
         self.enter_round(initiator);
+        let timing = self.config.timing;
         let mut candidacy = Candidacy::new(now);
-        candidacy.deadline = now + self.config.timing.election_timeout;
+        candidacy.deadline = now + timing.election_timeout;
+        candidacy.initiator = initiator;
+        candidacy.expected = self.members.iter().copied().filter(|m| *m != self.me).collect();
+        candidacy.patience = now + timing.heartbeat_timeout;
         self.state = State::Candidate(candidacy);
         self.next_tick = None;
         self.catchup = None;
@@ -111,7 +128,7 @@ impl Node {
     /// from different lifetimes of the group apart.
     fn append_genesis(&mut self) {
         let epoch = self.random().max(1);
-        let position = LogPosition { term: self.term, seq: 1 };
+        let position = LogPosition { term: self.term, seq: 1, leader: self.incarnation };
         self.log.push(Entry { position, client: 0, request: 0, op: Op::Genesis { epoch } });
     }
 
@@ -230,8 +247,20 @@ impl Node {
     }
 
     fn close_solicitation(&mut self, now: Instant) {
-        let State::Candidate(c) = &mut self.state else { return };
         let timing = self.config.timing;
+        let State::Candidate(c) = &mut self.state else { return };
+        let missing: Vec<NodeId> = c.expected.iter().filter(|m| !c.voters.contains_key(m)).copied().collect();
+        if !missing.is_empty() && now < c.patience && c.higher.is_none() {
+            // A member we know of has not answered: its answer may be lost, and it
+            // may hold entries we lack. Ask it again rather than decide without it.
+            c.deadline = now + timing.election_timeout;
+            let initiator = c.initiator;
+            for member in missing {
+                self.send_to(member, PeerBody::Election { initiator });
+            }
+            return;
+        }
+        let State::Candidate(c) = &mut self.state else { return };
         if c.higher.is_some() {
             c.phase = Phase::AwaitingCoordinator;
             c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
@@ -280,6 +309,7 @@ impl Node {
                 f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
             } else {
                 info!("Heartbeat to group leader {} failed", leader.id);
+                self.members.remove(&leader);
                 return self.become_candidate(now, 0);
             }
         }

@@ -61,22 +61,22 @@ impl ReplicatedLog {
         self.entries.get(usize::try_from(index).ok()?)
     }
 
-    /// The term of the entry at `seq`: `Some(0)` for the empty prefix, `None`
-    /// when the entry is not held (beyond the end, or compacted into the table).
-    pub fn term_at(&self, seq: u64) -> Option<u64> {
+    /// The position of the entry at `seq`: the default for the empty prefix,
+    /// `None` when the entry is not held (beyond the end, or compacted away).
+    pub fn position_at(&self, seq: u64) -> Option<LogPosition> {
         if seq == 0 {
-            return Some(0);
+            return Some(LogPosition::default());
         }
         if seq == self.table.applied().seq {
-            return Some(self.table.applied().term);
+            return Some(self.table.applied());
         }
-        self.get(seq).map(|e| e.position.term)
+        self.get(seq).map(|e| e.position)
     }
 
     /// True when `position` is in this log (or compacted below the table).
     pub fn holds(&self, position: LogPosition) -> bool {
-        match self.term_at(position.seq) {
-            Some(term) => term == position.term,
+        match self.position_at(position.seq) {
+            Some(held) => held == position,
             // Compacted entries were committed, and committed entries are the same everywhere.
             None => position.seq < self.first_seq(),
         }
@@ -107,8 +107,8 @@ impl ReplicatedLog {
             if seq != matched + 1 {
                 break;
             }
-            match self.term_at(seq) {
-                Some(term) if term == entry.position.term => {}
+            match self.position_at(seq) {
+                Some(held) if held == entry.position => {}
                 None if seq <= self.table.applied().seq => {}
                 Some(_) | None if seq <= self.last().seq => {
                     self.truncate_after(seq - 1, entry.position)?;
@@ -119,7 +119,7 @@ impl ReplicatedLog {
             matched = seq;
         }
         if complete && self.last().seq > matched {
-            let next = LogPosition { term: u64::MAX, seq: matched + 1 };
+            let next = LogPosition { term: u64::MAX, seq: matched + 1, leader: 0 };
             self.truncate_after(matched, next)?;
         }
         Ok(matched)
@@ -143,7 +143,7 @@ impl ReplicatedLog {
             return None;
         }
         let prev_seq = from_seq.checked_sub(1)?;
-        let prev = LogPosition { term: self.term_at(prev_seq)?, seq: prev_seq };
+        let prev = self.position_at(prev_seq)?;
         let mut taken = Vec::new();
         let mut size = 0;
         let mut seq = from_seq;
@@ -221,7 +221,7 @@ mod tests {
 
     fn entry(term: u64, seq: u64) -> Entry {
         let slot = Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: format!("d{seq}") };
-        Entry { position: LogPosition { term, seq }, client: 1, request: seq, op: Op::Reserve(slot) }
+        Entry { position: LogPosition::new(term, seq), client: 1, request: seq, op: Op::Reserve(slot) }
     }
 
     fn log_with(terms: &[u64]) -> ReplicatedLog {
@@ -235,41 +235,41 @@ mod tests {
     #[test]
     fn merge_appends_after_a_matching_prev() {
         let mut log = log_with(&[1, 1]);
-        let got = log.merge(LogPosition { term: 1, seq: 2 }, &[entry(1, 3), entry(1, 4)], false);
+        let got = log.merge(LogPosition::new(1, 2), &[entry(1, 3), entry(1, 4)], false);
         assert_eq!(got, Ok(4));
-        assert_eq!(log.last(), LogPosition { term: 1, seq: 4 });
+        assert_eq!(log.last(), LogPosition::new(1, 4));
     }
 
     #[test]
     fn merge_replaces_a_conflicting_uncommitted_suffix() {
         let mut log = log_with(&[1, 1, 1, 1]);
         log.commit_to(2, &Catalog::default());
-        let got = log.merge(LogPosition { term: 1, seq: 2 }, &[entry(2, 3)], true);
+        let got = log.merge(LogPosition::new(1, 2), &[entry(2, 3)], true);
         assert_eq!(got, Ok(3));
-        assert_eq!(log.last(), LogPosition { term: 2, seq: 3 });
+        assert_eq!(log.last(), LogPosition::new(2, 3));
     }
 
     #[test]
     fn merge_refuses_to_rewrite_a_committed_entry() {
         let mut log = log_with(&[1, 1, 1]);
         log.commit_to(3, &Catalog::default());
-        let got = log.merge(LogPosition { term: 1, seq: 1 }, &[entry(2, 2)], false);
+        let got = log.merge(LogPosition::new(1, 1), &[entry(2, 2)], false);
         assert!(got.is_err(), "{got:?}");
-        assert_eq!(log.last(), LogPosition { term: 1, seq: 3 });
+        assert_eq!(log.last(), LogPosition::new(1, 3));
     }
 
     #[test]
     fn complete_merge_drops_our_extra_uncommitted_entries() {
         let mut log = log_with(&[1, 1, 1]);
-        assert_eq!(log.merge(LogPosition { term: 1, seq: 1 }, &[], true), Ok(1));
-        assert_eq!(log.last(), LogPosition { term: 1, seq: 1 });
+        assert_eq!(log.merge(LogPosition::new(1, 1), &[], true), Ok(1));
+        assert_eq!(log.last(), LogPosition::new(1, 1));
     }
 
     #[test]
     fn entries_from_respects_the_budget_and_says_when_complete() {
         let log = log_with(&[1, 1, 1]);
         let (prev, entries, complete) = log.entries_from(2, 60).unwrap();
-        assert_eq!((prev, entries.len(), complete), (LogPosition { term: 1, seq: 1 }, 1, false));
+        assert_eq!((prev, entries.len(), complete), (LogPosition::new(1, 1), 1, false));
         let (_, entries, complete) = log.entries_from(2, 10_000).unwrap();
         assert_eq!((entries.len(), complete), (2, true));
     }

@@ -19,15 +19,15 @@ mod replication;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use ::log::{info, warn};
 
-use crate::rooms::Catalog;
-use crate::wire::{self, LogPosition, Message, PeerBody, PeerMessage};
+use crate::rooms::{Applied, Catalog};
+use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage};
 use election::Candidacy;
 use log::ReplicatedLog;
 use replication::{Catchup, Leadership};
@@ -131,6 +131,9 @@ pub enum Event {
         /// The term of that leadership.
         term: u64,
     },
+    /// A committed entry was applied to the table, with its outcome. Replicas
+    /// report the same entries in the same order; the simulation checks it.
+    Applied(Entry, Applied),
     /// The server cannot go on and must exit.
     Fatal(FatalError),
 }
@@ -211,6 +214,9 @@ pub struct Node {
     term: u64,
     state: State,
     log: ReplicatedLog,
+    /// The group's members as a leader last listed them: a candidate must hear
+    /// from each (or give up on it) before it decides.
+    members: BTreeSet<NodeId>,
     catchup: Option<Catchup>,
     /// An election round is under way (its start was logged, its end not yet).
     in_round: bool,
@@ -244,6 +250,7 @@ impl Node {
             term: 0,
             state: State::Candidate(Candidacy::new(now)),
             log: ReplicatedLog::default(),
+            members: BTreeSet::new(),
             catchup: None,
             in_round: false,
             ready: false,
@@ -372,8 +379,8 @@ impl Node {
     }
 
     fn on_peer(&mut self, now: Instant, from: SocketAddrV4, peer: PeerMessage) {
-        if peer.incarnation == self.incarnation && peer.sender == self.me.id {
-            return; // our own multicast, looped back
+        if peer.sender == self.me.id && (peer.incarnation == self.incarnation || from == self.me.addr) {
+            return; // our own multicast looped back, or a late datagram from our previous run
         }
         let sender = NodeId { id: peer.sender, addr: from };
         if peer.catalog != self.config.catalog.fingerprint() {
@@ -396,8 +403,15 @@ impl Node {
         match peer.body {
             PeerBody::Election { initiator } => self.on_election(now, sender, initiator, &peer),
             PeerBody::ElectionReply { leading } => self.on_election_reply(now, sender, leading, &peer),
-            PeerBody::Coordinator | PeerBody::LeaderAlive | PeerBody::HeartbeatAck => {
+            PeerBody::Coordinator | PeerBody::HeartbeatAck => {
                 if self.on_leader_claim(now, sender, &peer) {
+                    self.follower_catch_up(now);
+                }
+            }
+            PeerBody::LeaderAlive { ref members } => {
+                if self.on_leader_claim(now, sender, &peer) {
+                    self.members = members.iter().map(|&(id, addr)| NodeId { id, addr }).collect();
+                    self.members.insert(sender);
                     self.follower_catch_up(now);
                 }
             }
@@ -498,6 +512,13 @@ impl Node {
         self.resumed_at.is_some_and(|t| now < t + span)
     }
 
+    /// Commits and applies up to `seq`, reporting each applied entry.
+    fn commit_to(&mut self, seq: u64) -> Vec<(Entry, Applied)> {
+        let applied = self.log.commit_to(seq, &self.config.catalog);
+        self.events.extend(applied.iter().map(|(entry, outcome)| Event::Applied(entry.clone(), outcome.clone())));
+        applied
+    }
+
     fn role_changed(&mut self, leader: NodeId) {
         let event = Event::RoleChanged { role: self.role(), leader: leader.id, term: self.term };
         self.events.push_back(event);
@@ -513,7 +534,10 @@ impl Node {
 }
 
 fn is_leader_claim(body: &PeerBody) -> bool {
-    matches!(body, PeerBody::Coordinator | PeerBody::LeaderAlive | PeerBody::HeartbeatAck | PeerBody::Append { .. })
+    matches!(
+        body,
+        PeerBody::Coordinator | PeerBody::LeaderAlive { .. } | PeerBody::HeartbeatAck | PeerBody::Append { .. }
+    )
 }
 
 /// Marsaglia's xorshift64: enough randomness for nonces, with no dependency

@@ -87,7 +87,6 @@ struct Assembly {
 
 impl Node {
     pub(super) fn leader_tick(&mut self, now: Instant) {
-        self.multicast(PeerBody::LeaderAlive);
         let timeout = self.config.timing.heartbeat_timeout;
         // After our own pause, members get a full timeout to report (or to tell
         // us of a newer term) before we stop waiting for them.
@@ -100,10 +99,13 @@ impl Node {
             }
             alive
         });
+        self.members = l.members.keys().copied().collect();
+        let members = l.members.keys().map(|id| (id.id, id.addr)).collect();
         if l.handing_over.is_some_and(|(_, since)| now >= since + timeout) {
             warn!("hand-over got no answer; taking writes again");
             l.handing_over = None;
         }
+        self.multicast(PeerBody::LeaderAlive { members });
         self.try_commit(now);
     }
 
@@ -146,7 +148,7 @@ impl Node {
         if target <= self.log.commit() {
             return;
         }
-        for (entry, applied) in self.log.commit_to(target, &self.config.catalog) {
+        for (entry, applied) in self.commit_to(target) {
             self.answer_committed(now, &entry, applied);
         }
     }
@@ -173,7 +175,7 @@ impl Node {
             .members
             .iter()
             .filter(|(id, _)| **id != target)
-            .map(|(id, m)| (id.id, id.addr, LogPosition { term: self.log.term_at(m.acked).unwrap_or(0), seq: m.acked }))
+            .map(|(id, m)| (id.id, id.addr, self.log.position_at(m.acked).unwrap_or_default()))
             .collect();
         members.push((me.id, me.addr, self.log.last()));
         self.send_to(target, PeerBody::HandOver { members });
@@ -224,10 +226,13 @@ impl Node {
         if self.pull_source() != Some(sender) {
             return;
         }
-        if let Some(c) = &mut self.catchup {
-            c.retry_at = now;
-        }
+        let before = self.log.last();
         self.accept_entries(now, sender, prev, entries, complete);
+        if let Some(c) = &mut self.catchup
+            && (self.log.last() != before || complete)
+        {
+            c.retry_at = now; // progress: the next pull may go at once
+        }
         if matches!(self.state, State::Follower(_)) {
             self.on_leader_claim(now, sender, peer);
             self.send_to(sender, PeerBody::AppendAck);
@@ -266,7 +271,7 @@ impl Node {
     pub(super) fn apply_committed(&mut self) {
         let State::Follower(f) = &self.state else { return };
         let upto = f.view.commit.min(f.verified);
-        self.log.commit_to(upto, &self.config.catalog);
+        self.commit_to(upto);
     }
 
     fn after_progress(&mut self, now: Instant) {
@@ -289,6 +294,9 @@ impl Node {
     /// Asks `source` for what we miss: the rest of a snapshot being assembled,
     /// or the log after the part known to match.
     pub(super) fn pull(&mut self, now: Instant, source: NodeId) {
+        if self.catchup.as_ref().is_some_and(|c| c.source == source && c.retry_at > now) {
+            return; // a request is out; its answer or the retry timer comes next
+        }
         let retry_at = now + self.config.timing.heartbeat_interval;
         let snapshot = self.catchup.take().filter(|c| c.source == source).and_then(|c| c.snapshot);
         let body = match &snapshot {
@@ -322,7 +330,7 @@ impl Node {
     fn pull_target(&self) -> LogPosition {
         match &self.state {
             State::Follower(f) => f.view.last,
-            _ => LogPosition { term: u64::MAX, seq: u64::MAX },
+            _ => LogPosition { term: u64::MAX, seq: u64::MAX, leader: u64::MAX },
         }
     }
 

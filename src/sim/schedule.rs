@@ -1,0 +1,219 @@
+//! Random fault schedules: one seed chooses the servers (3 to 7, some joining
+//! late), the clients, the network's loss, duplication and delay, and a series
+//! of crashes, restarts (without data) and pauses. The run then heals and the
+//! group must converge. At most one server is crashed or paused at a time, and
+//! only while another running server holds every committed entry: that is the
+//! failure model roomcast promises to survive (see the README).
+
+use std::fmt;
+use std::time::Duration;
+
+use super::check::Violation;
+use super::{Faults, Sim, Stats};
+
+/// Simulated time with faults.
+const FAULTY: Duration = Duration::from_secs(20);
+/// Longest time the group may take to converge once faults stop.
+const HEALING: Duration = Duration::from_secs(30);
+
+/// What one seed's run did and found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The seed; `SIM_SEED=<seed>` replays the run.
+    pub seed: u64,
+    /// Servers ever started.
+    pub servers: usize,
+    /// Crashes, restarts and pauses injected.
+    pub crashes: u32,
+    /// Restarts of crashed servers.
+    pub restarts: u32,
+    /// Pauses (SIGSTOP) of running servers.
+    pub pauses: u32,
+    /// Writes whose answer a client received.
+    pub acknowledged: usize,
+    /// Network and client counters.
+    pub stats: Stats,
+    /// Broken invariants (empty when the run passed).
+    pub violations: Vec<Violation>,
+    /// Each server's state at the end, shown when an invariant broke.
+    pub final_state: Vec<String>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {}: {} servers, {} crashes, {} restarts, {} pauses, {} writes acknowledged, {} answers, {} timeouts, {} datagrams",
+            self.seed,
+            self.servers,
+            self.crashes,
+            self.restarts,
+            self.pauses,
+            self.acknowledged,
+            self.stats.answered,
+            self.stats.timed_out,
+            self.stats.datagrams
+        )?;
+        for violation in &self.violations {
+            write!(f, "\n  VIOLATED {violation}")?;
+        }
+        if !self.violations.is_empty() {
+            for server in &self.final_state {
+                write!(f, "\n  {server}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the schedule that `seed` chooses and checks every invariant.
+pub fn run(seed: u64) -> Report {
+    let mut sim = Sim::new(seed, Faults::default());
+    let mut report = Report {
+        seed,
+        servers: 0,
+        crashes: 0,
+        restarts: 0,
+        pauses: 0,
+        acknowledged: 0,
+        stats: Stats::default(),
+        violations: Vec::new(),
+        final_state: Vec::new(),
+    };
+    let mut ids = Vec::new();
+    let initial = 3 + sim.random() % 3;
+    for _ in 0..initial {
+        add_server(&mut sim, &mut ids);
+        let gap = Duration::from_millis(sim.random() % 300);
+        sim.run_for(gap);
+    }
+    for _ in 0..2 + sim.random() % 3 {
+        sim.add_client();
+    }
+    let end = sim.elapsed() + FAULTY;
+    while sim.elapsed() < end {
+        sim.faults = random_faults(&mut sim);
+        inject_fault(&mut sim, &mut ids, &mut report);
+        let step = Duration::from_millis(300 + sim.random() % 1200);
+        sim.run_for(step);
+    }
+    heal(&mut sim, &mut report);
+    report.servers = sim.server_count();
+    report.acknowledged = sim.checker.acknowledged();
+    report.stats = sim.stats;
+    report.violations = sim.checker.violations().to_vec();
+    report.final_state = (0..sim.server_count()).map(|i| describe(&sim, i)).collect();
+    report
+}
+
+fn add_server(sim: &mut Sim, ids: &mut Vec<u64>) {
+    let id = loop {
+        let id = 100 + sim.random() % 900;
+        if !ids.contains(&id) {
+            break id;
+        }
+    };
+    ids.push(id);
+    sim.add_server(id, true);
+}
+
+fn random_faults(sim: &mut Sim) -> Faults {
+    let loss = (sim.random() % 21) as f64 / 100.0;
+    let duplicate = (sim.random() % 6) as f64 / 100.0;
+    let max_delay = Duration::from_micros(200 + sim.random() % 3000);
+    Faults { loss, duplicate, min_delay: Duration::from_micros(100), max_delay }
+}
+
+fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
+    if let Some(&index) = sim.down().first() {
+        if sim.chance(0.5) {
+            sim.restart(index);
+            report.restarts += 1;
+        }
+        return;
+    }
+    if let Some(&index) = sim.paused().first() {
+        if sim.chance(0.6) {
+            sim.resume(index);
+        }
+        return;
+    }
+    if sim.server_count() < 7 && sim.chance(0.1) {
+        return add_server(sim, ids);
+    }
+    let victim = pick_victim(sim);
+    let Some(victim) = victim.filter(|&v| another_holds_everything(sim, v)) else { return };
+    if sim.chance(0.5) {
+        sim.crash(victim);
+        report.crashes += 1;
+    } else {
+        sim.pause(victim);
+        report.pauses += 1;
+    }
+}
+
+/// The leader half of the time, else any running server.
+fn pick_victim(sim: &mut Sim) -> Option<usize> {
+    let leaders = sim.leaders();
+    if !leaders.is_empty() && sim.chance(0.5) {
+        return leaders.first().copied();
+    }
+    let up = sim.up();
+    if up.is_empty() {
+        return None;
+    }
+    let pick = (sim.random() % up.len() as u64) as usize;
+    Some(up[pick])
+}
+
+/// True when a running server other than `victim` holds every committed entry.
+fn another_holds_everything(sim: &Sim, victim: usize) -> bool {
+    let Some(furthest) = (0..sim.server_count()).max_by_key(|&i| sim.node(i).log().commit()) else { return false };
+    let log = sim.node(furthest).log();
+    let Some(committed) = log.position_at(log.commit()) else { return false };
+    sim.up().into_iter().any(|i| i != victim && sim.node(i).log().holds(committed))
+}
+
+/// Stops every fault, lets the clients finish, and waits for convergence.
+fn heal(sim: &mut Sim, report: &mut Report) {
+    sim.faults = Faults::default();
+    for index in sim.paused() {
+        sim.resume(index);
+    }
+    for index in sim.down() {
+        sim.restart(index);
+        report.restarts += 1;
+    }
+    sim.stop_clients();
+    sim.run_until(HEALING, |s| s.clients_idle() && converged(s));
+    sim.run_for(Duration::from_secs(1));
+    let leaders: Vec<u64> = sim.leaders().into_iter().map(|i| sim.node(i).id().id).collect();
+    let tables: Vec<_> =
+        sim.up().into_iter().map(|i| (sim.node(i).id().id, sim.node(i).log().table().clone())).collect();
+    let tables: Vec<_> = tables.iter().map(|(id, table)| (*id, table)).collect();
+    sim.checker.check_converged(&leaders, &tables);
+    sim.checker.check_acknowledged();
+}
+
+fn converged(sim: &Sim) -> bool {
+    let leaders = sim.leaders();
+    let [leader] = leaders[..] else { return false };
+    let target = sim.node(leader).log().last();
+    sim.up().into_iter().all(|i| sim.node(i).log().table().applied() == target)
+}
+
+fn describe(sim: &Sim, index: usize) -> String {
+    let node = sim.node(index);
+    let log = node.log();
+    format!(
+        "server {} ({}) {:?} term {} leader {:?} last {:?} commit {} applied {:?}",
+        node.id().id,
+        sim.liveness(index),
+        node.role(),
+        node.term(),
+        node.leader().map(|l| l.id),
+        log.last(),
+        log.commit(),
+        log.table().applied()
+    )
+}

@@ -8,7 +8,7 @@
 //!   --no-capture` is the long soak for local runs (`SIM_FIRST` sets its
 //!   first seed).
 //!
-//! The 2,000-seed gate for CI lands once every seed passes; today about 3% of
+//! The 2,000-seed gate for CI lands once every seed passes; today about 1.25% of
 //! seeds break an invariant (see the README's failure model).
 
 use roomcast::sim::schedule;

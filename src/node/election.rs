@@ -189,6 +189,12 @@ impl Node {
                 self.multicast(PeerBody::Coordinator);
                 false
             }
+            State::Follower(f) if f.leader == sender && peer.term > f.view.term => {
+                // The same server leads a new term, possibly with a different log:
+                // what we verified against its old leadership no longer holds.
+                self.become_follower(now, sender, view);
+                true
+            }
             State::Follower(f) if f.leader == sender => {
                 f.view = LeaderView { commit: f.view.commit.max(peer.commit), ..view };
                 f.last_heard = now;

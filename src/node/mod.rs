@@ -30,6 +30,7 @@ use crate::rooms::{Applied, Catalog};
 use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage};
 use election::Candidacy;
 use log::ReplicatedLog;
+pub use replication::MemberStatus;
 use replication::{Catchup, Leadership};
 
 /// A server's identity: its ID, made unique by its address (PIDs repeat across hosts).

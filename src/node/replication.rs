@@ -47,6 +47,10 @@ struct Member {
 impl Leadership {
     /// A new leadership. The first commit waits one heartbeat interval, so that
     /// members whose election answer or hand-over listing was lost can report.
+    /// The first leader of a new group, which heard from nobody, waits a whole
+    /// heartbeat timeout, announcing itself meanwhile, so that two servers that
+    /// start together and each think they are alone meet before either
+    /// confirms a write the other lacks.
     pub(super) fn new(
         now: Instant,
         term: u64,
@@ -64,11 +68,40 @@ impl Leadership {
         Leadership {
             term,
             members,
-            collecting_until: now + timing.heartbeat_interval,
+            collecting_until: now
+                + if voters.is_empty() && log.last().seq == 0 {
+                    timing.heartbeat_timeout
+                } else {
+                    timing.heartbeat_interval
+                },
             waiting: HashMap::new(),
             handing_over: None,
             inherited: log.last().seq,
         }
+    }
+}
+
+/// What a leader knows about one member, for status displays and diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The member.
+    pub id: NodeId,
+    /// Highest sequence number it holds that matches the leader's log.
+    pub acked: u64,
+    /// Commits wait for it.
+    pub in_sync: bool,
+    /// When it was last heard.
+    pub last_heard: Instant,
+}
+
+impl Node {
+    /// The leader's members; empty when this server does not lead.
+    pub fn member_status(&self) -> Vec<MemberStatus> {
+        let State::Leader(l) = &self.state else { return Vec::new() };
+        l.members
+            .iter()
+            .map(|(&id, m)| MemberStatus { id, acked: m.acked, in_sync: m.in_sync, last_heard: m.last_heard })
+            .collect()
     }
 }
 
@@ -119,6 +152,15 @@ impl Node {
         };
         if peer.term != l.term {
             return;
+        }
+        if peer.last > self.log.last() || peer.commit > self.log.last().seq {
+            // We won without hearing from this member (a lost answer): we must not
+            // lead with less than it holds or has committed. Elect again; this
+            // time we wait for it.
+            warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
+            l.members.entry(sender).or_insert(Member { last_heard: now, acked: 0, in_sync: true });
+            self.members = l.members.keys().copied().collect();
+            return self.become_candidate(now, 0);
         }
         let member = l.members.entry(sender).or_insert_with(|| {
             info!("server {sender} joined the group");
@@ -383,20 +425,27 @@ impl Node {
         if assembly.last != last || assembly.total != total {
             *assembly = Assembly { last, total, data: Vec::new() };
         }
-        if offset != assembly.data.len() as u64 {
+        if offset != assembly.data.len() as u64 || data.is_empty() && total > 0 {
             return; // a stale or duplicated chunk; the retry asks for the right one
         }
         assembly.data.extend_from_slice(data);
-        c.retry_at = now;
-        if assembly.data.len() as u64 >= total {
+        if (assembly.data.len() as u64) < total {
+            c.retry_at = now; // progress: ask for the next chunk at once
+        } else {
             let bytes = std::mem::take(&mut assembly.data);
             c.snapshot = None;
-            self.install_snapshot(sender, last, &bytes);
+            if self.install_snapshot(sender, last, &bytes)
+                && let Some(c) = &mut self.catchup
+            {
+                c.retry_at = now;
+            }
         }
         self.after_progress(now);
     }
 
-    fn install_snapshot(&mut self, sender: NodeId, last: LogPosition, bytes: &[u8]) {
+    /// Installs a received snapshot if it is newer than our table; returns
+    /// whether it was installed.
+    fn install_snapshot(&mut self, sender: NodeId, last: LogPosition, bytes: &[u8]) -> bool {
         match decode_snapshot(bytes) {
             Ok(table) if table.applied() == last && last.seq > self.log.table().applied().seq => {
                 info!("installed a snapshot from {sender} ({} bytes, {} reservations)", bytes.len(), table.len());
@@ -404,9 +453,13 @@ impl Node {
                 if let State::Follower(f) = &mut self.state {
                     f.verified = f.verified.max(last.seq);
                 }
+                true
             }
-            Ok(_) => {}
-            Err(e) => warn!("snapshot from {sender} could not be decoded: {e}"),
+            Ok(_) => false,
+            Err(e) => {
+                warn!("snapshot from {sender} could not be decoded: {e}");
+                false
+            }
         }
     }
 }

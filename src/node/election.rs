@@ -74,7 +74,7 @@ impl Node {
         let mut candidacy = Candidacy::new(now);
         candidacy.deadline = now + timing.election_timeout;
         candidacy.initiator = initiator;
-        candidacy.expected = self.members.iter().copied().filter(|m| *m != self.me).collect();
+        candidacy.expected = self.known_members().into_iter().filter(|m| *m != self.me).collect();
         candidacy.patience = now + timing.heartbeat_timeout;
         self.state = State::Candidate(candidacy);
         self.next_tick = None;
@@ -132,7 +132,7 @@ impl Node {
         self.log.push(Entry { position, client: 0, request: 0, op: Op::Genesis { epoch } });
     }
 
-    pub(super) fn on_election(&mut self, now: Instant, sender: NodeId, _initiator: u64, _peer: &PeerMessage) {
+    pub(super) fn on_election(&mut self, now: Instant, sender: NodeId) {
         self.enter_round(sender.id);
         let leading = matches!(self.state, State::Leader(_));
         self.send_to(sender, PeerBody::ElectionReply { leading });
@@ -148,7 +148,7 @@ impl Node {
     }
 
     /// The round stayed open without a new leader: report the one we have.
-    pub(super) fn on_round_deadline(&mut self, _now: Instant) {
+    pub(super) fn on_round_deadline(&mut self) {
         if let Some(leader) = self.leader()
             && self.in_round
         {
@@ -156,7 +156,7 @@ impl Node {
         }
     }
 
-    pub(super) fn on_election_reply(&mut self, _now: Instant, sender: NodeId, leading: bool, peer: &PeerMessage) {
+    pub(super) fn on_election_reply(&mut self, sender: NodeId, leading: bool, peer: &PeerMessage) {
         let me = self.me;
         let State::Candidate(c) = &mut self.state else { return };
         c.voters.insert(sender, peer.last);
@@ -315,7 +315,7 @@ impl Node {
                 f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
             } else {
                 info!("Heartbeat to group leader {} failed", leader.id);
-                self.members.remove(&leader);
+                self.listed_members.remove(&leader);
                 return self.become_candidate(now, 0);
             }
         }

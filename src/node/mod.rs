@@ -30,7 +30,7 @@ use crate::rooms::{Applied, Catalog};
 use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage};
 use election::Candidacy;
 use log::ReplicatedLog;
-pub use replication::MemberStatus;
+pub use replication::Member;
 use replication::{Catchup, Leadership};
 
 /// A server's identity: its ID, made unique by its address (PIDs repeat across hosts).
@@ -215,9 +215,8 @@ pub struct Node {
     term: u64,
     state: State,
     log: ReplicatedLog,
-    /// The group's members as a leader last listed them: a candidate must hear
-    /// from each (or give up on it) before it decides.
-    members: BTreeSet<NodeId>,
+    /// The group's members as our leader last listed them (see [`Node::known_members`]).
+    listed_members: BTreeSet<NodeId>,
     catchup: Option<Catchup>,
     /// An election round is under way (its start was logged, its end not yet).
     in_round: bool,
@@ -251,7 +250,7 @@ impl Node {
             term: 0,
             state: State::Candidate(Candidacy::new(now)),
             log: ReplicatedLog::default(),
-            members: BTreeSet::new(),
+            listed_members: BTreeSet::new(),
             catchup: None,
             in_round: false,
             ready: false,
@@ -300,7 +299,7 @@ impl Node {
         }
         if self.round_deadline.is_some_and(|t| t <= now) {
             self.round_deadline = None;
-            self.on_round_deadline(now);
+            self.on_round_deadline();
         }
         self.on_candidacy_timer(now);
         self.on_catchup_timer(now);
@@ -402,8 +401,8 @@ impl Node {
 
     fn dispatch(&mut self, now: Instant, sender: NodeId, peer: PeerMessage) {
         match peer.body {
-            PeerBody::Election { initiator } => self.on_election(now, sender, initiator, &peer),
-            PeerBody::ElectionReply { leading } => self.on_election_reply(now, sender, leading, &peer),
+            PeerBody::Election { .. } => self.on_election(now, sender),
+            PeerBody::ElectionReply { leading } => self.on_election_reply(sender, leading, &peer),
             PeerBody::Coordinator | PeerBody::HeartbeatAck => {
                 if self.on_leader_claim(now, sender, &peer) {
                     self.follower_catch_up(now);
@@ -411,8 +410,8 @@ impl Node {
             }
             PeerBody::LeaderAlive { ref members } => {
                 if self.on_leader_claim(now, sender, &peer) {
-                    self.members = members.iter().map(|&(id, addr)| NodeId { id, addr }).collect();
-                    self.members.insert(sender);
+                    self.listed_members = members.iter().map(|&(id, addr)| NodeId { id, addr }).collect();
+                    self.listed_members.insert(sender);
                     self.follower_catch_up(now);
                 }
             }

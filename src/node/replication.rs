@@ -7,7 +7,7 @@
 //! behind what the leader announces, pulls what it misses (`Fetch` →
 //! `Entries`, or a chunked snapshot when the entries were compacted).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
@@ -36,12 +36,15 @@ pub(super) struct Leadership {
     pub(super) inherited: u64,
 }
 
-struct Member {
-    last_heard: Instant,
-    /// Highest sequence number it holds that matches our log.
-    acked: u64,
+/// What a leader knows about one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// When it was last heard.
+    pub last_heard: Instant,
+    /// Highest sequence number it holds that matches the leader's log.
+    pub acked: u64,
     /// It holds everything committed, so commits wait for it.
-    in_sync: bool,
+    pub in_sync: bool,
 }
 
 impl Leadership {
@@ -81,27 +84,21 @@ impl Leadership {
     }
 }
 
-/// What a leader knows about one member, for status displays and diagnostics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberStatus {
-    /// The member.
-    pub id: NodeId,
-    /// Highest sequence number it holds that matches the leader's log.
-    pub acked: u64,
-    /// Commits wait for it.
-    pub in_sync: bool,
-    /// When it was last heard.
-    pub last_heard: Instant,
-}
-
 impl Node {
-    /// The leader's members; empty when this server does not lead.
-    pub fn member_status(&self) -> Vec<MemberStatus> {
+    /// The leader's members, for status displays and diagnostics; empty when
+    /// this server does not lead.
+    pub fn member_status(&self) -> Vec<(NodeId, Member)> {
         let State::Leader(l) = &self.state else { return Vec::new() };
-        l.members
-            .iter()
-            .map(|(&id, m)| MemberStatus { id, acked: m.acked, in_sync: m.in_sync, last_heard: m.last_heard })
-            .collect()
+        l.members.iter().map(|(&id, &m)| (id, m)).collect()
+    }
+
+    /// The members a candidate must hear from before it decides: our own when
+    /// we lead, else those our leader last listed.
+    pub(super) fn known_members(&self) -> BTreeSet<NodeId> {
+        match &self.state {
+            State::Leader(l) => l.members.keys().copied().collect(),
+            _ => self.listed_members.clone(),
+        }
     }
 }
 
@@ -132,7 +129,6 @@ impl Node {
             }
             alive
         });
-        self.members = l.members.keys().copied().collect();
         let members = l.members.keys().map(|id| (id.id, id.addr)).collect();
         if l.handing_over.is_some_and(|(_, since)| now >= since + timeout) {
             warn!("hand-over got no answer; taking writes again");
@@ -159,7 +155,6 @@ impl Node {
             // time we wait for it.
             warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
             l.members.entry(sender).or_insert(Member { last_heard: now, acked: 0, in_sync: true });
-            self.members = l.members.keys().copied().collect();
             return self.become_candidate(now, 0);
         }
         let member = l.members.entry(sender).or_insert_with(|| {

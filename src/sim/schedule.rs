@@ -205,7 +205,7 @@ fn converged(sim: &Sim) -> bool {
 fn describe(sim: &Sim, index: usize) -> String {
     let node = sim.node(index);
     let log = node.log();
-    let members: Vec<_> = node.member_status().iter().map(|m| (m.id.id, m.acked, m.in_sync)).collect();
+    let members: Vec<_> = node.member_status().iter().map(|(id, m)| (id.id, m.acked, m.in_sync)).collect();
     format!(
         "server {} ({}) {:?} term {} leader {:?} last {:?} commit {} applied {:?} members {members:?}",
         node.id().id,

@@ -29,8 +29,24 @@ pub(super) struct Candidacy {
     higher: Option<NodeId>,
     /// A server that answered as the current leader.
     leader: Option<(NodeId, u64)>,
-    /// Every server that answered, with its last log position.
-    voters: BTreeMap<NodeId, LogPosition>,
+    /// Every server that answered, with how much of the log it holds.
+    voters: BTreeMap<NodeId, Standing>,
+}
+
+/// How much of the log a server holds, ordered so that the best source for a
+/// new leader compares highest: its commit point first, because a log that
+/// lacks a committed entry must never win on a newer term (a server restarted
+/// empty may have led a short-lived term of its own), then its last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Standing {
+    commit: u64,
+    last: LogPosition,
+}
+
+impl Standing {
+    fn of(peer: &PeerMessage) -> Self {
+        Standing { commit: peer.commit, last: peer.last }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +175,7 @@ impl Node {
     pub(super) fn on_election_reply(&mut self, sender: NodeId, leading: bool, peer: &PeerMessage) {
         let me = self.me;
         let State::Candidate(c) = &mut self.state else { return };
-        c.voters.insert(sender, peer.last);
+        c.voters.insert(sender, Standing::of(peer));
         if sender > me && c.higher.is_none_or(|h| sender > h) {
             c.higher = Some(sender);
         }
@@ -273,22 +289,31 @@ impl Node {
             return;
         }
         if let Some((leader, term)) = c.leader {
-            let last = c.voters.get(&leader).copied().unwrap_or_default();
+            let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
             return self.become_follower(now, leader, LeaderView { term, commit: 0, last });
         }
-        let best = c.voters.iter().max_by_key(|(id, last)| (**last, **id)).map(|(id, last)| (*id, *last));
+        let ours = Standing { commit: self.log.commit(), last: self.log.last() };
+        let best = c.voters.iter().max_by_key(|(id, standing)| (**standing, **id)).map(|(id, s)| (*id, *s));
         match best {
-            Some((source, target)) if target > self.log.last() => {
+            Some((source, standing)) if standing > ours && standing.last != ours.last => {
+                let target = standing.last;
                 info!("{source} holds more of the log ({target:?}); fetching it before taking over");
                 c.phase = Phase::CatchingUp { source, target };
                 c.deadline = now + timing.heartbeat_timeout;
                 self.pull(now, source);
             }
             _ => {
-                let voters = std::mem::take(&mut c.voters);
+                let voters = std::mem::take(&mut c.voters).into_iter().map(|(id, s)| (id, s.last)).collect();
                 self.become_leader(now, &voters);
             }
         }
+    }
+
+    /// True when we catch up from `sender` as a candidate and it no longer
+    /// holds what we came for: it restarted without its data meanwhile.
+    pub(super) fn catchup_source_regressed(&self, sender: NodeId, peer: &PeerMessage) -> bool {
+        let State::Candidate(c) = &self.state else { return false };
+        matches!(c.phase, Phase::CatchingUp { source, target } if source == sender && peer.last.seq < target.seq)
     }
 
     /// Called when catch-up made progress while we are a candidate.
@@ -297,7 +322,7 @@ impl Node {
         let State::Candidate(c) = &mut self.state else { return };
         let Phase::CatchingUp { source, target } = c.phase else { return };
         if last >= target {
-            let voters = std::mem::take(&mut c.voters);
+            let voters = std::mem::take(&mut c.voters).into_iter().map(|(id, s)| (id, s.last)).collect();
             return self.become_leader(now, &voters);
         }
         c.deadline = now + self.config.timing.heartbeat_timeout;

@@ -396,6 +396,10 @@ impl Node {
                 return self.become_candidate(now, 0);
             }
         }
+        if self.catchup_source_regressed(sender, &peer) {
+            warn!("{sender} lost the log we were fetching from it (it restarted); running the election again");
+            return self.become_candidate(now, 0);
+        }
         self.dispatch(now, sender, peer);
     }
 

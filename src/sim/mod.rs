@@ -11,6 +11,7 @@
 pub mod check;
 pub mod schedule;
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -107,6 +108,16 @@ pub struct Stats {
 /// this, so more means a message storm or a livelock.
 const STEP_BUDGET: u64 = 3_000_000;
 
+thread_local! {
+    static TRACE_CONTEXT: Cell<(Duration, u64)> = const { Cell::new((Duration::ZERO, 0)) };
+}
+
+/// The simulated time and the ID of the server whose code runs now, for
+/// prefixing log lines when a seed is traced (`tests/sim.rs`, `SIM_TRACE`).
+pub fn trace_context() -> (Duration, u64) {
+    TRACE_CONTEXT.with(Cell::get)
+}
+
 /// The simulated group.
 pub struct Sim {
     start: Instant,
@@ -175,12 +186,15 @@ impl Sim {
             seed: self.random(),
         };
         let mut node = Node::new(config, self.now);
+        TRACE_CONTEXT.with(|c| c.set((self.now - self.start, id)));
         node.start(self.now);
         node
     }
 
     /// Stops a server at once, as SIGKILL would: it sends nothing more.
     pub fn crash(&mut self, index: usize) {
+        self.running(index);
+        log::info!("SIM: crashed");
         self.servers[index].liveness = Liveness::Down;
         self.servers[index].backlog.clear();
     }
@@ -197,6 +211,8 @@ impl Sim {
     /// Freezes a server (SIGSTOP): it keeps its state, and what arrives waits.
     pub fn pause(&mut self, index: usize) {
         if self.servers[index].liveness == Liveness::Up {
+            self.running(index);
+            log::info!("SIM: paused");
             self.servers[index].liveness = Liveness::Paused;
         }
     }
@@ -207,11 +223,15 @@ impl Sim {
             return;
         }
         self.servers[index].liveness = Liveness::Up;
+        self.running(index);
+        log::info!("SIM: resumed");
         for delivery in std::mem::take(&mut self.servers[index].backlog) {
-            self.servers[index].node.handle_datagram(self.now, delivery.from, &delivery.bytes);
+            let now = self.now;
+            self.running(index).handle_datagram(now, delivery.from, &delivery.bytes);
             self.flush(index);
         }
-        self.servers[index].node.handle_timeout(self.now);
+        let now = self.now;
+        self.running(index).handle_timeout(now);
         self.flush(index);
     }
 
@@ -339,9 +359,10 @@ impl Sim {
             }
         }
         for index in 0..self.servers.len() {
-            let server = &mut self.servers[index];
+            let server = &self.servers[index];
             if server.liveness == Liveness::Up && server.node.poll_timeout().is_some_and(|t| t <= self.now) {
-                server.node.handle_timeout(self.now);
+                let now = self.now;
+                self.running(index).handle_timeout(now);
                 self.flush(index);
             }
         }
@@ -354,7 +375,8 @@ impl Sim {
         if let Some(index) = self.servers.iter().position(|s| s.node.id().addr == delivery.to) {
             match self.servers[index].liveness {
                 Liveness::Up => {
-                    self.servers[index].node.handle_datagram(self.now, delivery.from, &delivery.bytes);
+                    let now = self.now;
+                    self.running(index).handle_datagram(now, delivery.from, &delivery.bytes);
                     self.flush(index);
                 }
                 Liveness::Paused => self.servers[index].backlog.push(delivery),
@@ -366,6 +388,13 @@ impl Sim {
         } else if let Ok(Message::Reply(reply)) = wire::decode(&delivery.bytes) {
             self.replies.push(Received { client: delivery.to, from: delivery.from, reply });
         }
+    }
+
+    /// The node at `index`, about to run: log lines name it and the time.
+    fn running(&mut self, index: usize) -> &mut Node {
+        let node = &mut self.servers[index].node;
+        TRACE_CONTEXT.with(|c| c.set((self.now - self.start, node.id().id)));
+        node
     }
 
     fn flush(&mut self, index: usize) {

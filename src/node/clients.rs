@@ -14,7 +14,7 @@ use crate::wire::{Answer, Command, Entry, LogPosition, Message, Op, PeerBody, Re
 impl Node {
     pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request) {
         let State::Leader(l) = &self.state else { return };
-        if self.log.commit() < l.inherited {
+        if self.log.commit() < l.inherited.seq {
             return; // not yet sure the table holds every confirmed write; the client retries
         }
         let answer = match request.command {

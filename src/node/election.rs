@@ -38,13 +38,13 @@ pub(super) struct Candidacy {
 /// lacks a committed entry must never win on a newer term (a server restarted
 /// empty may have led a short-lived term of its own), then its last entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Standing {
-    commit: u64,
-    last: LogPosition,
+pub(super) struct Standing {
+    pub(super) commit: u64,
+    pub(super) last: LogPosition,
 }
 
 impl Standing {
-    fn of(peer: &PeerMessage) -> Self {
+    pub(super) fn of(peer: &PeerMessage) -> Self {
         Standing { commit: peer.commit, last: peer.last }
     }
 }
@@ -90,7 +90,8 @@ impl Node {
         let mut candidacy = Candidacy::new(now);
         candidacy.deadline = now + timing.election_timeout;
         candidacy.initiator = initiator;
-        candidacy.expected = self.known_members().into_iter().filter(|m| *m != self.me).collect();
+        let heard = self.heard_within(now, timing.heartbeat_timeout);
+        candidacy.expected = self.known_members().into_iter().chain(heard).filter(|m| *m != self.me).collect();
         candidacy.patience = now + timing.heartbeat_timeout;
         self.state = State::Candidate(candidacy);
         self.next_tick = None;
@@ -104,7 +105,14 @@ impl Node {
         let changed = self.leader() != Some(leader);
         let expect_handover = self.me > leader;
         self.state =
-            State::Follower(Following { leader, view, verified: self.log.commit(), last_heard: now, expect_handover });
+            State::Follower(Following {
+                leader,
+                view,
+                verified: self.log.commit(),
+                last_heard: now,
+                expect_handover,
+                leader_saw_our_log: false,
+            });
         self.catchup = None;
         if expect_handover {
             info!("following {leader} while catching up; it hands over to us (higher ID) when we are level");
@@ -148,7 +156,12 @@ impl Node {
         self.log.push(Entry { position, client: 0, request: 0, op: Op::Genesis { epoch } });
     }
 
-    pub(super) fn on_election(&mut self, now: Instant, sender: NodeId) {
+    pub(super) fn on_election(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {
+        if let State::Candidate(c) = &mut self.state {
+            // Its envelope says how much of the log it holds: as good as an answer,
+            // and it may be the only word we get from it if datagrams are lost.
+            c.voters.insert(sender, Standing::of(peer));
+        }
         self.enter_round(sender.id);
         let leading = matches!(self.state, State::Leader(_));
         self.send_to(sender, PeerBody::ElectionReply { leading });
@@ -214,6 +227,7 @@ impl Node {
             State::Follower(f) if f.leader == sender => {
                 f.view = LeaderView { commit: f.view.commit.max(peer.commit), ..view };
                 f.last_heard = now;
+                f.leader_saw_our_log |= matches!(peer.body, PeerBody::HeartbeatAck);
                 if self.log.holds(view.last) {
                     // Same entry at the same position: the logs match up to it.
                     f.verified = f.verified.max(view.last.seq);
@@ -292,21 +306,42 @@ impl Node {
             let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
             return self.become_follower(now, leader, LeaderView { term, commit: 0, last });
         }
-        let ours = Standing { commit: self.log.commit(), last: self.log.last() };
-        let best = c.voters.iter().max_by_key(|(id, standing)| (**standing, **id)).map(|(id, s)| (*id, *s));
+        self.catch_up_or_lead(now);
+    }
+
+    /// Fetches from the voter that holds entries we lack, the best first, or
+    /// takes over when none does.
+    fn catch_up_or_lead(&mut self, now: Instant) {
+        let timing = self.config.timing;
+        let ours = self.log.last();
+        let State::Candidate(c) = &self.state else { return };
+        let best = c
+            .voters
+            .iter()
+            .filter(|(_, standing)| self.lacks_entries_of(**standing, ours))
+            .max_by_key(|(id, standing)| (**standing, **id))
+            .map(|(id, standing)| (*id, standing.last));
+        let State::Candidate(c) = &mut self.state else { return };
         match best {
-            Some((source, standing)) if standing > ours && standing.last != ours.last => {
-                let target = standing.last;
+            Some((source, target)) => {
                 info!("{source} holds more of the log ({target:?}); fetching it before taking over");
                 c.phase = Phase::CatchingUp { source, target };
                 c.deadline = now + timing.heartbeat_timeout;
                 self.pull(now, source);
             }
-            _ => {
+            None => {
                 let voters = std::mem::take(&mut c.voters).into_iter().map(|(id, s)| (id, s.last)).collect();
                 self.become_leader(now, &voters);
             }
         }
+    }
+
+    /// True when a server standing at `theirs` holds entries that we lack and
+    /// that may be committed, judged against our log as it ended at `ours`
+    /// (for a leader: when it was elected). Such a server must be caught up
+    /// from before anyone leads.
+    pub(super) fn lacks_entries_of(&self, theirs: Standing, ours: LogPosition) -> bool {
+        !self.log.holds(theirs.last) && (theirs > Standing { commit: self.log.commit(), last: ours } || theirs.last > ours)
     }
 
     /// True when we catch up from `sender` as a candidate and it no longer
@@ -318,12 +353,11 @@ impl Node {
 
     /// Called when catch-up made progress while we are a candidate.
     pub(super) fn candidate_progress(&mut self, now: Instant) {
-        let last = self.log.last();
+        let held = self.log.last();
         let State::Candidate(c) = &mut self.state else { return };
         let Phase::CatchingUp { source, target } = c.phase else { return };
-        if last >= target {
-            let voters = std::mem::take(&mut c.voters).into_iter().map(|(id, s)| (id, s.last)).collect();
-            return self.become_leader(now, &voters);
+        if held >= target || self.log.holds(target) {
+            return self.catch_up_or_lead(now);
         }
         c.deadline = now + self.config.timing.heartbeat_timeout;
         self.pull(now, source);

@@ -125,6 +125,17 @@ impl ReplicatedLog {
         Ok(matched)
     }
 
+    /// True when [`merge`](Self::merge) with these arguments would drop any
+    /// entry we hold.
+    pub fn would_replace(&self, prev: LogPosition, entries: &[Entry], complete: bool) -> bool {
+        let conflict = entries
+            .iter()
+            .take_while(|e| e.position.seq <= self.last().seq)
+            .any(|e| self.position_at(e.position.seq).is_some_and(|held| held != e.position));
+        let end = entries.last().map_or(prev.seq, |e| e.position.seq);
+        conflict || complete && self.last().seq > end
+    }
+
     fn truncate_after(&mut self, seq: u64, theirs: LogPosition) -> Result<(), Divergence> {
         if seq < self.commit.max(self.table.applied().seq) {
             let ours = self.get(seq + 1).map_or(self.table.applied(), |e| e.position);

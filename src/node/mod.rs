@@ -19,7 +19,7 @@ mod replication;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
@@ -32,6 +32,10 @@ use election::Candidacy;
 use log::ReplicatedLog;
 pub use replication::Member;
 use replication::{Catchup, Leadership};
+
+/// How many servers a node remembers having heard from; garbage from many
+/// forged senders cannot grow its memory beyond this.
+const MAX_TRACKED_PEERS: usize = 256;
 
 /// A server's identity: its ID, made unique by its address (PIDs repeat across hosts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -204,6 +208,10 @@ struct Following {
     last_heard: Instant,
     /// We are higher than the leader and expect it to hand over once we caught up.
     expect_handover: bool,
+    /// The leader answered a heartbeat of ours, which told it our last entry: had
+    /// it lacked entries of ours it should hold, it would have stepped down
+    /// instead. Until then we do not let it replace any of our entries.
+    leader_saw_our_log: bool,
 }
 
 /// The sans-IO server.
@@ -217,12 +225,14 @@ pub struct Node {
     log: ReplicatedLog,
     /// The group's members as our leader last listed them (see [`Node::known_members`]).
     listed_members: BTreeSet<NodeId>,
+    /// When each server last sent us a valid message: a candidate waits for
+    /// the ones heard lately even if no leader listed them (their answer may be lost).
+    last_heard_from: BTreeMap<NodeId, Instant>,
     catchup: Option<Catchup>,
     /// An election round is under way (its start was logged, its end not yet).
     in_round: bool,
     ready: bool,
     next_tick: Option<Instant>,
-    last_tick: Option<Instant>,
     /// When our own loop last resumed after running late (paused process,
     /// overloaded host): silence from others before then proves nothing.
     resumed_at: Option<Instant>,
@@ -251,11 +261,11 @@ impl Node {
             state: State::Candidate(Candidacy::new(now)),
             log: ReplicatedLog::default(),
             listed_members: BTreeSet::new(),
+            last_heard_from: BTreeMap::new(),
             catchup: None,
             in_round: false,
             ready: false,
             next_tick: None,
-            last_tick: None,
             resumed_at: None,
             round_deadline: None,
             delayed: VecDeque::new(),
@@ -275,6 +285,7 @@ impl Node {
 
     /// Feeds one datagram received from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) {
+        self.notice_freeze(now);
         match wire::decode(datagram) {
             Ok(Message::Request(request)) => self.on_request(now, from, request),
             Ok(Message::Peer(peer)) => self.on_peer(now, from, peer),
@@ -287,15 +298,11 @@ impl Node {
 
     /// Runs the timers that are due; harmless when none is.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.notice_freeze(now);
         self.flush_delayed(now);
         if self.next_tick.is_some_and(|t| t <= now) {
-            let interval = self.config.timing.heartbeat_interval;
-            if self.last_tick.is_some_and(|t| now - t > interval * 2) {
-                self.resumed_at = Some(now);
-            }
-            self.next_tick = Some(now + interval);
+            self.next_tick = Some(now + self.config.timing.heartbeat_interval);
             self.on_tick(now);
-            self.last_tick = Some(now);
         }
         if self.round_deadline.is_some_and(|t| t <= now) {
             self.round_deadline = None;
@@ -396,6 +403,7 @@ impl Node {
                 return self.become_candidate(now, 0);
             }
         }
+        self.note_heard(now, sender);
         if self.catchup_source_regressed(sender, &peer) {
             warn!("{sender} lost the log we were fetching from it (it restarted); running the election again");
             return self.become_candidate(now, 0);
@@ -403,9 +411,24 @@ impl Node {
         self.dispatch(now, sender, peer);
     }
 
+    fn note_heard(&mut self, now: Instant, sender: NodeId) {
+        if self.last_heard_from.len() >= MAX_TRACKED_PEERS && !self.last_heard_from.contains_key(&sender) {
+            let horizon = now.checked_sub(self.config.timing.heartbeat_timeout).unwrap_or(now);
+            self.last_heard_from.retain(|_, at| *at >= horizon);
+        }
+        if self.last_heard_from.len() < MAX_TRACKED_PEERS {
+            self.last_heard_from.insert(sender, now);
+        }
+    }
+
+    /// Servers heard from within `window` before `now`.
+    pub(super) fn heard_within(&self, now: Instant, window: Duration) -> impl Iterator<Item = NodeId> + '_ {
+        self.last_heard_from.iter().filter(move |(_, at)| now.duration_since(**at) < window).map(|(id, _)| *id)
+    }
+
     fn dispatch(&mut self, now: Instant, sender: NodeId, peer: PeerMessage) {
         match peer.body {
-            PeerBody::Election { .. } => self.on_election(now, sender),
+            PeerBody::Election { .. } => self.on_election(now, sender, &peer),
             PeerBody::ElectionReply { leading } => self.on_election_reply(sender, leading, &peer),
             PeerBody::Coordinator | PeerBody::HeartbeatAck => {
                 if self.on_leader_claim(now, sender, &peer) {
@@ -512,6 +535,23 @@ impl Node {
     }
 
     /// True while our loop has been running on time for less than `span`.
+    /// Notices that our own loop stood still (SIGSTOP, an overloaded host):
+    /// our tick is long overdue. Silence from others before now proves
+    /// nothing, and a leader that was silent for a heartbeat timeout may
+    /// already be replaced, so it steps down before acting on what waited.
+    fn notice_freeze(&mut self, now: Instant) {
+        let timing = self.config.timing;
+        let Some(overdue) = self.next_tick.and_then(|t| now.checked_duration_since(t)) else { return };
+        if overdue <= timing.heartbeat_interval || self.recently_resumed(now, timing.heartbeat_interval) {
+            return;
+        }
+        self.resumed_at = Some(now);
+        if matches!(self.state, State::Leader(_)) && overdue + timing.heartbeat_interval >= timing.heartbeat_timeout {
+            warn!("this server stood still for {overdue:?}: the others may have a new leader by now; stepping down");
+            self.become_candidate(now, 0);
+        }
+    }
+
     fn recently_resumed(&self, now: Instant, span: Duration) -> bool {
         self.resumed_at.is_some_and(|t| now < t + span)
     }

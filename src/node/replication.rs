@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use ::log::{error, info, warn};
 
+use super::election::Standing;
 use super::log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
 use super::{Node, NodeId, State, Timing};
 use crate::wire::{Entry, LogPosition, PeerBody, PeerMessage};
@@ -32,8 +33,9 @@ pub(super) struct Leadership {
     /// Handing over to a higher server since this instant: writes pause.
     pub(super) handing_over: Option<(NodeId, Instant)>,
     /// The log's end when this leadership began. Until it is committed, the
-    /// table may lack writes a previous leader confirmed, so reads wait.
-    pub(super) inherited: u64,
+    /// table may lack writes a previous leader confirmed, so reads wait; a
+    /// member holding entries beyond it that we lack was not heard in the election.
+    pub(super) inherited: LogPosition,
 }
 
 /// What a leader knows about one member.
@@ -79,7 +81,7 @@ impl Leadership {
                 },
             waiting: HashMap::new(),
             handing_over: None,
-            inherited: log.last().seq,
+            inherited: log.last(),
         }
     }
 }
@@ -140,22 +142,22 @@ impl Node {
 
     /// A follower's `Heartbeat` or `AppendAck`.
     pub(super) fn on_member_report(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {
-        let State::Leader(l) = &mut self.state else {
+        let State::Leader(l) = &self.state else {
             if peer.term < self.term {
                 self.send_to(sender, PeerBody::StaleTerm);
             }
             return;
         };
+        if self.lacks_entries_of(Standing::of(peer), l.inherited) {
+            // It holds entries we did not have when elected (its answer was lost, or
+            // it still follows our previous run), and some may be committed: we must
+            // not lead with less than it holds. Elect again; this time we hear it.
+            warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
+            return self.become_candidate(now, 0);
+        }
+        let State::Leader(l) = &mut self.state else { return };
         if peer.term != l.term {
             return;
-        }
-        if peer.last > self.log.last() || peer.commit > self.log.last().seq {
-            // We won without hearing from this member (a lost answer): we must not
-            // lead with less than it holds or has committed. Elect again; this
-            // time we wait for it.
-            warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
-            l.members.entry(sender).or_insert(Member { last_heard: now, acked: 0, in_sync: true });
-            return self.become_candidate(now, 0);
         }
         let member = l.members.entry(sender).or_insert_with(|| {
             info!("server {sender} joined the group");
@@ -264,8 +266,14 @@ impl Node {
             return;
         }
         let before = self.log.last();
-        self.accept_entries(now, sender, prev, entries, complete);
+        let matched = self.accept_entries(now, sender, prev, entries, complete);
+        if let (State::Candidate(_), Some(matched)) = (&self.state, matched) {
+            // Our log matches the source's up to `matched`, and the source knows
+            // its own log committed up to `commit`.
+            self.commit_to(matched.min(peer.commit));
+        }
         if let Some(c) = &mut self.catchup
+            && matched.is_some()
             && (self.log.last() != before || complete)
         {
             c.retry_at = now; // progress: the next pull may go at once
@@ -286,21 +294,38 @@ impl Node {
         }
     }
 
-    fn accept_entries(&mut self, now: Instant, source: NodeId, prev: LogPosition, entries: &[Entry], complete: bool) {
+    /// Merges entries from `source`; returns how far our log now matches its.
+    fn accept_entries(
+        &mut self,
+        now: Instant,
+        source: NodeId,
+        prev: LogPosition,
+        entries: &[Entry],
+        complete: bool,
+    ) -> Option<u64> {
         if !self.log.holds(prev) {
-            return self.pull(now, source);
+            self.pull(now, source);
+            return None;
+        }
+        let unconfirmed = matches!(&self.state, State::Follower(f) if !f.leader_saw_our_log);
+        if unconfirmed && self.log.would_replace(prev, entries, complete) {
+            return None; // wait until the leader has seen our log (see `Following`)
         }
         match self.log.merge(prev, entries, complete) {
             Ok(matched) => {
                 if let State::Follower(f) = &mut self.state {
                     f.verified = f.verified.max(matched);
+                    self.apply_committed();
                 }
-                self.apply_committed();
+                Some(matched)
             }
-            Err(d) => error!(
-                "our committed entry {:?} differs from {:?} sent by {source}: the group's data diverged",
-                d.ours, d.theirs
-            ),
+            Err(d) => {
+                error!(
+                    "our committed entry {:?} differs from {:?} sent by {source}: the group's data diverged",
+                    d.ours, d.theirs
+                );
+                None
+            }
         }
     }
 

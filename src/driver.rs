@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
@@ -16,6 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::net::{self, GroupAddr, NetError};
 use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Timing};
 use crate::rooms::Catalog;
+use crate::storage::{Storage, StorageError};
 use crate::wire;
 
 const GROUP: Token = Token(0);
@@ -33,6 +35,8 @@ pub struct ServerSettings {
     pub timing: Timing,
     /// Rooms, timeslots and days.
     pub catalog: Catalog,
+    /// Where to keep state across restarts; `None` keeps it in memory only.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Why the server stopped with an error.
@@ -44,6 +48,8 @@ pub enum ServerError {
     Io(io::Error),
     /// The protocol found a condition it cannot go on with.
     Fatal(FatalError),
+    /// The data directory cannot be read or written.
+    Storage(StorageError),
 }
 
 impl fmt::Display for ServerError {
@@ -52,6 +58,7 @@ impl fmt::Display for ServerError {
             ServerError::Net(e) => write!(f, "{e}"),
             ServerError::Io(e) => write!(f, "event loop failed: {e}"),
             ServerError::Fatal(e) => write!(f, "{e}"),
+            ServerError::Storage(e) => write!(f, "{e}"),
         }
     }
 }
@@ -61,6 +68,12 @@ impl std::error::Error for ServerError {}
 impl From<NetError> for ServerError {
     fn from(e: NetError) -> Self {
         ServerError::Net(e)
+    }
+}
+
+impl From<StorageError> for ServerError {
+    fn from(e: StorageError) -> Self {
+        ServerError::Storage(e)
     }
 }
 
@@ -94,6 +107,7 @@ pub struct Server {
     unicast: UdpSocket,
     group: SocketAddrV4,
     node: Node,
+    storage: Option<Storage>,
     stopper: Stopper,
 }
 
@@ -117,9 +131,15 @@ impl Server {
             catalog: settings.catalog,
             seed: random_seed(),
         };
-        let node = Node::new(config, Instant::now());
+        let (node, storage) = match &settings.data_dir {
+            Some(dir) => {
+                let (storage, log) = Storage::open(dir, &config.catalog)?;
+                (Node::recovered(config, Instant::now(), log), Some(storage))
+            }
+            None => (Node::new(config, Instant::now()), None),
+        };
         let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
-        Ok(Server { poll, group_socket, unicast, group: settings.group.socket_addr(), node, stopper })
+        Ok(Server { poll, group_socket, unicast, group: settings.group.socket_addr(), node, storage, stopper })
     }
 
     /// A handle that stops [`Server::run`].
@@ -154,8 +174,14 @@ impl Server {
         Ok(())
     }
 
-    /// Sends what the node queued and acts on its events.
+    /// Stores what changed, then sends what the node queued and acts on its
+    /// events. Storing first is what makes an acknowledgement durable.
     fn flush(&mut self) -> Result<(), ServerError> {
+        if let Some(storage) = &mut self.storage
+            && let Some(changes) = self.node.take_log_changes()
+        {
+            storage.save(self.node.log(), changes)?;
+        }
         while let Some(transmit) = self.node.poll_transmit() {
             let to = match transmit.dst {
                 Destination::Group => self.group,

@@ -26,4 +26,5 @@ pub mod net;
 pub mod node;
 pub mod rooms;
 pub mod sim;
+pub mod storage;
 pub mod wire;

@@ -10,8 +10,8 @@
 //!   --no-capture` is the long soak for local runs (`SIM_FIRST` sets its
 //!   first seed).
 //!
-//! The 2,000-seed gate for CI lands once every seed passes; today about 1.25% of
-//! seeds break an invariant (see the README's failure model).
+//! - `sim_gate_*` is the CI gate: seeds 0 to 1,999, in four parts that run in
+//!   parallel.
 
 use std::io::Write;
 
@@ -32,22 +32,51 @@ fn sim_replay() {
     assert!(report.violations.is_empty(), "{report}");
 }
 
+/// Seeds in the CI gate, and how many parts it is split into.
+const GATE_SEEDS: u64 = 2_000;
+const GATE_PARTS: u64 = 4;
+
+fn gate(part: u64) {
+    let size = GATE_SEEDS / GATE_PARTS;
+    run_seeds(part * size, size);
+}
+
+#[test]
+fn sim_gate_seeds_0_to_499() {
+    gate(0);
+}
+
+#[test]
+fn sim_gate_seeds_500_to_999() {
+    gate(1);
+}
+
+#[test]
+fn sim_gate_seeds_1000_to_1499() {
+    gate(2);
+}
+
+#[test]
+fn sim_gate_seeds_1500_to_1999() {
+    gate(3);
+}
+
 /// Runs `SIM_SEEDS` seeds from `SIM_FIRST`; run it in release mode.
 #[test]
 #[ignore = "long soak: SIM_SEEDS=100000 cargo nextest run --release sim_soak --run-ignored all"]
 fn sim_soak() {
-    let first = env_number("SIM_FIRST", 0);
-    let count = env_number("SIM_SEEDS", 100_000);
-    let mut failures = Vec::new();
-    for seed in first..first + count {
-        let report = schedule::run(seed);
-        if !report.violations.is_empty() {
-            failures.push(report.to_string());
-        }
-    }
+    run_seeds(env_number("SIM_FIRST", 0), env_number("SIM_SEEDS", 100_000));
+}
+
+fn run_seeds(first: u64, count: u64) {
+    let failures: Vec<String> = (first..first + count)
+        .map(schedule::run)
+        .filter(|report| !report.violations.is_empty())
+        .map(|report| report.to_string())
+        .collect();
     assert!(
         failures.is_empty(),
-        "{} of {count} seeds broke an invariant; replay one with SIM_SEED=<seed> cargo nextest run sim_replay --no-capture\n{}",
+        "{} of {count} seeds from {first} broke an invariant; replay one with SIM_SEED=<seed> SIM_TRACE=info cargo nextest run sim_replay --no-capture\n{}",
         failures.len(),
         failures.join("\n")
     );

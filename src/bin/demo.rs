@@ -38,7 +38,13 @@ fn start_servers() -> Result<GroupAddr, Box<dyn std::error::Error>> {
         ttl: 0,
     };
     for id in IDS {
-        let settings = ServerSettings { group, id: Some(id), timing: Timing::default(), catalog: Catalog::default() };
+        let settings = ServerSettings {
+            group,
+            id: Some(id),
+            timing: Timing::default(),
+            catalog: Catalog::default(),
+            data_dir: None,
+        };
         let server = Server::bind(settings)?;
         thread::spawn(move || {
             if let Err(e) = server.run() {

@@ -51,6 +51,10 @@ struct Args {
     /// the same as config/catalog.toml).
     #[arg(long, value_name = "FILE")]
     catalog: Option<PathBuf>,
+    /// Directory to keep the log and snapshots in, so that the server comes
+    /// back with its reservations after a restart (default: memory only).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn run(args: &Args, catalog: Catalog) -> Result<(), Box<dyn std::error::Error>> 
             service_delay: ms(args.service_delay),
         },
         catalog,
+        data_dir: args.data_dir.clone(),
     };
     let server = Server::bind(settings)?;
     let stopper = server.stopper();

@@ -104,15 +104,14 @@ impl Node {
     pub(super) fn become_follower(&mut self, now: Instant, leader: NodeId, view: LeaderView) {
         let changed = self.leader() != Some(leader);
         let expect_handover = self.me > leader;
-        self.state =
-            State::Follower(Following {
-                leader,
-                view,
-                verified: self.log.commit(),
-                last_heard: now,
-                expect_handover,
-                leader_saw_our_log: false,
-            });
+        self.state = State::Follower(Following {
+            leader,
+            view,
+            verified: self.log.commit(),
+            last_heard: now,
+            expect_handover,
+            leader_saw_our_log: false,
+        });
         self.catchup = None;
         if expect_handover {
             info!("following {leader} while catching up; it hands over to us (higher ID) when we are level");
@@ -341,7 +340,8 @@ impl Node {
     /// (for a leader: when it was elected). Such a server must be caught up
     /// from before anyone leads.
     pub(super) fn lacks_entries_of(&self, theirs: Standing, ours: LogPosition) -> bool {
-        !self.log.holds(theirs.last) && (theirs > Standing { commit: self.log.commit(), last: ours } || theirs.last > ours)
+        !self.log.holds(theirs.last)
+            && (theirs > Standing { commit: self.log.commit(), last: ours } || theirs.last > ours)
     }
 
     /// True when we catch up from `sender` as a candidate and it no longer

@@ -17,12 +17,37 @@ pub const RETAINED_APPLIED: usize = 4096;
 pub const MAX_SNAPSHOT: usize = 256 << 20;
 
 /// Log entries plus the state they produce.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ReplicatedLog {
     table: ReservationTable,
     /// Consecutive entries; the first may already be applied (kept for catch-up).
     entries: VecDeque<Entry>,
     commit: u64,
+    /// What changed since storage last took the changes.
+    unsaved: Unsaved,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Unsaved {
+    snapshot: bool,
+    /// Lowest sequence number pushed or truncated.
+    from_seq: Option<u64>,
+    commit: bool,
+}
+
+/// What changed in a log since the last [`ReplicatedLog::take_changes`]: what
+/// storage must make durable before anything sent may depend on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChanges {
+    /// A snapshot replaced the whole log: store the table first.
+    pub snapshot: bool,
+    /// Entries from this sequence number on were replaced by `entries`
+    /// (none: the log was cut there).
+    pub replaced_from: Option<u64>,
+    /// The entries from `replaced_from` on.
+    pub entries: Vec<Entry>,
+    /// The new commit point, if it moved.
+    pub commit: Option<u64>,
 }
 
 /// A follower's entries conflict with a committed one: the group's safety rules
@@ -91,7 +116,61 @@ impl ReplicatedLog {
     /// Appends the leader's own new entry.
     pub fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.position.seq, self.last().seq + 1);
+        self.mark_changed(entry.position.seq);
         self.entries.push_back(entry);
+    }
+
+    fn mark_changed(&mut self, seq: u64) {
+        self.unsaved.from_seq = Some(self.unsaved.from_seq.map_or(seq, |s| s.min(seq)));
+    }
+
+    /// Takes what changed since the last call, or `None` if nothing did.
+    pub fn take_changes(&mut self) -> Option<LogChanges> {
+        let unsaved = std::mem::take(&mut self.unsaved);
+        // Entries pushed, applied and compacted away since the last call exist
+        // only in the table now: store the table then.
+        let snapshot = unsaved.snapshot || unsaved.from_seq.is_some_and(|seq| seq < self.first_seq());
+        let replaced_from = match snapshot {
+            true => Some(self.table.applied().seq + 1),
+            false => unsaved.from_seq,
+        };
+        let changes = LogChanges {
+            snapshot,
+            replaced_from,
+            entries: replaced_from.map_or_else(Vec::new, |from| self.entries_after(from - 1)),
+            commit: unsaved.commit.then_some(self.commit),
+        };
+        let empty = !changes.snapshot && changes.replaced_from.is_none() && changes.commit.is_none();
+        (!empty).then_some(changes)
+    }
+
+    /// Clones of the entries held after `seq`.
+    pub fn entries_after(&self, seq: u64) -> Vec<Entry> {
+        self.entries.iter().filter(|e| e.position.seq > seq).cloned().collect()
+    }
+
+    /// A log recovered from storage: a snapshot's table, then the entries
+    /// after it. Nothing is marked unsaved.
+    pub fn recovered(table: ReservationTable) -> Self {
+        let commit = table.applied().seq;
+        ReplicatedLog { table, entries: VecDeque::new(), commit, unsaved: Unsaved::default() }
+    }
+
+    /// Replays a stored replacement of the entries from `from` on; refuses to
+    /// replace an applied entry (the file does not match the snapshot).
+    pub fn replay(&mut self, from: u64, entries: &[Entry]) -> Result<(), Divergence> {
+        let consecutive = entries.iter().zip(from..).all(|(e, seq)| e.position.seq == seq);
+        let reaches = from <= self.last().seq + 1 && from > self.table.applied().seq;
+        if !consecutive || !reaches {
+            let theirs = entries.first().map_or(LogPosition::new(0, from), |e| e.position);
+            return Err(Divergence { ours: self.last(), theirs });
+        }
+        while self.last().seq >= from {
+            self.entries.pop_back();
+        }
+        self.entries.extend(entries.iter().cloned());
+        self.unsaved = Unsaved::default();
+        Ok(())
     }
 
     /// Adds entries that follow `prev` in the sender's log, replacing any
@@ -112,9 +191,9 @@ impl ReplicatedLog {
                 None if seq <= self.table.applied().seq => {}
                 Some(_) | None if seq <= self.last().seq => {
                     self.truncate_after(seq - 1, entry.position)?;
-                    self.entries.push_back(entry.clone());
+                    self.push(entry.clone());
                 }
-                _ => self.entries.push_back(entry.clone()),
+                _ => self.push(entry.clone()),
             }
             matched = seq;
         }
@@ -140,6 +219,9 @@ impl ReplicatedLog {
         if seq < self.commit.max(self.table.applied().seq) {
             let ours = self.get(seq + 1).map_or(self.table.applied(), |e| e.position);
             return Err(Divergence { ours, theirs });
+        }
+        if self.last().seq > seq {
+            self.mark_changed(seq + 1);
         }
         while self.last().seq > seq {
             self.entries.pop_back();
@@ -173,7 +255,10 @@ impl ReplicatedLog {
     /// returning each applied entry with its outcome.
     pub fn commit_to(&mut self, seq: u64, catalog: &Catalog) -> Vec<(Entry, Applied)> {
         let target = seq.min(self.last().seq);
-        self.commit = self.commit.max(target);
+        if target > self.commit {
+            self.commit = target;
+            self.unsaved.commit = true;
+        }
         let mut applied = Vec::new();
         while self.table.applied().seq < target {
             let Some(entry) = self.get(self.table.applied().seq + 1).cloned() else { break };
@@ -196,6 +281,7 @@ impl ReplicatedLog {
         self.commit = self.commit.max(table.applied().seq);
         self.table = table;
         self.entries.clear();
+        self.unsaved = Unsaved { snapshot: true, from_seq: None, commit: true };
     }
 
     /// The committed table, encoded for transfer.

@@ -29,7 +29,7 @@ use ::log::{info, warn};
 use crate::rooms::{Applied, Catalog};
 use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage};
 use election::Candidacy;
-use log::ReplicatedLog;
+pub use log::{LogChanges, ReplicatedLog};
 pub use replication::Member;
 use replication::{Catchup, Leadership};
 
@@ -274,6 +274,21 @@ impl Node {
             events: VecDeque::new(),
             dropped_datagrams: 0,
         }
+    }
+
+    /// A node that comes back with the log it stored before (see
+    /// [`crate::storage`]): it rejoins as a member holding those entries.
+    pub fn recovered(config: NodeConfig, now: Instant, log: ReplicatedLog) -> Self {
+        let mut node = Node::new(config, now);
+        node.term = log.last().term;
+        node.log = log;
+        node
+    }
+
+    /// What changed in the log since the last call: the I/O shell stores it
+    /// durably before sending anything the node queued.
+    pub fn take_log_changes(&mut self) -> Option<LogChanges> {
+        self.log.take_changes()
     }
 
     /// Announces the server and runs its start-up election.

@@ -274,12 +274,17 @@ impl Node {
         }
         if let Some(c) = &mut self.catchup
             && matched.is_some()
-            && (self.log.last() != before || complete)
+            && self.log.last() != before
         {
             c.retry_at = now; // progress: the next pull may go at once
         }
-        if matches!(self.state, State::Follower(_)) {
-            self.on_leader_claim(now, sender, peer);
+        if let State::Follower(f) = &mut self.state {
+            // Not a leader claim: any server answers a fetch, also one that has
+            // stopped leading. But its commit point is a fact about its log.
+            if peer.term == f.view.term {
+                f.view.commit = f.view.commit.max(peer.commit);
+                self.apply_committed();
+            }
             self.send_to(sender, PeerBody::AppendAck);
         }
         self.after_progress(now);

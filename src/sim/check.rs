@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::rooms::{Applied, ReservationTable};
-use crate::wire::{Entry, WriteOutcome};
+use crate::wire::{Entry, LogPosition, WriteOutcome};
 
 /// A broken invariant, with what shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,12 @@ impl Checker {
     /// Highest sequence number any replica applied.
     pub fn applied_max(&self) -> u64 {
         self.order.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// The newest entry any replica ever applied (committed), even one whose
+    /// replica has since lost it by restarting without data.
+    pub fn newest_applied(&self) -> Option<LogPosition> {
+        self.order.values().next_back().map(|(entry, _)| entry.position)
     }
 
     /// Records a broken invariant.

@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientConfig, ClientEvent, Submitted};
-use crate::node::{Destination, Event, Node, NodeConfig, Role, Timing};
+use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing};
 use crate::rooms::Catalog;
 use crate::wire::{self, Answer, Command, Message, Reply, Request};
 use check::Checker;
@@ -169,13 +169,13 @@ impl Sim {
     /// Adds and starts a server with this ID; returns its index.
     pub fn add_server(&mut self, id: u64, explicit_id: bool) -> usize {
         let index = self.servers.len();
-        let node = self.new_node(index, id, explicit_id);
+        let node = self.new_node(index, id, explicit_id, None);
         self.servers.push(SimServer { node, explicit_id, liveness: Liveness::Up, backlog: Vec::new() });
         self.flush(index);
         index
     }
 
-    fn new_node(&mut self, index: usize, id: u64, explicit_id: bool) -> Node {
+    fn new_node(&mut self, index: usize, id: u64, explicit_id: bool, disk: Option<ReplicatedLog>) -> Node {
         let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, index as u8 + 1), 5000);
         let config = NodeConfig {
             id,
@@ -185,7 +185,10 @@ impl Sim {
             catalog: Catalog::default(),
             seed: self.random(),
         };
-        let mut node = Node::new(config, self.now);
+        let mut node = match disk {
+            Some(log) => Node::recovered(config, self.now, log),
+            None => Node::new(config, self.now),
+        };
         TRACE_CONTEXT.with(|c| c.set((self.now - self.start, id)));
         node.start(self.now);
         node
@@ -202,8 +205,20 @@ impl Sim {
     /// Starts a crashed server again, with the same ID and address but none of
     /// its state (no data directory).
     pub fn restart(&mut self, index: usize) {
+        self.restart_from(index, None);
+    }
+
+    /// Starts a crashed server again from its data directory: the log it held
+    /// when it crashed (the driver stores every change before sending anything
+    /// that depends on it, so nothing acknowledged is only in memory).
+    pub fn restart_with_disk(&mut self, index: usize) {
+        let disk = self.servers[index].node.log().clone();
+        self.restart_from(index, Some(disk));
+    }
+
+    fn restart_from(&mut self, index: usize, disk: Option<ReplicatedLog>) {
         let (id, explicit_id) = (self.servers[index].node.id().id, self.servers[index].explicit_id);
-        self.servers[index].node = self.new_node(index, id, explicit_id);
+        self.servers[index].node = self.new_node(index, id, explicit_id, disk);
         self.servers[index].liveness = Liveness::Up;
         self.flush(index);
     }
@@ -400,6 +415,7 @@ impl Sim {
     fn flush(&mut self, index: usize) {
         let from = self.servers[index].node.id().addr;
         while let Some(transmit) = self.servers[index].node.poll_transmit() {
+            log::trace!("SIM: sends {:?} to {:?}", transmit.message, transmit.dst);
             let bytes = wire::encode(&transmit.message);
             match transmit.dst {
                 Destination::Group => self.multicast(from, bytes),

@@ -1,9 +1,11 @@
 //! Random fault schedules: one seed chooses the servers (3 to 7, some joining
 //! late), the clients, the network's loss, duplication and delay, and a series
-//! of crashes, restarts (without data) and pauses. The run then heals and the
-//! group must converge. At most one server is crashed or paused at a time, and
-//! only while another running server holds every committed entry: that is the
-//! failure model roomcast promises to survive (see the README).
+//! of crashes, restarts (with or without the data directory) and pauses, and
+//! now and then the whole group killed at once and restarted from its data
+//! directories. The run then heals and the group must converge. Otherwise at
+//! most one server is crashed or paused at a time, and only while another
+//! running server holds every committed entry: that is the failure model
+//! roomcast promises to survive (see the README).
 
 use std::fmt;
 use std::time::Duration;
@@ -29,6 +31,8 @@ pub struct Report {
     pub restarts: u32,
     /// Pauses (SIGSTOP) of running servers.
     pub pauses: u32,
+    /// Times every running server was killed at once.
+    pub group_crashes: u32,
     /// Writes whose answer a client received.
     pub acknowledged: usize,
     /// Network and client counters.
@@ -43,10 +47,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: {} servers, {} crashes, {} restarts, {} pauses, {} writes acknowledged, {} answers, {} timeouts, {} datagrams",
+            "seed {}: {} servers, {} crashes ({} of the whole group), {} restarts, {} pauses, {} writes acknowledged, {} answers, {} timeouts, {} datagrams",
             self.seed,
             self.servers,
             self.crashes,
+            self.group_crashes,
             self.restarts,
             self.pauses,
             self.acknowledged,
@@ -75,6 +80,7 @@ pub fn run(seed: u64) -> Report {
         crashes: 0,
         restarts: 0,
         pauses: 0,
+        group_crashes: 0,
         acknowledged: 0,
         stats: Stats::default(),
         violations: Vec::new(),
@@ -125,9 +131,22 @@ fn random_faults(sim: &mut Sim) -> Faults {
 }
 
 fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
-    if let Some(&index) = sim.down().first() {
+    let down = sim.down();
+    if down.len() > 1 {
+        // The whole group was killed at once: only the data directories can
+        // bring back what was acknowledged.
+        for index in down {
+            sim.restart_with_disk(index);
+            report.restarts += 1;
+        }
+        return;
+    }
+    if let Some(&index) = down.first() {
         if sim.chance(0.5) {
-            sim.restart(index);
+            match sim.chance(0.5) {
+                true => sim.restart_with_disk(index),
+                false => sim.restart(index),
+            }
             report.restarts += 1;
         }
         return;
@@ -140,6 +159,12 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
     }
     if sim.server_count() < 7 && sim.chance(0.1) {
         return add_server(sim, ids);
+    }
+    if sim.chance(0.03) {
+        let up = sim.up();
+        report.crashes += up.len() as u32;
+        report.group_crashes += 1;
+        return up.into_iter().for_each(|index| sim.crash(index));
     }
     let victim = pick_victim(sim);
     let Some(victim) = victim.filter(|&v| another_holds_everything(sim, v)) else { return };
@@ -166,11 +191,10 @@ fn pick_victim(sim: &mut Sim) -> Option<usize> {
     Some(up[pick])
 }
 
-/// True when a running server other than `victim` holds every committed entry.
+/// True when a running server other than `victim` holds every entry ever
+/// committed (as the checker saw it applied, also by servers since restarted).
 fn another_holds_everything(sim: &Sim, victim: usize) -> bool {
-    let Some(furthest) = (0..sim.server_count()).max_by_key(|&i| sim.node(i).log().commit()) else { return false };
-    let log = sim.node(furthest).log();
-    let Some(committed) = log.position_at(log.commit()) else { return false };
+    let committed = sim.checker.newest_applied().unwrap_or_default();
     sim.up().into_iter().any(|i| i != victim && sim.node(i).log().holds(committed))
 }
 
@@ -180,8 +204,13 @@ fn heal(sim: &mut Sim, report: &mut Report) {
     for index in sim.paused() {
         sim.resume(index);
     }
-    for index in sim.down() {
-        sim.restart(index);
+    let down = sim.down();
+    let whole_group = down.len() > 1;
+    for index in down {
+        match whole_group {
+            true => sim.restart_with_disk(index),
+            false => sim.restart(index),
+        }
         report.restarts += 1;
     }
     sim.stop_clients();

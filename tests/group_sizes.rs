@@ -6,11 +6,10 @@
 mod common;
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use roomcast::wire::{self, Answer, Command, Message, Refusal, Reply, Request, Slot, WriteOutcome};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use common::*;
 
@@ -70,17 +69,6 @@ fn seven_servers_reservation_survives_leader_kill() {
     reservation_survives_leader_kill(7);
 }
 
-/// A socket that talks to the group the way the client does, loopback only:
-/// bound to 127.0.0.1, multicast interface 127.0.0.1, TTL 0, loop on.
-fn loopback_client_socket() -> UdpSocket {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
-    socket.bind(&SocketAddr::from((LOOPBACK, 0)).into()).expect("bind 127.0.0.1:0");
-    socket.set_multicast_if_v4(&LOOPBACK).expect("IP_MULTICAST_IF 127.0.0.1");
-    socket.set_multicast_ttl_v4(0).expect("IP_MULTICAST_TTL 0");
-    socket.set_multicast_loop_v4(true).expect("IP_MULTICAST_LOOP");
-    socket.into()
-}
-
 /// Multicasts `datagram` to the group once (no retry) and returns the first
 /// reply to request `request`. Panics with every server's output if none
 /// comes within [`PATIENCE`].
@@ -128,7 +116,7 @@ fn same_request_id_twice_executes_once() {
     let reserve = |request| {
         wire::encode(&Message::Request(Request { client: CLIENT, request, command: Command::Reserve(slot.clone()) }))
     };
-    let socket = loopback_client_socket();
+    let socket = loopback_sender();
 
     let first_datagram = reserve(1);
     let first = exchange(&socket, &group, &first_datagram, 1, &refs);

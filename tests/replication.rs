@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use roomcast::wire::{self, Command, Message, Request, Slot};
 
 /// Reserves each slot with a one-shot client and asserts it was confirmed.
 fn reserve_all(group: &TestGroup, slots: &[[&str; 3]]) {
@@ -68,4 +69,33 @@ fn new_leader_after_kill_has_every_confirmed_reservation() {
     // The new leader refuses a slot the old leader confirmed.
     let again = run_client(&group, &["reserve", "SA318", "9:30-10:30", "Thursday"]);
     assert_eq!(again.code(), 1, "the slot was reserved before the crash; {again}");
+}
+
+/// A leader frozen with SIGSTOP while a write waits in its socket wakes up
+/// after the others elected a new leader: it steps down instead of answering
+/// that write, and rejoins (then leads again, being the highest).
+#[test]
+fn a_leader_paused_by_sigstop_steps_down_without_answering() {
+    let group = TestGroup::new();
+    let (a, b, c) = start_handout_trio(&group);
+    run_client(&group, &["days"]).assert_success(&answer_lines(FROM_SERVERS, &DAYS));
+
+    c.signal("STOP");
+    let slot = Slot { room: "SA314".into(), timeslot: "14:30-15:30".into(), day: "Thursday".into() };
+    let request = Request { client: 0x57_0900, request: 1, command: Command::Reserve(slot.clone()) };
+    let socket = loopback_sender();
+    socket.send_to(&wire::encode(&Message::Request(request)), (group.group, group.port)).expect("send the request");
+    wait_for_leader(&[&a, &b], 300, PATIENCE);
+
+    c.signal("CONT");
+    c.wait_for("stepping down", PATIENCE);
+    wait_for_leader(&[&a, &b, &c], 450, PATIENCE);
+
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+    while let Ok((n, from)) = socket.recv_from(&mut buf) {
+        panic!("the write waiting in the paused leader's socket was answered by {from}: {:?}", wire::decode(&buf[..n]));
+    }
+    // Nobody executed it: the client never retried, and the stale leader did not act.
+    run_client(&group, &["check", "SA314"]).assert_success(&["(From servers): No room reservation found"]);
 }

@@ -15,17 +15,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use common::*;
 
-/// A socket that sends to the group through loopback only: bound to
-/// 127.0.0.1, multicast interface 127.0.0.1, TTL 0.
-fn loopback_sender() -> UdpSocket {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
-    socket.bind(&SocketAddr::from((LOOPBACK, 0)).into()).expect("bind 127.0.0.1:0");
-    socket.set_multicast_if_v4(&LOOPBACK).expect("IP_MULTICAST_IF 127.0.0.1");
-    socket.set_multicast_ttl_v4(0).expect("IP_MULTICAST_TTL 0");
-    socket.set_multicast_loop_v4(true).expect("IP_MULTICAST_LOOP");
-    socket.into()
-}
-
 /// With no server in the group, the client says so and exits 3 soon after its timeout.
 #[test]
 fn no_server_gives_a_clear_error_and_exit_3() {

@@ -301,6 +301,18 @@ fn indent(text: &str) -> String {
 // Servers
 // ---------------------------------------------------------------------------
 
+/// A socket that talks to the group the way the client does, loopback only:
+/// bound to 127.0.0.1, multicast interface 127.0.0.1, TTL 0, loop on.
+pub fn loopback_sender() -> std::net::UdpSocket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    socket.bind(&std::net::SocketAddr::from((LOOPBACK, 0)).into()).expect("bind 127.0.0.1:0");
+    socket.set_multicast_if_v4(&LOOPBACK).expect("IP_MULTICAST_IF 127.0.0.1");
+    socket.set_multicast_ttl_v4(0).expect("IP_MULTICAST_TTL 0");
+    socket.set_multicast_loop_v4(true).expect("IP_MULTICAST_LOOP");
+    socket.into()
+}
+
 /// A running `server` process; killed when dropped (also when a test panics).
 pub struct ServerProcess {
     child: Child,
@@ -418,6 +430,15 @@ impl ServerProcess {
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to this server only, by its PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("running kill -{signal}: {e}"));
+        assert!(status.success(), "kill -{signal} {} failed: {status}", self.label);
     }
 
     /// SIGKILLs the server (only this child, by its PID) and reaps it.

@@ -8,7 +8,7 @@
 //!                                  leader ──Append (multicast)──▶ followers
 //!                                    ▲                              │
 //!                                    └──────── AppendAck (unicast) ◀┘
-//!                                    │ all live members hold it: commit, apply
+//!                                    │ all live in-sync members hold it: commit, apply
 //!  client ◀──Reply (unicast, only from the leader)──┘
 //! ```
 //!

@@ -4,7 +4,7 @@
 //! ```text
 //! DIR/snapshot   "RCSNAP01" | length u64 LE | CRC-32 u32 LE | table (bincode)
 //! DIR/log        "RCLOG001" | record*
-//! record         length u32 LE | CRC-32 u32 LE | Record (bincode)
+//! record         length u32 LE | CRC-32 of length u32 LE | CRC-32 of payload u32 LE | Record (bincode)
 //! ```
 //!
 //! A `Record::Entries { from, entries }` says "the log from `from` on is now
@@ -14,11 +14,13 @@
 //! acknowledgement is never given for an entry that is only in memory.
 //!
 //! A record cut short at the end of the log is a write torn by a crash: it is
-//! dropped (nothing sent depended on it). A bad record anywhere else, or a bad
-//! snapshot, is corruption: the server refuses to start rather than come back
-//! with less than it acknowledged. Every [`SNAPSHOT_EVERY`] entries the table
-//! is written to a new snapshot (write, fsync, rename) and the log restarts
-//! after it.
+//! dropped (nothing sent depended on it). The length has its own checksum, so
+//! a damaged length is never mistaken for a short write. A bad record anywhere
+//! else, or a bad snapshot, is corruption: the server refuses to start rather
+//! than come back with less than it acknowledged. Every [`SNAPSHOT_EVERY`]
+//! entries the table is written to a new snapshot (write, fsync, rename) and
+//! the log restarts after it; a crash between the two renames leaves the new
+//! snapshot with the old log, whose entries up to the snapshot are skipped.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -93,7 +95,11 @@ impl Storage {
         let mut log = read_snapshot(&dir.join(SNAPSHOT_FILE))?;
         let log_path = dir.join(LOG_FILE);
         let since_snapshot = replay_log(&log_path, &mut log, catalog)?;
-        let file = OpenOptions::new().append(true).open(&log_path).or_else(|_| create_log(&log_path))?;
+        let file = match OpenOptions::new().append(true).open(&log_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create_log(&log_path)?,
+            Err(error) => return Err(io_error(&log_path, error)),
+        };
         let stored = log.table().applied();
         if log.last().seq > 0 {
             info!("recovered {} reservations up to {stored:?}, log up to {:?}", log.table().len(), log.last());
@@ -231,15 +237,21 @@ enum RecordError {
     Bad(String),
 }
 
+/// Bytes before a record's payload: length, its checksum, the payload's checksum.
+const RECORD_HEADER: usize = 12;
+
 fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
-    let Some(header) = bytes.get(..8) else { return Err(RecordError::Torn) };
-    let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let Some(header) = bytes.get(..RECORD_HEADER) else { return Err(RecordError::Torn) };
+    let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    if crc32fast::hash(&header[..4]) != word(4) {
+        return Err(RecordError::Bad("damaged record length".into()));
+    }
+    let (length, crc) = (word(0) as usize, word(8));
     if length > MAX_RECORD {
         return Err(RecordError::Bad(format!("length {length} is beyond any record")));
     }
-    let end = 8 + length;
-    let Some(payload) = bytes.get(8..end) else { return Err(RecordError::Torn) };
+    let end = RECORD_HEADER + length;
+    let Some(payload) = bytes.get(RECORD_HEADER..end) else { return Err(RecordError::Torn) };
     if crc32fast::hash(payload) != crc {
         // A torn write leaves the last record garbled; anything earlier is damage.
         return Err(if end == bytes.len() { RecordError::Torn } else { RecordError::Bad("checksum mismatch".into()) });
@@ -255,7 +267,9 @@ fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
 fn encode_record(out: &mut Vec<u8>, record: &Record) {
     let payload =
         bincode::serde::encode_to_vec(record, bincode::config::standard()).expect("log records are always encodable");
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let length = (payload.len() as u32).to_le_bytes();
+    out.extend_from_slice(&length);
+    out.extend_from_slice(&crc32fast::hash(&length).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
 }
@@ -355,6 +369,32 @@ mod tests {
         let message = error.to_string();
         assert!(matches!(error, StorageError::Corrupt { .. }), "{message}");
         assert!(message.contains("damaged") && message.contains("log"), "{message}");
+    }
+
+    #[test]
+    fn a_damaged_length_is_an_error_not_a_torn_tail() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        store(dir.path(), &["Monday", "Tuesday"], 2);
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = fs::read(&path).expect("log");
+        bytes[LOG_MAGIC.len() + 2] ^= 0x01; // the first record now claims to run past the end
+        fs::write(&path, &bytes).expect("write");
+        assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
+        assert_eq!(fs::read(&path).expect("log"), bytes, "a damaged log must be left as it is");
+    }
+
+    #[test]
+    fn a_new_snapshot_next_to_the_old_log_is_read_consistently() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        store(dir.path(), &["Monday", "Tuesday"], 2);
+        let old_log = fs::read(dir.path().join(LOG_FILE)).expect("log");
+        let log = store(dir.path(), &["Wednesday"], 2);
+        let (mut storage, _) = Storage::open(dir.path(), &Catalog::default()).expect("open");
+        storage.write_snapshot(&log).expect("snapshot");
+        // As if the server crashed between renaming the snapshot and the log.
+        fs::write(dir.path().join(LOG_FILE), old_log).expect("write");
+        let back = reopen(dir.path()).expect("reopen");
+        assert_eq!((back.table().len(), back.commit()), (2, 2));
     }
 
     #[test]

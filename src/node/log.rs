@@ -159,6 +159,16 @@ impl ReplicatedLog {
     /// Replays a stored replacement of the entries from `from` on; refuses to
     /// replace an applied entry (the file does not match the snapshot).
     pub fn replay(&mut self, from: u64, entries: &[Entry]) -> Result<(), Divergence> {
+        // Entries the snapshot already holds (a log older than the snapshot).
+        let applied = self.table.applied().seq;
+        let skipped = usize::try_from(applied.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(entries.len());
+        let (from, entries) = match from <= applied {
+            true => (applied + 1, &entries[skipped..]),
+            false => (from, entries),
+        };
+        if entries.is_empty() && from == applied + 1 {
+            return Ok(());
+        }
         let consecutive = entries.iter().zip(from..).all(|(e, seq)| e.position.seq == seq);
         let reaches = from <= self.last().seq + 1 && from > self.table.applied().seq;
         if !consecutive || !reaches {
@@ -213,6 +223,12 @@ impl ReplicatedLog {
             .any(|e| self.position_at(e.position.seq).is_some_and(|held| held != e.position));
         let end = entries.last().map_or(prev.seq, |e| e.position.seq);
         conflict || complete && self.last().seq > end
+    }
+
+    /// Drops the uncommitted entries after `seq` (never a committed one).
+    pub fn drop_uncommitted_after(&mut self, seq: u64) {
+        let keep = seq.max(self.commit).max(self.table.applied().seq);
+        let _ = self.truncate_after(keep, LogPosition::default());
     }
 
     fn truncate_after(&mut self, seq: u64, theirs: LogPosition) -> Result<(), Divergence> {

@@ -481,13 +481,17 @@ impl Node {
         }
     }
 
-    /// Two servers with one explicit ID: the one still starting up leaves
-    /// (of two starting at once, the one with the lower address).
+    /// Two servers with one explicit ID: the one still starting up leaves. Of
+    /// two starting at once, or two already serving (they met after a
+    /// partition), the one with the higher address leaves. The one that stays
+    /// answers the other's messages with `IdInUse`, but never its `IdInUse`,
+    /// so that the two cannot keep each other busy.
     fn on_id_clash(&mut self, sender: NodeId, peer: &PeerMessage) {
-        let we_leave = !self.ready && (!peer.joining || sender.addr < self.me.addr);
+        let tie_break = sender.addr < self.me.addr;
+        let we_leave = (!self.ready && !peer.joining) || (self.ready != peer.joining && tie_break);
         if we_leave {
             self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr });
-        } else {
+        } else if !matches!(peer.body, PeerBody::IdInUse) {
             warn!("server at {} tried to use our ID {}; told it to leave", sender.addr, self.me.id);
             self.send_to(sender, PeerBody::IdInUse);
         }

@@ -33,7 +33,8 @@ pub(super) struct Leadership {
     /// Handing over to a higher server since this instant: writes pause.
     pub(super) handing_over: Option<(NodeId, Instant)>,
     /// The log's end when this leadership began. Until it is committed, the
-    /// table may lack writes a previous leader confirmed, so reads wait; a
+    /// table may lack writes a previous leader confirmed, so client requests
+    /// are left to their retries; a
     /// member holding entries beyond it that we lack was not heard in the election.
     pub(super) inherited: LogPosition,
 }
@@ -47,6 +48,8 @@ pub struct Member {
     pub acked: u64,
     /// It holds everything committed, so commits wait for it.
     pub in_sync: bool,
+    /// The process run it reported from; a new one starts with nothing we know of.
+    pub incarnation: Option<u64>,
 }
 
 impl Leadership {
@@ -67,7 +70,7 @@ impl Leadership {
             .iter()
             .map(|(&id, &last)| {
                 let acked = if log.holds(last) { last.seq } else { 0 };
-                (id, Member { last_heard: now, acked, in_sync: last.seq >= log.commit() })
+                (id, Member { last_heard: now, acked, in_sync: last.seq >= log.commit(), incarnation: None })
             })
             .collect();
         Leadership {
@@ -153,6 +156,10 @@ impl Node {
             // it still follows our previous run), and some may be committed: we must
             // not lead with less than it holds. Elect again; this time we hear it.
             warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
+            // What we added since were never confirmed to anyone, and they would
+            // make our log look newer than the one we missed.
+            let inherited = l.inherited.seq;
+            self.log.drop_uncommitted_after(inherited);
             return self.become_candidate(now, 0);
         }
         let State::Leader(l) = &mut self.state else { return };
@@ -161,8 +168,13 @@ impl Node {
         }
         let member = l.members.entry(sender).or_insert_with(|| {
             info!("server {sender} joined the group");
-            Member { last_heard: now, acked: 0, in_sync: false }
+            Member { last_heard: now, acked: 0, in_sync: false, incarnation: None }
         });
+        if member.incarnation.is_some_and(|known| known != peer.incarnation) {
+            // It restarted (same ID and address): what it acknowledged before may be gone.
+            *member = Member { last_heard: now, acked: 0, in_sync: false, incarnation: None };
+        }
+        member.incarnation = Some(peer.incarnation);
         member.last_heard = now;
         if self.log.holds(peer.last) && peer.last.seq <= self.log.last().seq {
             member.acked = member.acked.max(peer.last.seq);

@@ -170,6 +170,25 @@ fn duplicate_explicit_id_makes_the_newcomer_leave() {
     assert_eq!(leader_id(&sim), vec![300]);
 }
 
+/// Two servers that share an explicit ID and both serve (they could not hear
+/// each other) meet: the one with the higher address leaves, once, with no storm.
+#[test]
+fn duplicate_explicit_ids_meeting_after_a_partition_leave_one_server() {
+    let mut sim = Sim::new(11, Faults { loss: 1.0, ..Faults::default() });
+    sim.add_server(300, true);
+    sim.add_server(300, true);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.leaders(), vec![0, 1], "each leads alone while nothing gets through");
+    sim.faults = Faults::default();
+    let before = sim.stats.datagrams;
+    sim.run_for(Duration::from_secs(2));
+    let kept = sim.node(0).id().addr;
+    assert_eq!(sim.fatal, vec![(1, Event::Fatal(FatalError::IdInUse { id: 300, other: kept }))]);
+    assert_eq!(sim.up(), vec![0]);
+    let sent = sim.stats.datagrams - before;
+    assert!(sent < 100, "{sent} datagrams in 2 s: the two kept each other busy");
+}
+
 #[test]
 fn equal_default_ids_on_two_hosts_are_ordered_by_address() {
     let mut sim = Sim::new(10, Faults::default());

@@ -1,5 +1,6 @@
-//! The invariants a simulated run must keep, checked as the run goes (every
-//! applied entry, every step) and once more after the faults stop.
+//! The invariants a simulated run must keep: `one-order`, `at-most-once` and
+//! `liveness` are checked as the run goes (every applied entry, every step),
+//! `acknowledged-writes` and `convergence` once the faults stop.
 //!
 //! | name | rule |
 //! |---|---|

@@ -37,17 +37,18 @@ fn check_lists_every_slot(group: &TestGroup) {
     run_client(group, &["check", "ME4494"]).assert_success(&answer_lines(FROM_SERVERS, &items));
 }
 
-/// Four confirmed reservations and one cancelled; every server is SIGKILLed
-/// at once and started again from its directory: the new group lists exactly
-/// the confirmed reservations, and still refuses to book one twice.
-#[test]
-fn the_whole_group_killed_at_once_comes_back_from_its_data_directories() {
+/// Four confirmed reservations and one cancelled; every server of a group of
+/// `size` is SIGKILLed at once and started again from its directory: the new
+/// group lists exactly the confirmed reservations, and still refuses to book
+/// one twice.
+fn whole_group_killed_at_once_comes_back(size: u64) {
     let group = TestGroup::new();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temporary directory")).collect();
-    let ids = [300, 200, 450];
+    let ids: Vec<u64> = (1..=size).map(|i| i * 100).collect();
+    let highest = size * 100;
+    let dirs: Vec<tempfile::TempDir> = ids.iter().map(|_| tempfile::tempdir().expect("temporary directory")).collect();
     let mut servers: Vec<ServerProcess> =
         ids.iter().zip(&dirs).map(|(&id, dir)| start_with_data(&group, id, dir.path())).collect();
-    wait_for_leader(&servers.iter().collect::<Vec<_>>(), 450, PATIENCE);
+    wait_for_leader(&servers.iter().collect::<Vec<_>>(), highest, PATIENCE);
 
     reserve_every_slot(&group);
     run_client(&group, &["reserve", "ME4494", "8:30-9:30", "Wednesday"])
@@ -60,10 +61,25 @@ fn the_whole_group_killed_at_once_comes_back_from_its_data_directories() {
 
     let restarted: Vec<ServerProcess> =
         ids.iter().zip(&dirs).map(|(&id, dir)| start_with_data(&group, id, dir.path())).collect();
-    wait_for_leader(&restarted.iter().collect::<Vec<_>>(), 450, PATIENCE);
+    wait_for_leader(&restarted.iter().collect::<Vec<_>>(), highest, PATIENCE);
     check_lists_every_slot(&group);
     let twice = run_client(&group, &["reserve", "ME4494", "13:30-14:30", "Tuesday"]);
     assert_eq!(twice.code(), 1, "the slot was confirmed before the restart: {twice}");
+}
+
+#[test]
+fn two_servers_killed_at_once_come_back_from_their_data_directories() {
+    whole_group_killed_at_once_comes_back(2);
+}
+
+#[test]
+fn four_servers_killed_at_once_come_back_from_their_data_directories() {
+    whole_group_killed_at_once_comes_back(4);
+}
+
+#[test]
+fn seven_servers_killed_at_once_come_back_from_their_data_directories() {
+    whole_group_killed_at_once_comes_back(7);
 }
 
 /// A server that comes back from its directory alone (the others gone) still

@@ -283,14 +283,15 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 /// Kills `child` (SIGKILL, this child only, by its PID) unless it already exited, and reaps it.
-fn kill_child(child: &mut Child) {
+pub fn kill_child(child: &mut Child) {
     if let Ok(None) = child.try_wait() {
         let _ = child.kill();
     }
     let _ = child.wait();
 }
 
-fn indent(text: &str) -> String {
+/// `text` indented for a failure message; `(nothing)` when empty.
+pub fn indent(text: &str) -> String {
     if text.is_empty() {
         return "    (nothing)\n".to_string();
     }

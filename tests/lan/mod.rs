@@ -1,0 +1,557 @@
+//! Harness for "real LAN on one machine" tests: a handful of hosts, each a
+//! Linux network namespace with its own `eth0`, cabled to one Linux bridge that
+//! lives in a namespace of its own. The real `server` and `client` binaries run
+//! inside the host namespaces with their default interface choice (no
+//! `--interface`: a `224.0.0.0/4` route sends multicast out of `eth0`) and
+//! `--ttl 1`, as on a real LAN.
+//!
+//! NETWORK SAFETY: everything the harness creates lives in namespaces it
+//! creates itself: the bridge, both ends of every veth pair (the pair is
+//! created inside a host namespace with its peer moved straight into the
+//! bridge namespace), every address, route and nftables table (`netdev rcfault`). The host's own
+//! interfaces, routes and firewall are never touched, and no namespace has a
+//! route off the bridge, so no datagram can leave the machine. Deleting the
+//! namespaces deletes all of it.
+//!
+//! Cleanup: [`Lan`] and every process handle share one [`Net`]; the namespaces
+//! are deleted when the last of them is dropped, after the processes were
+//! killed (each by its own PID), also when a test panics. Names are
+//! `rc<pid>n<counter>b` (bridge) and `rc<pid>n<counter>h<i>` (hosts), so tests
+//! running in parallel (threads or processes) never share a namespace.
+//!
+//! Privileges: namespaces need root. [`Lan::new_or_skip`] returns `None` and
+//! prints why when they cannot be had, so the test can return early; with the
+//! environment variable `CI` set it panics instead, so CI never passes a LAN
+//! test by skipping it.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, SERVER_BIN, indent, kill_child, last_leader_in, leader_in,
+};
+
+/// The multicast group every LAN uses (each LAN is isolated, so they can share it).
+pub const LAN_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 1);
+/// The group's UDP port.
+pub const LAN_PORT: u16 = 11111;
+/// Options every server and client on the LAN gets: a LAN-wide multicast TTL.
+pub const LAN_ARGS: [&str; 2] = ["--ttl", "1"];
+
+static LAN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+// ---------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------
+
+/// Runs `program args...`, optionally feeding `stdin`; `Err` carries the
+/// command and its output when it cannot run or exits non-zero.
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    let describe = || format!("`{program} {}`", args.join(" "));
+    let mut command = Command::new(program);
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = command.spawn().map_err(|e| format!("cannot run {}: {e}", describe()))?;
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(text.as_bytes()).map_err(|e| format!("writing to {}: {e}", describe()))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("waiting for {}: {e}", describe()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failed ({}): {}{}",
+            describe(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    run("ip", args, None)
+}
+
+/// Whether this process runs with effective UID 0 (Linux `/proc`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?.to_string();
+            // Uid: real effective saved filesystem
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+fn tool_available(program: &str, version_arg: &str) -> bool {
+    Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A reason the LAN tests cannot run here: panics when `CI` is set, otherwise
+/// prints it (so a skipped test says so) and returns `None`.
+fn skip<T>(test: &str, reason: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: cannot build the namespace LAN, and CI is set so this is a failure, not a skip: {reason}");
+    }
+    eprintln!("SKIPPED {test}: {reason} (set CI=1 to make this a failure)");
+    None
+}
+
+// ---------------------------------------------------------------------------
+// The network
+// ---------------------------------------------------------------------------
+
+/// Fault state of one host, rendered into its `netdev rcfault` nftables table.
+#[derive(Default, Clone)]
+struct Faults {
+    /// Percentage of packets dropped on `eth0`, each way.
+    loss: u8,
+    /// Peers whose traffic is dropped both ways.
+    blocked: BTreeSet<Ipv4Addr>,
+}
+
+/// The namespaces of one LAN; deleted on drop. Shared by [`Lan`] and every
+/// process handle, so it outlives the processes running inside it.
+struct Net {
+    /// Bridge namespace, then one namespace per host.
+    bridge_ns: String,
+    hosts: Vec<String>,
+    /// Every namespace created so far, in creation order (for cleanup of a half-built LAN too).
+    created: Mutex<Vec<String>>,
+    subnet: u8,
+    faults: Mutex<Vec<Faults>>,
+}
+
+impl Net {
+    fn add_ns(&self, name: &str) -> Result<(), String> {
+        ip(&["netns", "add", name])?;
+        self.created.lock().unwrap_or_else(|p| p.into_inner()).push(name.to_string());
+        ip(&["-n", name, "link", "set", "lo", "up"])
+    }
+
+    fn build(&self) -> Result<(), String> {
+        let br = self.bridge_ns.as_str();
+        self.add_ns(br)?;
+        // No IGMP snooping: multicast floods to every port, as on a dumb switch.
+        ip(&["-n", br, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        ip(&["-n", br, "link", "set", "br0", "up"])?;
+        for (i, ns) in self.hosts.iter().enumerate() {
+            let ns = ns.as_str();
+            let port = format!("p{i}");
+            let cidr = format!("{}/24", self.addr(i));
+            self.add_ns(ns)?;
+            // Created inside the host namespace, the peer moved straight into the
+            // bridge namespace: no end of the pair ever appears on the host.
+            ip(&["-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", br])?;
+            ip(&["-n", br, "link", "set", &port, "master", "br0"])?;
+            ip(&["-n", br, "link", "set", &port, "up"])?;
+            ip(&["-n", ns, "addr", "add", &cidr, "dev", "eth0"])?;
+            ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
+        }
+        Ok(())
+    }
+
+    fn addr(&self, host: usize) -> Ipv4Addr {
+        assert!(host < self.hosts.len(), "host {host} of a LAN with {} hosts", self.hosts.len());
+        Ipv4Addr::new(10, 77, self.subnet, host as u8 + 1)
+    }
+
+    /// Writes host `host`'s fault table from `faults` (atomically: one nft transaction).
+    ///
+    /// The table is `netdev rcfault` on `eth0`, with `ingress` and `egress`
+    /// chains: packets are dropped on the wire side of the interface, as a lossy
+    /// cable or switch would. An `inet` output-hook drop is not loss: the kernel
+    /// fails the sender's `sendto` with EPERM. An egress drop is reported to
+    /// the stack as congestion, which UDP sockets ignore (unless IP_RECVERR).
+    fn apply_faults(&self, host: usize, faults: &Faults) {
+        let mut script = String::from("table netdev rcfault {}\ndelete table netdev rcfault\n");
+        if faults.loss > 0 || !faults.blocked.is_empty() {
+            let mut ingress = Vec::new();
+            let mut egress = Vec::new();
+            if !faults.blocked.is_empty() {
+                let set = faults.blocked.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+                ingress.push(format!("ip saddr {{ {set} }} drop"));
+                egress.push(format!("ip daddr {{ {set} }} drop"));
+            }
+            if faults.loss > 0 {
+                ingress.push(format!("numgen random mod 100 < {} drop", faults.loss));
+                egress.push(format!("numgen random mod 100 < {} drop", faults.loss));
+            }
+            script.push_str(&format!(
+                "table netdev rcfault {{\n\
+                 \tchain ingress {{\n\t\ttype filter hook ingress device \"eth0\" priority 0; policy accept;\n\t\t{}\n\t}}\n\
+                 \tchain egress {{\n\t\ttype filter hook egress device \"eth0\" priority 0; policy accept;\n\t\t{}\n\t}}\n\
+                 }}\n",
+                ingress.join("\n\t\t"),
+                egress.join("\n\t\t")
+            ));
+        }
+        let ns = self.hosts[host].as_str();
+        run("ip", &["netns", "exec", ns, "nft", "-f", "-"], Some(&script))
+            .unwrap_or_else(|e| panic!("setting faults on host {host} ({ns}): {e}\nscript:\n{script}"));
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|p| p.into_inner()));
+        // Hosts first, then the bridge: deleting a namespace deletes its links,
+        // and with them the veth peers in the other namespace.
+        for ns in created.iter().rev() {
+            if let Err(e) = ip(&["netns", "del", ns]) {
+                eprintln!("warning: cleaning up the LAN: {e}");
+            }
+        }
+    }
+}
+
+/// A LAN of hosts on one bridge; see the module documentation.
+pub struct Lan {
+    net: Arc<Net>,
+}
+
+impl Lan {
+    /// Builds a LAN of `hosts` hosts (addresses `10.77.S.1` .. `10.77.S.hosts`, S
+    /// chosen per LAN), or says why it cannot.
+    pub fn new(hosts: usize) -> Result<Lan, String> {
+        assert!((1..=250).contains(&hosts), "1 to 250 hosts, not {hosts}");
+        if !is_root() {
+            return Err("network namespaces need root (effective UID is not 0)".to_string());
+        }
+        if !tool_available("ip", "-V") {
+            return Err("the `ip` command (iproute2) is not installed".to_string());
+        }
+        let pid = std::process::id();
+        let n = LAN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("rc{pid}n{n}");
+        // Each LAN is sealed off in its own namespaces, so equal subnets would
+        // not meet; a per-LAN /24 keeps logs and captures unambiguous anyway.
+        let subnet = 1 + ((u64::from(pid) * 7 + n) % 254) as u8;
+        let net = Net {
+            bridge_ns: format!("{prefix}b"),
+            hosts: (0..hosts).map(|i| format!("{prefix}h{i}")).collect(),
+            created: Mutex::new(Vec::new()),
+            subnet,
+            faults: Mutex::new(vec![Faults::default(); hosts]),
+        };
+        // On error `net` is dropped here, deleting what was created.
+        net.build()?;
+        Ok(Lan { net: Arc::new(net) })
+    }
+
+    /// [`Lan::new`], or `None` after printing why the test is skipped (a panic
+    /// instead when `CI` is set). `nft` says the test needs nftables (faults).
+    pub fn new_or_skip(test: &str, hosts: usize, nft: bool) -> Option<Lan> {
+        if nft && !tool_available("nft", "--version") {
+            return skip(test, "the `nft` command (nftables) is not installed");
+        }
+        match Lan::new(hosts) {
+            Ok(lan) => Some(lan),
+            Err(reason) => skip(test, &reason),
+        }
+    }
+
+    /// How many hosts the LAN has.
+    pub fn hosts(&self) -> usize {
+        self.net.hosts.len()
+    }
+
+    /// Host `host`'s address on `eth0`.
+    pub fn addr(&self, host: usize) -> Ipv4Addr {
+        self.net.addr(host)
+    }
+
+    /// Host `host`'s namespace name.
+    pub fn namespace(&self, host: usize) -> &str {
+        &self.net.hosts[host]
+    }
+
+    /// Every namespace of the LAN, bridge first.
+    pub fn namespaces(&self) -> Vec<String> {
+        std::iter::once(self.net.bridge_ns.clone()).chain(self.net.hosts.iter().cloned()).collect()
+    }
+
+    /// `[GROUP, PORT]` as command-line arguments.
+    pub fn group_args(&self) -> [String; 2] {
+        [LAN_GROUP.to_string(), LAN_PORT.to_string()]
+    }
+
+    fn spawn(&self, host: usize, program: &str, args: &[String], stdin: Stdio) -> (Child, Arc<Output>, Vec<String>) {
+        let ns = self.namespace(host).to_string();
+        let mut command = Command::new("ip");
+        let mut all: Vec<String> = vec!["netns".into(), "exec".into(), ns, program.to_string()];
+        all.extend_from_slice(args);
+        command.args(&all).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.env("RUST_LOG_STYLE", "never");
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start ip {all:?}: {e}"));
+        let output = Output::new();
+        output.pump(child.stdout.take().expect("piped stdout"), true);
+        output.pump(child.stderr.take().expect("piped stderr"), false);
+        (child, output, all)
+    }
+
+    /// Starts `server --ttl 1 GROUP PORT [ID] EXTRA...` on host `host` (no
+    /// `--interface`: the kernel's multicast route picks `eth0`). `ip netns
+    /// exec` replaces itself with the server, so the child's PID is the
+    /// server's PID, and its ID when `id` is `None`.
+    pub fn start_server(&self, host: usize, id: Option<u64>, extra: &[&str]) -> LanServer {
+        let mut args: Vec<String> = LAN_ARGS.iter().map(|s| s.to_string()).collect();
+        args.extend(self.group_args());
+        if let Some(id) = id {
+            args.push(id.to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, output, all) = self.spawn(host, SERVER_BIN, &args, Stdio::null());
+        let id = id.unwrap_or(u64::from(child.id()));
+        let label = format!("server {id} on host {host} ({}; pid {}, ip {all:?})", self.addr(host), child.id());
+        LanServer { child, output, id, host, label, _net: Arc::clone(&self.net) }
+    }
+
+    /// Runs `client --ttl 1 GROUP PORT ARGS...` on host `host` to completion
+    /// (stdin closed). Options in `args` go before the command words. Killed,
+    /// and the test panics with its output, past [`CLIENT_DEADLINE`].
+    pub fn run_client(&self, host: usize, args: &[&str]) -> ClientOutput {
+        let mut all: Vec<String> = LAN_ARGS.iter().map(|s| s.to_string()).collect();
+        all.extend(self.group_args());
+        all.extend(args.iter().map(|s| s.to_string()));
+        let started = Instant::now();
+        let (mut child, output, all) = self.spawn(host, CLIENT_BIN, &all, Stdio::null());
+        let deadline = started + CLIENT_DEADLINE;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Ok(None) => {
+                    kill_child(&mut child);
+                    let state = output.lock();
+                    panic!(
+                        "client on host {host} (ip {all:?}) still running after {CLIENT_DEADLINE:?}: killed\n\
+                         --- stdout:\n{}--- stderr:\n{}",
+                        indent(&state.stdout),
+                        indent(&state.stderr)
+                    );
+                }
+                Err(e) => panic!("waiting for client {}: {e}", child.id()),
+            }
+        };
+        let elapsed = started.elapsed();
+        output.wait_closed(Duration::from_secs(2));
+        let state = output.lock();
+        ClientOutput { status, stdout: state.stdout.clone(), stderr: state.stderr.clone(), elapsed }
+    }
+
+    fn update_faults(&self, hosts: impl IntoIterator<Item = usize>, change: impl Fn(&mut Faults)) {
+        let mut all = self.net.faults.lock().unwrap_or_else(|p| p.into_inner());
+        for host in hosts {
+            change(&mut all[host]);
+            self.net.apply_faults(host, &all[host]);
+        }
+    }
+
+    /// Drops `percent`% of the packets arriving on and, independently, of those
+    /// sent out of host `host`'s `eth0` (nftables `numgen random`), invisibly
+    /// to the sender as on a lossy wire; 0 removes the loss.
+    pub fn set_loss(&self, host: usize, percent: u8) {
+        assert!(percent <= 100, "loss of {percent}%");
+        self.update_faults([host], |f| f.loss = percent);
+    }
+
+    /// Drops all IPv4 traffic between every host of `a` and every host of `b`,
+    /// both ways, on their `eth0`s (on top of any partition already in place).
+    pub fn partition(&self, a: &[usize], b: &[usize]) {
+        let addrs = |hosts: &[usize]| hosts.iter().map(|&h| self.addr(h)).collect::<Vec<_>>();
+        let (a_addrs, b_addrs) = (addrs(a), addrs(b));
+        self.update_faults(a.iter().copied(), |f| f.blocked.extend(b_addrs.iter().copied()));
+        self.update_faults(b.iter().copied(), |f| f.blocked.extend(a_addrs.iter().copied()));
+    }
+
+    /// Removes every fault (partitions and loss) from every host.
+    pub fn heal(&self) {
+        self.update_faults(0..self.hosts(), |f| *f = Faults::default());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// What a child printed so far.
+#[derive(Default)]
+struct OutputState {
+    stdout: String,
+    stderr: String,
+    /// stdout and stderr lines merged in arrival order.
+    lines: Vec<String>,
+    /// Streams still open.
+    open: usize,
+}
+
+struct Output {
+    state: Mutex<OutputState>,
+    changed: Condvar,
+}
+
+impl Output {
+    fn new() -> Arc<Output> {
+        Arc::new(Output { state: Mutex::new(OutputState { open: 2, ..Default::default() }), changed: Condvar::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutputState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pump(self: &Arc<Self>, source: impl Read + Send + 'static, is_stdout: bool) {
+        let output = Arc::clone(self);
+        thread::spawn(move || {
+            let mut reader = BufReader::new(source);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let n = reader.read_until(b'\n', &mut buf).unwrap_or(0);
+                let mut state = output.lock();
+                if n == 0 {
+                    state.open -= 1;
+                    drop(state);
+                    output.changed.notify_all();
+                    return;
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if is_stdout {
+                    state.stdout.push_str(&text);
+                } else {
+                    state.stderr.push_str(&text);
+                }
+                state.lines.push(text.trim_end_matches(['\n', '\r']).to_string());
+                drop(state);
+                output.changed.notify_all();
+            }
+        });
+    }
+
+    /// Waits until `check` returns `Some`; `None` on the deadline or when the child closed its output.
+    fn wait_until<T>(&self, timeout: Duration, mut check: impl FnMut(&OutputState) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(found) = check(&state) {
+                return Some(found);
+            }
+            let now = Instant::now();
+            if state.open == 0 || now >= deadline {
+                return None;
+            }
+            state = self.changed.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    fn wait_closed(&self, timeout: Duration) {
+        self.wait_until(timeout, |s| (s.open == 0).then_some(()));
+    }
+}
+
+/// A server running on a LAN host; SIGKILLed (by its own PID) when dropped,
+/// before the LAN's namespaces can be deleted.
+pub struct LanServer {
+    child: Child,
+    output: Arc<Output>,
+    id: u64,
+    host: usize,
+    label: String,
+    /// Keeps the namespaces alive until this process is gone.
+    _net: Arc<Net>,
+}
+
+impl LanServer {
+    /// The server's ID: the explicit one, or its PID.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The host it runs on.
+    pub fn host(&self) -> usize {
+        self.host
+    }
+
+    /// Every line printed so far (stdout and stderr merged).
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().lines.clone()
+    }
+
+    /// Waits for a line containing `needle` and returns it; panics with the
+    /// server's output on the deadline.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.output.wait_until(timeout, |s| s.lines.iter().find(|l| l.contains(needle)).cloned()).unwrap_or_else(|| {
+            panic!("{}: no line containing {needle:?} within {timeout:?}\n{}", self.label, self.dump())
+        })
+    }
+
+    /// The leader named by the last `Election completed. Group Leader: N` line.
+    pub fn last_leader(&self) -> Option<u64> {
+        last_leader_in(&self.output.lock().lines)
+    }
+
+    /// Every leader named by `Election completed` lines, in order.
+    pub fn leaders(&self) -> Vec<u64> {
+        self.output.lock().lines.iter().filter_map(|l| leader_in(l)).collect()
+    }
+
+    /// Everything the server printed, for failure messages.
+    pub fn dump(&self) -> String {
+        format!("--- {} printed:\n{}", self.label, indent(&self.lines().join("\n")))
+    }
+
+    /// SIGKILLs the server (this child only) and reaps it.
+    pub fn kill(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+impl Drop for LanServer {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+/// Everything every server printed, for failure messages.
+pub fn dump_all(servers: &[LanServer]) -> String {
+    servers.iter().map(LanServer::dump).collect()
+}
+
+/// Polls until every server's last elected leader is `leader`; returns the
+/// time from `since` to that moment, or `None` once `timeout` after `since` passed.
+pub fn wait_agreement(servers: &[LanServer], leader: u64, since: Instant, timeout: Duration) -> Option<Duration> {
+    loop {
+        if servers.iter().all(|s| s.last_leader() == Some(leader)) {
+            return Some(since.elapsed());
+        }
+        if since.elapsed() >= timeout {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}

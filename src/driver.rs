@@ -37,6 +37,8 @@ pub struct ServerSettings {
     pub catalog: Catalog,
     /// Where to keep state across restarts; `None` keeps it in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Servers that must hold a write before it is confirmed (1: no minimum).
+    pub min_replicas: usize,
 }
 
 /// Why the server stopped with an error.
@@ -130,6 +132,7 @@ impl Server {
             timing: settings.timing,
             catalog: settings.catalog,
             seed: random_seed(),
+            min_replicas: settings.min_replicas,
         };
         let (node, storage) = match &settings.data_dir {
             Some(dir) => {

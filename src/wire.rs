@@ -181,6 +181,14 @@ pub enum Answer {
     Write(WriteOutcome),
     /// The answer to `quit`.
     Bye,
+    /// A write was not made: the leader reaches fewer servers than
+    /// `--min-replicas` asks to hold it (a partition, or servers down).
+    TooFewReplicas {
+        /// Servers the leader reaches, itself included.
+        reachable: u32,
+        /// Servers that must hold a write.
+        required: u32,
+    },
 }
 
 /// A client's request, multicast to the group.

@@ -102,3 +102,48 @@ fn lan_loss_still_serves_reservations() {
         check.elapsed.as_millis()
     );
 }
+
+/// `--min-replicas 3` on five hosts, then a partition {0, 1, 2} | {3, 4} with
+/// the leader (500) on the small side: that side refuses a write with a clear
+/// message, the large side elects 300 and confirms the same slot, and after
+/// the heal one leader lists each reservation once.
+#[test]
+fn min_replicas_keeps_a_partition_from_confirming_conflicting_writes() {
+    let Some(lan) = Lan::new_or_skip("min_replicas_keeps_a_partition_from_confirming_conflicting_writes", 5, true)
+    else {
+        return;
+    };
+    let args = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500", "--min-replicas", "3"];
+    let servers: Vec<LanServer> =
+        (0..5).map(|host| lan.start_server(host, Some(100 * (host as u64 + 1)), &args)).collect();
+    if wait_agreement(&servers, 500, Instant::now(), PATIENCE).is_none() {
+        panic!("the five servers did not agree on leader 500\n{}", dump_all(&servers));
+    }
+    let room = ROOMS[4];
+    let before = [room, TIMESLOTS[0], DAYS[0]];
+    let contested = [room, TIMESLOTS[1], DAYS[1]];
+    lan.run_client(0, &["reserve", before[0], before[1], before[2]])
+        .assert_success(&["(From servers): Reservation confirmed"]);
+
+    lan.partition(&[0, 1, 2], &[3, 4]);
+    servers[2].wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let small_side = lan.run_client(4, &["reserve", contested[0], contested[1], contested[2]]);
+    assert_eq!(small_side.code(), 1, "the side with 2 of 5 servers must refuse: {small_side}");
+    assert!(small_side.stdout.contains("2 of the 3 servers"), "unclear refusal: {small_side}");
+    lan.run_client(0, &["reserve", contested[0], contested[1], contested[2]])
+        .assert_success(&["(From servers): Reservation confirmed"]);
+
+    let heal_started = Instant::now();
+    lan.heal();
+    let Some(healed) = wait_agreement(&servers, 500, heal_started, PATIENCE) else {
+        panic!("no single leader after the heal\n{}", dump_all(&servers));
+    };
+    let items = [before.join(" "), contested.join(" ")];
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    lan.run_client(3, &["check", room]).assert_success(&answer_lines(FROM_SERVERS, &items));
+    println!(
+        "LAN partition with --min-replicas 3: the 2-server side refused, the 3-server side confirmed; \
+         all five agreed on leader 500 {} ms after the heal",
+        healed.as_millis()
+    );
+}

@@ -44,6 +44,7 @@ fn start_servers() -> Result<GroupAddr, Box<dyn std::error::Error>> {
             timing: Timing::default(),
             catalog: Catalog::default(),
             data_dir: None,
+            min_replicas: 1,
         };
         let server = Server::bind(settings)?;
         thread::spawn(move || {

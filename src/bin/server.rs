@@ -55,6 +55,13 @@ struct Args {
     /// back with its reservations after a restart (default: memory only).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Confirm a write only once this many servers (the leader included) hold
+    /// it, and refuse writes while fewer are reachable. With more than half of
+    /// the group, a network partition cannot confirm conflicting writes; the
+    /// smaller side refuses them instead (default 1: every live server, no
+    /// minimum).
+    #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    min_replicas: u64,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +104,7 @@ fn run(args: &Args, catalog: Catalog) -> Result<(), Box<dyn std::error::Error>> 
         },
         catalog,
         data_dir: args.data_dir.clone(),
+        min_replicas: usize::try_from(args.min_replicas).unwrap_or(usize::MAX),
     };
     let server = Server::bind(settings)?;
     let stopper = server.stopper();

@@ -257,7 +257,10 @@ impl Session {
 
 fn show(source: Source, command: &Command, answer: &Answer) -> Result<Exit, ClientError> {
     say(&render::answer_text(source, command, answer))?;
-    let refused = matches!(answer, Answer::UnknownRoom(_) | Answer::Write(WriteOutcome::Refused(_)));
+    let refused = matches!(
+        answer,
+        Answer::UnknownRoom(_) | Answer::Write(WriteOutcome::Refused(_)) | Answer::TooFewReplicas { .. }
+    );
     Ok(if refused { Exit::Refused } else { Exit::Success })
 }
 

@@ -39,6 +39,10 @@ pub fn render(command: &Command, answer: &Answer) -> String {
         }
         Answer::Write(WriteOutcome::Refused(why)) => format!("Reservation refused: {why}"),
         Answer::Bye => "bye".to_string(),
+        Answer::TooFewReplicas { reachable, required } => format!(
+            "Not done: the leader reaches {reachable} of the {required} servers that must hold each change \
+             (--min-replicas); try again when more servers are up"
+        ),
     }
 }
 

@@ -53,10 +53,17 @@ impl Node {
         if l.handing_over.is_some() {
             return; // the client retries and reaches the new leader
         }
-        l.waiting.insert((client, number), from);
         if self.log.has_pending(client, number) {
-            return;
+            l.waiting.insert((client, number), from);
+            return; // its outcome is not decided yet: it may still commit
         }
+        let reachable = 1 + l.members.values().filter(|m| m.in_sync).count();
+        let required = self.config.min_replicas;
+        if reachable < required {
+            let answer = Answer::TooFewReplicas { reachable: reachable as u32, required: required as u32 };
+            return self.reply(now, from, number, answer);
+        }
+        l.waiting.insert((client, number), from);
         let prev = self.log.last();
         let position = LogPosition { term: self.term, seq: prev.seq + 1, leader: self.incarnation };
         let entry = Entry { position, client, request: number, op };

@@ -91,6 +91,10 @@ pub struct NodeConfig {
     pub catalog: Catalog,
     /// Seed for the node's random numbers (incarnation, data epoch).
     pub seed: u64,
+    /// Servers, the leader included, that must hold a write before it is
+    /// confirmed; a leader that cannot reach that many refuses writes. `1`
+    /// keeps the primary-backup rule alone (every live member).
+    pub min_replicas: usize,
 }
 
 /// Where a datagram goes.

@@ -25,7 +25,7 @@ const CHUNK_BUDGET: usize = 48 * 1024;
 pub(super) struct Leadership {
     /// The term this leadership holds.
     pub(super) term: u64,
-    members: BTreeMap<NodeId, Member>,
+    pub(super) members: BTreeMap<NodeId, Member>,
     /// Commit nothing before this instant: members are still making themselves known.
     collecting_until: Instant,
     /// Clients waiting for a write to commit, by (client, request).
@@ -195,7 +195,11 @@ impl Node {
         if now < l.collecting_until {
             return;
         }
-        let target = l.members.values().filter(|m| m.in_sync).map(|m| m.acked).fold(self.log.last().seq, u64::min);
+        let in_sync = || l.members.values().filter(|m| m.in_sync);
+        if 1 + in_sync().count() < self.config.min_replicas {
+            return; // a partition or crashes left too few servers to hold a write
+        }
+        let target = in_sync().map(|m| m.acked).fold(self.log.last().seq, u64::min);
         if target <= self.log.commit() {
             return;
         }

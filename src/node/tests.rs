@@ -222,3 +222,28 @@ fn confirmed_writes_survive_loss_and_a_leader_crash_across_seeds() {
         );
     }
 }
+
+/// With `--min-replicas 2`, a leader left alone refuses writes (and confirms
+/// nothing), and takes them again once a second server is back.
+#[test]
+fn a_leader_short_of_min_replicas_refuses_writes() {
+    let mut sim = Sim::new(12, Faults::default());
+    sim.min_replicas = 2;
+    for id in [100, 200, 300] {
+        sim.add_server(id, true);
+    }
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
+    assert_eq!(reserve(&mut sim, 1, slot("SA318", "8:30-9:30", "Monday")), Answer::Write(WriteOutcome::Reserved));
+
+    sim.crash(0);
+    sim.crash(1);
+    sim.run_for(SETTLE);
+    let refused = reserve(&mut sim, 2, slot("SA318", "9:30-10:30", "Monday"));
+    assert_eq!(refused, Answer::TooFewReplicas { reachable: 1, required: 2 });
+    assert_eq!(reservations_on(&sim, 2).len(), 1, "nothing was written");
+
+    sim.restart(1);
+    assert!(sim.run_until(SETTLE, |s| s.node(1).log().commit() == s.node(2).log().commit()));
+    let retried = reserve(&mut sim, 3, slot("SA318", "9:30-10:30", "Monday"));
+    assert_eq!(retried, Answer::Write(WriteOutcome::Reserved));
+}

@@ -126,6 +126,8 @@ pub struct Sim {
     seq: u64,
     /// The network's current behaviour; change it at any time.
     pub faults: Faults,
+    /// `--min-replicas` of servers added from now on.
+    pub min_replicas: usize,
     servers: Vec<SimServer>,
     clients: Vec<SimClient>,
     clients_stopped: bool,
@@ -150,6 +152,7 @@ impl Sim {
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             seq: 0,
             faults,
+            min_replicas: 1,
             servers: Vec::new(),
             clients: Vec::new(),
             clients_stopped: false,
@@ -184,6 +187,7 @@ impl Sim {
             timing: Timing::default(),
             catalog: Catalog::default(),
             seed: self.random(),
+            min_replicas: self.min_replicas,
         };
         let mut node = match disk {
             Some(log) => Node::recovered(config, self.now, log),

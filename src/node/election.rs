@@ -344,6 +344,14 @@ impl Node {
             && (theirs > Standing { commit: self.log.commit(), last: ours } || theirs.last > ours)
     }
 
+    /// Drops `source` from the servers a candidate may catch up from, and
+    /// decides again.
+    pub(super) fn forget_catchup_source(&mut self, now: Instant, source: NodeId) {
+        let State::Candidate(c) = &mut self.state else { return };
+        c.voters.remove(&source);
+        self.catch_up_or_lead(now);
+    }
+
     /// True when we catch up from `sender` as a candidate and it no longer
     /// holds what we came for: it restarted without its data meanwhile.
     pub(super) fn catchup_source_regressed(&self, sender: NodeId, peer: &PeerMessage) -> bool {

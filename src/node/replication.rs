@@ -303,7 +303,9 @@ impl Node {
             }
             self.send_to(sender, PeerBody::AppendAck);
         }
-        self.after_progress(now);
+        if matched.is_some() {
+            self.after_progress(now);
+        }
     }
 
     /// Where we pull from: our leader, or the server a candidate catches up from.
@@ -339,6 +341,13 @@ impl Node {
                     self.apply_committed();
                 }
                 Some(matched)
+            }
+            Err(d) if matches!(self.state, State::Candidate(_)) => {
+                // Its extra entries conflict with what we know is committed, so
+                // none of them is: take over without them.
+                warn!("{source} holds entries that conflict with our committed {:?}; not fetching them", d.ours);
+                self.forget_catchup_source(now, source);
+                None
             }
             Err(d) => {
                 error!(

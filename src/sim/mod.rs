@@ -13,7 +13,7 @@ pub mod schedule;
 
 use std::cell::Cell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,8 @@ pub struct Sim {
     pub faults: Faults,
     /// `--min-replicas` of servers added from now on.
     pub min_replicas: usize,
+    /// Servers cut off from the others (a partition); clients reach everyone.
+    isolated: BTreeSet<SocketAddrV4>,
     servers: Vec<SimServer>,
     clients: Vec<SimClient>,
     clients_stopped: bool,
@@ -153,6 +155,7 @@ impl Sim {
             seq: 0,
             faults,
             min_replicas: 1,
+            isolated: BTreeSet::new(),
             servers: Vec::new(),
             clients: Vec::new(),
             clients_stopped: false,
@@ -504,9 +507,30 @@ impl Sim {
         }
     }
 
+    /// Cuts the servers at `indices` off from the other servers until
+    /// [`Sim::heal_partition`]; clients still reach both sides.
+    pub fn partition(&mut self, indices: &[usize]) {
+        self.isolated = indices.iter().map(|&i| self.servers[i].node.id().addr).collect();
+    }
+
+    /// True while a partition is in force.
+    pub fn partitioned(&self) -> bool {
+        !self.isolated.is_empty()
+    }
+
+    /// Ends a partition.
+    pub fn heal_partition(&mut self) {
+        self.isolated.clear();
+    }
+
+    fn across_partition(&self, from: SocketAddrV4, to: SocketAddrV4) -> bool {
+        let is_server = |a: SocketAddrV4| self.servers.iter().any(|s| s.node.id().addr == a);
+        is_server(from) && is_server(to) && self.isolated.contains(&from) != self.isolated.contains(&to)
+    }
+
     fn send(&mut self, from: SocketAddrV4, to: SocketAddrV4, bytes: Vec<u8>) {
         self.stats.datagrams += 1;
-        if self.chance(self.faults.loss) {
+        if self.chance(self.faults.loss) || self.across_partition(from, to) {
             return;
         }
         let copies = if self.chance(self.faults.duplicate) { 2 } else { 1 };

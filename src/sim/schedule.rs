@@ -2,10 +2,11 @@
 //! late), the clients, the network's loss, duplication and delay, and a series
 //! of crashes, restarts (with or without the data directory) and pauses, and
 //! now and then the whole group killed at once and restarted from its data
-//! directories. The run then heals and the group must converge. Otherwise at
-//! most one server is crashed or paused at a time, and only while another
-//! running server holds every committed entry: that is the failure model
-//! roomcast promises to survive (see the README).
+//! directories. One seed in four runs in safe mode (`--min-replicas` set to a
+//! majority) and adds partitions between servers. The run then heals and the
+//! group must converge. Otherwise at most one server is crashed or paused at a
+//! time, and only while another running server holds every committed entry:
+//! that is the failure model roomcast promises to survive (see the README).
 
 use std::fmt;
 use std::time::Duration;
@@ -33,6 +34,10 @@ pub struct Report {
     pub pauses: u32,
     /// Times every running server was killed at once.
     pub group_crashes: u32,
+    /// `--min-replicas` of the run (1: the default mode).
+    pub min_replicas: usize,
+    /// Partitions between servers (only with `min_replicas` above half the group).
+    pub partitions: u32,
     /// Writes whose answer a client received.
     pub acknowledged: usize,
     /// Network and client counters.
@@ -47,13 +52,15 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: {} servers, {} crashes ({} of the whole group), {} restarts, {} pauses, {} writes acknowledged, {} answers, {} timeouts, {} datagrams",
+            "seed {}: {} servers (min replicas {}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, {} writes acknowledged, {} answers, {} timeouts, {} datagrams",
             self.seed,
             self.servers,
+            self.min_replicas,
             self.crashes,
             self.group_crashes,
             self.restarts,
             self.pauses,
+            self.partitions,
             self.acknowledged,
             self.stats.answered,
             self.stats.timed_out,
@@ -81,6 +88,8 @@ pub fn run(seed: u64) -> Report {
         restarts: 0,
         pauses: 0,
         group_crashes: 0,
+        min_replicas: 1,
+        partitions: 0,
         acknowledged: 0,
         stats: Stats::default(),
         violations: Vec::new(),
@@ -88,6 +97,11 @@ pub fn run(seed: u64) -> Report {
     };
     let mut ids = Vec::new();
     let initial = 3 + sim.random() % 3;
+    if seed % 4 == 3 {
+        // Safe mode: a majority must hold every write, and partitions come too.
+        sim.min_replicas = initial as usize / 2 + 1;
+        report.min_replicas = sim.min_replicas;
+    }
     for _ in 0..initial {
         add_server(&mut sim, &mut ids);
         let gap = Duration::from_millis(sim.random() % 300);
@@ -157,7 +171,13 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         }
         return;
     }
-    if sim.server_count() < 7 && sim.chance(0.1) {
+    let safe = sim.min_replicas > 1;
+    if safe && partition_or_heal(sim, report) {
+        return;
+    }
+    // In safe mode the group keeps its size: a majority of the first servers
+    // would not be a majority of a larger group.
+    if !safe && sim.server_count() < 7 && sim.chance(0.1) {
         return add_server(sim, ids);
     }
     if sim.chance(0.03) {
@@ -175,6 +195,28 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         sim.pause(victim);
         report.pauses += 1;
     }
+}
+
+/// Heals a partition half of the time, or starts one a fifth of the time
+/// (a random side of one to n-1 servers); returns whether it did either.
+fn partition_or_heal(sim: &mut Sim, report: &mut Report) -> bool {
+    if sim.partitioned() {
+        if sim.chance(0.5) {
+            sim.heal_partition();
+        }
+        return true;
+    }
+    if !sim.chance(0.2) {
+        return false;
+    }
+    let count = sim.server_count();
+    let side: Vec<usize> = (0..count).filter(|_| sim.chance(0.5)).collect();
+    if side.is_empty() || side.len() == count {
+        return false;
+    }
+    sim.partition(&side);
+    report.partitions += 1;
+    true
 }
 
 /// The leader half of the time, else any running server.
@@ -201,6 +243,7 @@ fn another_holds_everything(sim: &Sim, victim: usize) -> bool {
 /// Stops every fault, lets the clients finish, and waits for convergence.
 fn heal(sim: &mut Sim, report: &mut Report) {
     sim.faults = Faults::default();
+    sim.heal_partition();
     for index in sim.paused() {
         sim.resume(index);
     }

@@ -157,7 +157,9 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
     }
     if let Some(&index) = down.first() {
         if sim.chance(0.5) {
-            match sim.chance(0.5) {
+            // Safe mode counts on every server of a majority keeping what it
+            // held, so its servers always come back with their data.
+            match sim.chance(0.5) || sim.min_replicas > 1 {
                 true => sim.restart_with_disk(index),
                 false => sim.restart(index),
             }
@@ -248,9 +250,9 @@ fn heal(sim: &mut Sim, report: &mut Report) {
         sim.resume(index);
     }
     let down = sim.down();
-    let whole_group = down.len() > 1;
+    let with_disk = down.len() > 1 || sim.min_replicas > 1;
     for index in down {
-        match whole_group {
+        match with_disk {
             true => sim.restart_with_disk(index),
             false => sim.restart(index),
         }

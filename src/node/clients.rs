@@ -57,7 +57,7 @@ impl Node {
             l.waiting.insert((client, number), from);
             return; // its outcome is not decided yet: it may still commit
         }
-        let reachable = 1 + l.members.values().filter(|m| m.in_sync).count();
+        let reachable = l.replicas();
         let required = self.config.min_replicas;
         if reachable < required {
             let answer = Answer::TooFewReplicas { reachable: reachable as u32, required: required as u32 };

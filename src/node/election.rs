@@ -22,7 +22,8 @@ pub(super) struct Candidacy {
     phase: Phase,
     deadline: Instant,
     initiator: u64,
-    /// Members a leader listed: we ask each again until it answers or this passes.
+    /// Members a leader listed and servers heard lately: we ask each again
+    /// until it answers or `patience` passes.
     expected: BTreeSet<NodeId>,
     patience: Instant,
     /// The highest server above us that answered.

@@ -146,7 +146,8 @@ impl ReplicatedLog {
 
     /// Clones of the entries held after `seq`.
     pub fn entries_after(&self, seq: u64) -> Vec<Entry> {
-        self.entries.iter().filter(|e| e.position.seq > seq).cloned().collect()
+        let skip = usize::try_from((seq + 1).saturating_sub(self.first_seq())).unwrap_or(usize::MAX);
+        self.entries.iter().skip(skip).cloned().collect()
     }
 
     /// A log recovered from storage: a snapshot's table, then the entries
@@ -169,15 +170,12 @@ impl ReplicatedLog {
         if entries.is_empty() && from == applied + 1 {
             return Ok(());
         }
+        let theirs = entries.first().map_or(LogPosition::new(0, from), |e| e.position);
         let consecutive = entries.iter().zip(from..).all(|(e, seq)| e.position.seq == seq);
-        let reaches = from <= self.last().seq + 1 && from > self.table.applied().seq;
-        if !consecutive || !reaches {
-            let theirs = entries.first().map_or(LogPosition::new(0, from), |e| e.position);
+        if !consecutive || from > self.last().seq + 1 {
             return Err(Divergence { ours: self.last(), theirs });
         }
-        while self.last().seq >= from {
-            self.entries.pop_back();
-        }
+        self.truncate_after(from - 1, theirs)?;
         self.entries.extend(entries.iter().cloned());
         self.unsaved = Unsaved::default();
         Ok(())

@@ -557,7 +557,6 @@ impl Node {
         }
     }
 
-    /// True while our loop has been running on time for less than `span`.
     /// Notices that our own loop stood still (SIGSTOP, an overloaded host):
     /// our tick is long overdue. Silence from others before now proves
     /// nothing, and a leader that was silent for a heartbeat timeout may
@@ -575,6 +574,7 @@ impl Node {
         }
     }
 
+    /// True while our loop has been running on time for less than `span`.
     fn recently_resumed(&self, now: Instant, span: Duration) -> bool {
         self.resumed_at.is_some_and(|t| now < t + span)
     }
@@ -609,7 +609,7 @@ fn is_leader_claim(body: &PeerBody) -> bool {
 
 /// Marsaglia's xorshift64: enough randomness for nonces, with no dependency
 /// and a fixed sequence per seed, which keeps simulations replayable.
-fn xorshift(state: &mut u64) -> u64 {
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
     let mut x = (*state).max(1);
     x ^= x << 13;
     x ^= x >> 7;

@@ -25,7 +25,7 @@ const CHUNK_BUDGET: usize = 48 * 1024;
 pub(super) struct Leadership {
     /// The term this leadership holds.
     pub(super) term: u64,
-    pub(super) members: BTreeMap<NodeId, Member>,
+    members: BTreeMap<NodeId, Member>,
     /// Commit nothing before this instant: members are still making themselves known.
     collecting_until: Instant,
     /// Clients waiting for a write to commit, by (client, request).
@@ -34,8 +34,8 @@ pub(super) struct Leadership {
     pub(super) handing_over: Option<(NodeId, Instant)>,
     /// The log's end when this leadership began. Until it is committed, the
     /// table may lack writes a previous leader confirmed, so client requests
-    /// are left to their retries; a
-    /// member holding entries beyond it that we lack was not heard in the election.
+    /// are left to their retries; a member holding entries beyond it that we
+    /// lack was not heard in the election.
     pub(super) inherited: LogPosition,
 }
 
@@ -86,6 +86,14 @@ impl Leadership {
             handing_over: None,
             inherited: log.last(),
         }
+    }
+}
+
+impl Leadership {
+    /// Servers that hold (or will hold) each new write: the leader and its
+    /// in-sync members. `--min-replicas` is measured against this.
+    pub(super) fn replicas(&self) -> usize {
+        1 + self.members.values().filter(|m| m.in_sync).count()
     }
 }
 
@@ -195,11 +203,10 @@ impl Node {
         if now < l.collecting_until {
             return;
         }
-        let in_sync = || l.members.values().filter(|m| m.in_sync);
-        if 1 + in_sync().count() < self.config.min_replicas {
+        if l.replicas() < self.config.min_replicas {
             return; // a partition or crashes left too few servers to hold a write
         }
-        let target = in_sync().map(|m| m.acked).fold(self.log.last().seq, u64::min);
+        let target = l.members.values().filter(|m| m.in_sync).map(|m| m.acked).fold(self.log.last().seq, u64::min);
         if target <= self.log.commit() {
             return;
         }

@@ -59,11 +59,6 @@ impl Checker {
         self.acks.len()
     }
 
-    /// Highest sequence number any replica applied.
-    pub fn applied_max(&self) -> u64 {
-        self.order.keys().next_back().copied().unwrap_or(0)
-    }
-
     /// The newest entry any replica ever applied (committed), even one whose
     /// replica has since lost it by restarting without data.
     pub fn newest_applied(&self) -> Option<LogPosition> {

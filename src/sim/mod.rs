@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientConfig, ClientEvent, Submitted};
-use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing};
+use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing, xorshift};
 use crate::rooms::Catalog;
 use crate::wire::{self, Answer, Command, Message, Reply, Request};
 use check::Checker;
@@ -342,8 +342,12 @@ impl Sim {
             match self.next_wakeup().filter(|&at| at <= end) {
                 Some(at) => {
                     stalled = if at > self.now { 0 } else { stalled + 1 };
-                    // A timer that stays due without effect would spin forever: fail loudly instead.
-                    assert!(stalled < 100_000, "simulation stuck at {:?}: a timer stays due", self.elapsed());
+                    // A timer that stays due without effect would spin forever.
+                    if stalled == 100_000 {
+                        let detail = format!("stuck at {:?}: a timer stays due without effect", self.elapsed());
+                        self.checker.fail("liveness", detail);
+                        return false;
+                    }
                     self.now = self.now.max(at);
                     self.step();
                 }
@@ -353,7 +357,7 @@ impl Sim {
                 }
             }
         }
-        true
+        done(self)
     }
 
     fn next_wakeup(&self) -> Option<Instant> {
@@ -550,11 +554,6 @@ impl Sim {
 
     /// The next number of the run's random sequence.
     pub fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        xorshift(&mut self.rng)
     }
 }

@@ -52,7 +52,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: {} servers (min replicas {}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, {} writes acknowledged, {} answers, {} timeouts, {} datagrams",
+            "seed {}: {} servers (min replicas {}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, {} writes acknowledged, {} answers, {} timeouts, {} duplicate replies, {} datagrams",
             self.seed,
             self.servers,
             self.min_replicas,
@@ -64,6 +64,7 @@ impl fmt::Display for Report {
             self.acknowledged,
             self.stats.answered,
             self.stats.timed_out,
+            self.stats.duplicate_replies,
             self.stats.datagrams
         )?;
         for violation in &self.violations {
@@ -122,7 +123,9 @@ pub fn run(seed: u64) -> Report {
     report.acknowledged = sim.checker.acknowledged();
     report.stats = sim.stats;
     report.violations = sim.checker.violations().to_vec();
-    report.final_state = (0..sim.server_count()).map(|i| describe(&sim, i)).collect();
+    if !report.violations.is_empty() {
+        report.final_state = (0..sim.server_count()).map(|i| describe(&sim, i)).collect();
+    }
     report
 }
 
@@ -157,12 +160,8 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
     }
     if let Some(&index) = down.first() {
         if sim.chance(0.5) {
-            // Safe mode counts on every server of a majority keeping what it
-            // held, so its servers always come back with their data.
-            match sim.chance(0.5) || sim.min_replicas > 1 {
-                true => sim.restart_with_disk(index),
-                false => sim.restart(index),
-            }
+            let with_disk = sim.chance(0.5);
+            restart(sim, index, with_disk);
             report.restarts += 1;
         }
         return;
@@ -221,6 +220,17 @@ fn partition_or_heal(sim: &mut Sim, report: &mut Report) -> bool {
     true
 }
 
+/// Restarts a crashed server, from its data directory if `with_disk`. Safe
+/// mode counts on every server of a majority keeping what it held, so there
+/// servers always come back with their data.
+fn restart(sim: &mut Sim, index: usize, with_disk: bool) {
+    if with_disk || sim.min_replicas > 1 {
+        sim.restart_with_disk(index);
+    } else {
+        sim.restart(index);
+    }
+}
+
 /// The leader half of the time, else any running server.
 fn pick_victim(sim: &mut Sim) -> Option<usize> {
     let leaders = sim.leaders();
@@ -250,12 +260,9 @@ fn heal(sim: &mut Sim, report: &mut Report) {
         sim.resume(index);
     }
     let down = sim.down();
-    let with_disk = down.len() > 1 || sim.min_replicas > 1;
+    let whole_group = down.len() > 1;
     for index in down {
-        match with_disk {
-            true => sim.restart_with_disk(index),
-            false => sim.restart(index),
-        }
+        restart(sim, index, whole_group);
         report.restarts += 1;
     }
     sim.stop_clients();

@@ -189,6 +189,15 @@ pub enum Answer {
         /// Servers that must hold a write.
         required: u32,
     },
+    /// A write is in the leader's log but cannot be confirmed: the leader now
+    /// reaches fewer servers than `--min-replicas` asks to hold it. It may
+    /// still take effect once they are back, or be dropped.
+    Unconfirmed {
+        /// Servers the leader reaches, itself included.
+        reachable: u32,
+        /// Servers that must hold a write.
+        required: u32,
+    },
 }
 
 /// A client's request, multicast to the group.

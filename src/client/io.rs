@@ -37,7 +37,8 @@ pub enum Exit {
     Refused = 1,
     /// Bad arguments or a malformed command.
     Usage = 2,
-    /// No server answered, more than one did, or a socket failed.
+    /// No server answered, more than one did, a socket failed, or the
+    /// outcome of a write is not known yet.
     Failed = 3,
 }
 
@@ -261,7 +262,11 @@ fn show(source: Source, command: &Command, answer: &Answer) -> Result<Exit, Clie
         answer,
         Answer::UnknownRoom(_) | Answer::Write(WriteOutcome::Refused(_)) | Answer::TooFewReplicas { .. }
     );
-    Ok(if refused { Exit::Refused } else { Exit::Success })
+    Ok(match answer {
+        _ if refused => Exit::Refused,
+        Answer::Unconfirmed { .. } => Exit::Failed,
+        _ => Exit::Success,
+    })
 }
 
 fn prompt() -> Result<(), ClientError> {

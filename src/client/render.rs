@@ -43,6 +43,11 @@ pub fn render(command: &Command, answer: &Answer) -> String {
             "Not done: the leader reaches {reachable} of the {required} servers that must hold each change \
              (--min-replicas); try again when more servers are up"
         ),
+        Answer::Unconfirmed { reachable, required } => format!(
+            "Not confirmed: the leader lost contact with servers while this change waited; it reaches \
+             {reachable} of the {required} that must hold each change (--min-replicas). The change may \
+             still take effect once they are back: run 'check' to see"
+        ),
     }
 }
 
@@ -88,6 +93,13 @@ mod tests {
                 "Cancellation refused: unknown day 'Sunday' (the command 'days' lists them)",
             ),
             (&Command::Quit, Answer::Bye, "bye"),
+            (
+                &reserve,
+                Answer::Unconfirmed { reachable: 2, required: 3 },
+                "Not confirmed: the leader lost contact with servers while this change waited; it reaches 2 of \
+                 the 3 that must hold each change (--min-replicas). The change may still take effect once they \
+                 are back: run 'check' to see",
+            ),
         ];
         for (i, (command, answer, want)) in table.into_iter().enumerate() {
             assert_eq!(render(command, &answer), want, "#{i}");

@@ -53,23 +53,42 @@ impl Node {
         if l.handing_over.is_some() {
             return; // the client retries and reaches the new leader
         }
-        if self.log.has_pending(client, number) {
-            l.waiting.insert((client, number), from);
-            return; // its outcome is not decided yet: it may still commit
-        }
-        let reachable = l.replicas();
-        let required = self.config.min_replicas;
+        let (reachable, required) = (l.replicas() as u32, self.config.min_replicas as u32);
+        let pending = self.log.has_pending(client, number);
         if reachable < required {
-            let answer = Answer::TooFewReplicas { reachable: reachable as u32, required: required as u32 };
+            let answer = match pending {
+                true => Answer::Unconfirmed { reachable, required },
+                false => Answer::TooFewReplicas { reachable, required },
+            };
             return self.reply(now, from, number, answer);
         }
         l.waiting.insert((client, number), from);
+        if pending {
+            return; // its outcome is not decided yet: it may still commit
+        }
         let prev = self.log.last();
         let position = LogPosition { term: self.term, seq: prev.seq + 1, leader: self.incarnation };
         let entry = Entry { position, client, request: number, op };
         self.log.push(entry.clone());
         self.multicast(PeerBody::Append { prev, entries: vec![entry] });
         self.try_commit(now);
+    }
+
+    /// Tells the clients whose writes wait to commit that they cannot be
+    /// confirmed while we reach fewer than `--min-replicas` servers, instead of
+    /// leaving them to time out as if no server were running. The entries stay
+    /// in the log: they may still commit once enough servers are back.
+    pub(super) fn release_unconfirmable(&mut self, now: Instant) {
+        let required = self.config.min_replicas;
+        let State::Leader(l) = &mut self.state else { return };
+        let reachable = l.replicas();
+        if reachable >= required || l.waiting.is_empty() {
+            return;
+        }
+        let answer = Answer::Unconfirmed { reachable: reachable as u32, required: required as u32 };
+        for ((_, request), to) in l.waiting.drain().collect::<Vec<_>>() {
+            self.reply(now, to, request, answer.clone());
+        }
     }
 
     /// Answers the client of a just-committed entry, if it is waiting here.

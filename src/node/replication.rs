@@ -149,6 +149,7 @@ impl Node {
         }
         self.multicast(PeerBody::LeaderAlive { members });
         self.try_commit(now);
+        self.release_unconfirmable(now);
     }
 
     /// A follower's `Heartbeat` or `AppendAck`.
@@ -225,7 +226,7 @@ impl Node {
             Some((target, _)) => target,
             None => {
                 let Some((&target, member)) = l.members.iter().next_back() else { return };
-                if !(target > me && member.in_sync && member.acked == last && self.log.commit() == last) {
+                if !(target > me && member.in_sync && member.acked == last) {
                     return;
                 }
                 info!("handing over to {target}, which has a higher ID and holds the whole log");

@@ -247,3 +247,49 @@ fn a_leader_short_of_min_replicas_refuses_writes() {
     let retried = reserve(&mut sim, 3, slot("SA318", "9:30-10:30", "Monday"));
     assert_eq!(retried, Answer::Write(WriteOutcome::Reserved));
 }
+
+/// With `--min-replicas 2`, a write the leader sequenced just before it lost
+/// its members is answered `Unconfirmed` (not left to time out), retries get
+/// the same answer, and after the heal the retry is confirmed exactly once.
+#[test]
+fn a_write_stranded_by_a_partition_is_reported_unconfirmed() {
+    let mut sim = Sim::new(13, Faults::default());
+    sim.min_replicas = 2;
+    for id in [100, 200, 300] {
+        sim.add_server(id, true);
+    }
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
+    sim.run_for(SETTLE); // until both members are in sync, so the write is sequenced
+
+    sim.partition(&[2]);
+    let stranded = slot("SA318", "8:30-9:30", "Monday");
+    let unconfirmed = Answer::Unconfirmed { reachable: 1, required: 2 };
+    assert_eq!(reserve(&mut sim, 1, stranded.clone()), unconfirmed);
+    assert!(sim.node(2).log().has_pending(1, 1), "the entry stays in the leader's log");
+    assert_eq!(reserve(&mut sim, 1, stranded.clone()), unconfirmed, "a retry while still short");
+
+    sim.heal_partition();
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
+    assert_eq!(reserve(&mut sim, 1, stranded.clone()), Answer::Write(WriteOutcome::Reserved));
+    assert!(sim.run_until(SETTLE, |s| s.up().iter().all(|&i| reservations_on(s, i) == [stranded.clone()])));
+}
+
+/// With `--min-replicas 3`, a lower leader whose entries cannot commit yet
+/// still hands over to a higher server that holds them all. Waiting for the
+/// commit first deadlocked a group started together: the servers between
+/// them waited for the higher one to announce itself, so none joined the
+/// lower leader to make the commit possible.
+#[test]
+fn a_leader_short_of_min_replicas_still_hands_over_to_a_higher_server() {
+    let mut sim = Sim::new(14, Faults::default());
+    sim.min_replicas = 3;
+    sim.add_server(100, true);
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 100)));
+    sim.add_server(500, true);
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 500)), "leaders: {:?}", leader_id(&sim));
+
+    sim.add_server(300, true);
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 500)));
+    sim.run_for(SETTLE);
+    assert_eq!(reserve(&mut sim, 1, slot("SA318", "8:30-9:30", "Monday")), Answer::Write(WriteOutcome::Reserved));
+}

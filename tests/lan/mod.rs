@@ -505,7 +505,14 @@ impl LanServer {
     /// Waits for a line containing `needle` and returns it; panics with the
     /// server's output on the deadline.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        self.output.wait_until(timeout, |s| s.lines.iter().find(|l| l.contains(needle)).cloned()).unwrap_or_else(|| {
+        self.wait_for_since(0, needle, timeout)
+    }
+
+    /// Like [`LanServer::wait_for`], looking only at lines from index `mark` on
+    /// (a length of [`LanServer::lines`] taken earlier).
+    pub fn wait_for_since(&self, mark: usize, needle: &str, timeout: Duration) -> String {
+        let found = |s: &OutputState| s.lines.iter().skip(mark).find(|l| l.contains(needle)).cloned();
+        self.output.wait_until(timeout, found).unwrap_or_else(|| {
             panic!("{}: no line containing {needle:?} within {timeout:?}\n{}", self.label, self.dump())
         })
     }

@@ -3,19 +3,22 @@
 //!
 //! ```text
 //! DIR/snapshot   "RCSNAP01" | length u64 LE | CRC-32 u32 LE | table (bincode)
-//! DIR/log        "RCLOG001" | record*
+//! DIR/log        "RCLOG002" | record*
 //! record         length u32 LE | CRC-32 of length u32 LE | CRC-32 of payload u32 LE | Record (bincode)
 //! ```
 //!
-//! A `Record::Entries { from, entries }` says "the log from `from` on is now
-//! `entries`", which covers both appends and a new leader replacing
-//! uncommitted entries; `Record::Commit(seq)` moves the commit point. The log
-//! is fsynced before the server sends anything that depends on it, so an
-//! acknowledgement is never given for an entry that is only in memory.
+//! Each save is one [`Record`]: "the log from `replaced_from` on is now
+//! `entries`" (which covers both appends and a new leader replacing
+//! uncommitted entries) and "the commit point is now `commit`". One record
+//! per save means a crash tears at most the last record, never one followed
+//! by an intact one. The log is fsynced before the server sends anything that
+//! depends on it, so an acknowledgement is never given for an entry that is
+//! only in memory.
 //!
-//! A record cut short at the end of the log is a write torn by a crash: it is
-//! dropped (nothing sent depended on it). The length has its own checksum, so
-//! a damaged length is never mistaken for a short write. A bad record anywhere
+//! A record cut short at the end of the log, or a tail of zeros (a file
+//! extended but not written when the machine stopped), is a torn write: it
+//! is dropped (nothing sent depended on it). The length has its own checksum,
+//! so a damaged length is never mistaken for a short write. A bad record anywhere
 //! else, or a bad snapshot, is corruption: the server refuses to start rather
 //! than come back with less than it acknowledged. Every [`SNAPSHOT_EVERY`]
 //! entries the table is written to a new snapshot (write, fsync, rename) and
@@ -24,30 +27,36 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
+use crate::node::log::MAX_SNAPSHOT;
 use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::Catalog;
 use crate::wire::Entry;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP01";
-const LOG_MAGIC: &[u8; 8] = b"RCLOG001";
+const LOG_MAGIC: &[u8; 8] = b"RCLOG002";
+/// The log format before one record per save; refused with its own message.
+const LOG_MAGIC_V1: &[u8; 8] = b"RCLOG001";
 const SNAPSHOT_FILE: &str = "snapshot";
 const LOG_FILE: &str = "log";
 /// A new snapshot after this many entries stored since the last one.
-pub const SNAPSHOT_EVERY: u64 = 10_000;
-/// The largest record accepted when reading the log back.
+const SNAPSHOT_EVERY: u64 = 10_000;
+/// The largest record written or read back.
 const MAX_RECORD: usize = 64 << 20;
 
-/// One change, as stored in the log file.
+/// One save, as stored in the log file.
 #[derive(Debug, Serialize, Deserialize)]
-enum Record {
-    Entries { from: u64, entries: Vec<Entry> },
-    Commit(u64),
+struct Record {
+    /// The log from this sequence number on is now `entries`.
+    replaced_from: Option<u64>,
+    entries: Vec<Entry>,
+    /// The commit point moved here.
+    commit: Option<u64>,
 }
 
 /// Why the data directory cannot be used.
@@ -57,21 +66,39 @@ pub enum StorageError {
     Io { path: PathBuf, error: io::Error },
     /// A file's contents are damaged or inconsistent.
     Corrupt { path: PathBuf, detail: String },
+    /// The log was written by an older roomcast in a format this one does not read.
+    OldFormat { path: PathBuf },
+    /// A change is larger than a record or snapshot may be.
+    TooLarge { path: PathBuf, bytes: usize, limit: usize },
 }
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StorageError::Io { path, error } => write!(
-                f,
-                "cannot use {}: {error}; check that the data directory exists and this user may write to it",
-                path.display()
-            ),
+            StorageError::Io { path, error } => {
+                write!(f, "cannot use {}: {error}", path.display())?;
+                if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) {
+                    write!(f, "; check that the data directory exists and this user may write to it")?;
+                }
+                Ok(())
+            }
             StorageError::Corrupt { path, detail } => write!(
                 f,
                 "{} is damaged ({detail}); the server will not start with less than it stored. \
                  Restore the file from a backup, or move the data directory away to rejoin empty \
                  and copy the group's state from the other servers",
+                path.display()
+            ),
+            StorageError::OldFormat { path } => write!(
+                f,
+                "{} was written by an older roomcast in a format this version does not read; move the data \
+                 directory away to rejoin empty and copy the group's state from the other servers",
+                path.display()
+            ),
+            StorageError::TooLarge { path, bytes, limit } => write!(
+                f,
+                "cannot store {bytes} bytes in one piece in {} (the limit is {limit}); \
+                 this is a bug in roomcast: please report it",
                 path.display()
             ),
         }
@@ -83,6 +110,7 @@ impl std::error::Error for StorageError {}
 /// The open data directory.
 pub struct Storage {
     dir: PathBuf,
+    log_path: PathBuf,
     log: File,
     /// Entries stored since the last snapshot.
     since_snapshot: u64,
@@ -91,7 +119,7 @@ pub struct Storage {
 impl Storage {
     /// Opens (or creates) `dir` and reads back the log it holds.
     pub fn open(dir: &Path, catalog: &Catalog) -> Result<(Storage, ReplicatedLog), StorageError> {
-        fs::create_dir_all(dir).map_err(|error| io_error(dir, error))?;
+        create_dir(dir)?;
         let mut log = read_snapshot(&dir.join(SNAPSHOT_FILE))?;
         let log_path = dir.join(LOG_FILE);
         let since_snapshot = replay_log(&log_path, &mut log, catalog)?;
@@ -104,7 +132,7 @@ impl Storage {
         if log.last().seq > 0 {
             info!("recovered {} reservations up to {stored:?}, log up to {:?}", log.table().len(), log.last());
         }
-        Ok((Storage { dir: dir.to_path_buf(), log: file, since_snapshot }, log))
+        Ok((Storage { dir: dir.to_path_buf(), log_path, log: file, since_snapshot }, log))
     }
 
     /// Makes `changes` durable (fsync) before the caller sends anything.
@@ -112,43 +140,42 @@ impl Storage {
         if changes.snapshot {
             return self.write_snapshot(log); // it holds the entries and the commit too
         }
-        let mut bytes = Vec::new();
-        if let Some(from) = changes.replaced_from {
-            self.since_snapshot += changes.entries.len() as u64;
-            encode_record(&mut bytes, &Record::Entries { from, entries: changes.entries });
-        }
-        if let Some(seq) = changes.commit {
-            encode_record(&mut bytes, &Record::Commit(seq));
-        }
-        let path = self.dir.join(LOG_FILE);
-        self.log.write_all(&bytes).map_err(|error| io_error(&path, error))?;
-        self.log.sync_data().map_err(|error| io_error(&path, error))?;
+        self.since_snapshot += changes.entries.len() as u64;
         if self.since_snapshot >= SNAPSHOT_EVERY {
-            self.write_snapshot(log)?;
+            return self.write_snapshot(log); // it holds these changes too
         }
-        Ok(())
+        let record = Record { replaced_from: changes.replaced_from, entries: changes.entries, commit: changes.commit };
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, &record, &self.log_path)?;
+        let path = &self.log_path;
+        self.log.write_all(&bytes).map_err(|error| io_error(path, error))?;
+        self.log.sync_data().map_err(|error| io_error(path, error))
     }
 
     /// Writes the table as the new snapshot and restarts the log with the
     /// entries after it.
     fn write_snapshot(&mut self, log: &ReplicatedLog) -> Result<(), StorageError> {
         let table = log.encode_snapshot();
+        let snapshot_path = self.dir.join(SNAPSHOT_FILE);
+        if table.len() > MAX_SNAPSHOT {
+            return Err(StorageError::TooLarge { path: snapshot_path, bytes: table.len(), limit: MAX_SNAPSHOT });
+        }
         let mut bytes = SNAPSHOT_MAGIC.to_vec();
         bytes.extend_from_slice(&(table.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&table).to_le_bytes());
         bytes.extend_from_slice(&table);
-        replace_file(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
+        replace_file(&snapshot_path, &bytes)?;
 
         let applied = log.table().applied().seq;
         let mut fresh = LOG_MAGIC.to_vec();
-        let entries: Vec<Entry> = log.entries_after(applied);
-        if !entries.is_empty() {
-            encode_record(&mut fresh, &Record::Entries { from: applied + 1, entries });
-        }
-        encode_record(&mut fresh, &Record::Commit(log.commit()));
-        let log_path = self.dir.join(LOG_FILE);
-        replace_file(&log_path, &fresh)?;
-        self.log = OpenOptions::new().append(true).open(&log_path).map_err(|error| io_error(&log_path, error))?;
+        let record = Record {
+            replaced_from: Some(applied + 1),
+            entries: log.entries_after(applied),
+            commit: Some(log.commit()),
+        };
+        encode_record(&mut fresh, &record, &self.log_path)?;
+        replace_file(&self.log_path, &fresh)?;
+        self.log = open_for_append(&self.log_path)?;
         self.since_snapshot = 0;
         Ok(())
     }
@@ -162,12 +189,17 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> StorageError {
     StorageError::Corrupt { path: path.to_path_buf(), detail: detail.into() }
 }
 
+/// The file's contents, or `None` if it does not exist.
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io_error(path, error)),
+    }
+}
+
 fn read_snapshot(path: &Path) -> Result<ReplicatedLog, StorageError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ReplicatedLog::default()),
-        Err(error) => return Err(io_error(path, error)),
-    };
+    let Some(bytes) = read_if_exists(path)? else { return Ok(ReplicatedLog::default()) };
     let header = SNAPSHOT_MAGIC.len() + 12;
     if bytes.len() < header || &bytes[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return Err(corrupt(path, "not a roomcast snapshot (bad header)"));
@@ -188,14 +220,11 @@ fn read_snapshot(path: &Path) -> Result<ReplicatedLog, StorageError> {
 /// Replays the log file into `log`; returns how many entries it held. A torn
 /// last record is cut off the file.
 fn replay_log(path: &Path, log: &mut ReplicatedLog, catalog: &Catalog) -> Result<u64, StorageError> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut file) => file.read_to_end(&mut bytes).map_err(|error| io_error(path, error))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(error) => return Err(io_error(path, error)),
-    };
-    if bytes.len() < LOG_MAGIC.len() || &bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
-        return Err(corrupt(path, "not a roomcast log (bad header)"));
+    let Some(bytes) = read_if_exists(path)? else { return Ok(0) };
+    match bytes.get(..LOG_MAGIC.len()) {
+        Some(magic) if magic == LOG_MAGIC => {}
+        Some(magic) if magic == LOG_MAGIC_V1 => return Err(StorageError::OldFormat { path: path.to_path_buf() }),
+        _ => return Err(corrupt(path, "not a roomcast log (bad header)")),
     }
     let mut offset = LOG_MAGIC.len();
     let mut entries = 0;
@@ -205,30 +234,35 @@ fn replay_log(path: &Path, log: &mut ReplicatedLog, catalog: &Catalog) -> Result
                 offset += used;
                 record
             }
-            Err(RecordError::Torn) => {
+            Err(RecordError::Bad(detail)) if !zero_tail(&bytes[offset..]) => {
+                return Err(corrupt(path, format!("record at byte {offset}: {detail}")));
+            }
+            Err(_) => {
                 warn!("{}: dropping a torn record at byte {offset} (written when the server stopped)", path.display());
                 truncate(path, offset)?;
                 break;
             }
-            Err(RecordError::Bad(detail)) => return Err(corrupt(path, format!("record at byte {offset}: {detail}"))),
         };
-        match record {
-            Record::Entries { from, entries: batch } => {
-                entries += batch.len() as u64;
-                log.replay(from, &batch).map_err(|d| {
-                    corrupt(
-                        path,
-                        format!("entries from seq {from} do not follow the stored log (ends at {:?})", d.ours),
-                    )
-                })?;
-            }
-            Record::Commit(seq) => {
-                log.commit_to(seq, catalog);
-            }
+        if let Some(from) = record.replaced_from {
+            entries += record.entries.len() as u64;
+            log.replay(from, &record.entries).map_err(|d| {
+                corrupt(path, format!("entries from seq {from} do not follow the stored log (ends at {:?})", d.ours))
+            })?;
+        }
+        if let Some(seq) = record.commit {
+            log.commit_to(seq, catalog);
         }
     }
     log.take_changes();
     Ok(entries)
+}
+
+/// True if what follows a record's start is zeros, in whole or after an
+/// intact header: a file the system extended but did not write before it
+/// stopped. No record is all zeros (the length's checksum never is zero).
+fn zero_tail(rest: &[u8]) -> bool {
+    let zeros = |bytes: &[u8]| bytes.iter().all(|&b| b == 0);
+    zeros(rest) || rest.get(RECORD_HEADER..).is_some_and(zeros)
 }
 
 enum RecordError {
@@ -264,19 +298,40 @@ fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
     }
 }
 
-fn encode_record(out: &mut Vec<u8>, record: &Record) {
-    let payload =
-        bincode::serde::encode_to_vec(record, bincode::config::standard()).expect("log records are always encodable");
-    let length = (payload.len() as u32).to_le_bytes();
+fn encode_record(out: &mut Vec<u8>, record: &Record, path: &Path) -> Result<(), StorageError> {
+    let too_large = |bytes| StorageError::TooLarge { path: path.to_path_buf(), bytes, limit: MAX_RECORD };
+    let payload = bincode::serde::encode_to_vec(record, bincode::config::standard())
+        .map_err(|e| corrupt(path, format!("cannot encode a record: {e}")))?;
+    if payload.len() > MAX_RECORD {
+        return Err(too_large(payload.len()));
+    }
+    let length = u32::try_from(payload.len()).map_err(|_| too_large(payload.len()))?.to_le_bytes();
     out.extend_from_slice(&length);
     out.extend_from_slice(&crc32fast::hash(&length).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
+    Ok(())
 }
 
 fn create_log(path: &Path) -> Result<File, StorageError> {
     replace_file(path, LOG_MAGIC)?;
+    open_for_append(path)
+}
+
+fn open_for_append(path: &Path) -> Result<File, StorageError> {
     OpenOptions::new().append(true).open(path).map_err(|error| io_error(path, error))
+}
+
+/// Creates `dir` if needed, and makes its entry in the parent durable: a
+/// directory created just before a crash could otherwise vanish with the
+/// files the server already counted as stored.
+fn create_dir(dir: &Path) -> Result<(), StorageError> {
+    let sync = |d: &Path| File::open(d).and_then(|f| f.sync_all());
+    fs::create_dir_all(dir).and_then(|()| sync(dir)).map_err(|error| io_error(dir, error))?;
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync(parent).map_err(|error| io_error(parent, error)),
+        None => Ok(()),
+    }
 }
 
 fn truncate(path: &Path, length: usize) -> Result<(), StorageError> {
@@ -347,13 +402,59 @@ mod tests {
         let length = fs::metadata(&path).expect("log").len();
         let file = OpenOptions::new().write(true).open(&path).expect("log");
         file.set_len(length - 3).expect("cut");
-        // The last record written was `Commit(2)`; its tail is gone.
+        // The last save (Tuesday, commit 2) lost its tail: all of it is dropped.
         let log = reopen(dir.path()).expect("a torn tail is not an error");
-        assert_eq!((log.last().seq, log.commit()), (2, 1));
+        assert_eq!((log.last().seq, log.commit()), (1, 1));
         // The cut was made permanent: appending after it works.
-        store(dir.path(), &["Friday"], 3);
+        store(dir.path(), &["Friday"], 2);
         let log = reopen(dir.path()).expect("reopen");
-        assert_eq!((log.last().seq, log.commit(), log.table().len()), (3, 3, 3));
+        assert_eq!((log.last().seq, log.commit(), log.table().len()), (2, 2, 2));
+    }
+
+    #[test]
+    fn a_tail_of_zeros_is_a_torn_write() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        store(dir.path(), &["Monday"], 1);
+        store(dir.path(), &["Tuesday"], 2);
+        let path = dir.path().join(LOG_FILE);
+        let intact = fs::read(&path).expect("log");
+        // The whole last record zeroed, then only its payload, then zeros appended.
+        let last_start = intact.len() - last_record_length(&intact);
+        let mut zeroed = intact.clone();
+        zeroed[last_start..].fill(0);
+        let mut payload_zeroed = intact.clone();
+        payload_zeroed[last_start + RECORD_HEADER..].fill(0);
+        let mut extended = intact.clone();
+        extended.extend_from_slice(&[0; 4096]);
+        for (case, bytes, want) in
+            [("zeroed", zeroed, 1), ("payload zeroed", payload_zeroed, 1), ("extended", extended, 2)]
+        {
+            fs::write(&path, &bytes).expect("write");
+            let log = reopen(dir.path()).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!((log.last().seq, log.commit()), (want, want), "{case}");
+        }
+    }
+
+    /// The length of the last record of a log file, header included.
+    fn last_record_length(log: &[u8]) -> usize {
+        let mut offset = LOG_MAGIC.len();
+        loop {
+            let length = u32::from_le_bytes(log[offset..offset + 4].try_into().expect("4 bytes")) as usize;
+            let next = offset + RECORD_HEADER + length;
+            if next == log.len() {
+                return next - offset;
+            }
+            offset = next;
+        }
+    }
+
+    #[test]
+    fn a_log_in_the_old_format_is_refused_with_its_own_message() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fs::write(dir.path().join(LOG_FILE), LOG_MAGIC_V1).expect("write");
+        let error = reopen(dir.path()).expect_err("an old log must not be read as empty");
+        assert!(matches!(error, StorageError::OldFormat { .. }), "{error}");
+        assert!(error.to_string().contains("older roomcast"), "{error}");
     }
 
     #[test]

@@ -456,7 +456,8 @@ impl Node {
             }
             PeerBody::LeaderAlive { ref members } => {
                 if self.on_leader_claim(now, sender, &peer) {
-                    self.listed_members = members.iter().map(|&(id, addr)| NodeId { id, addr }).collect();
+                    self.listed_members =
+                        members.iter().take(MAX_TRACKED_PEERS).map(|&(id, addr)| NodeId { id, addr }).collect();
                     self.listed_members.insert(sender);
                     self.follower_catch_up(now);
                 }

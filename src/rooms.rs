@@ -181,6 +181,17 @@ impl ReservationTable {
         self.booked.iter().map(|&key| catalog.name(key)).collect()
     }
 
+    /// CRC-32 of every reservation in order: equal tables give equal digests,
+    /// so `status` shows at a glance whether the servers agree.
+    pub fn digest(&self, catalog: &Catalog) -> u32 {
+        let mut hasher = crc32fast::Hasher::new();
+        for slot in self.all(catalog) {
+            hasher.update(slot.to_string().as_bytes());
+            hasher.update(b"\n");
+        }
+        hasher.finalize()
+    }
+
     /// Applies the next log entry. Entries must come in log order; the caller
     /// (the replication layer) guarantees it.
     pub fn apply(&mut self, catalog: &Catalog, entry: &Entry) -> Applied {

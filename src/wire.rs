@@ -104,6 +104,9 @@ pub enum Command {
     Cancel(Slot),
     /// End the session (answered `bye`).
     Quit,
+    /// Every server, not only the leader, answers with its own
+    /// [`ServerStatus`]; the client collects the answers for a while.
+    Status,
 }
 
 impl Command {
@@ -198,6 +201,63 @@ pub enum Answer {
         /// Servers that must hold a write.
         required: u32,
     },
+    /// One server's answer to [`Command::Status`].
+    Status(ServerStatus),
+}
+
+/// What a server reports about itself to `status`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// Its role.
+    pub role: StatusRole,
+    /// The leader it follows (itself when leading; none while electing).
+    pub leader: Option<u64>,
+    /// The highest term it knows.
+    pub term: u64,
+    /// Changes applied to its table (the sequence number of the last one).
+    pub applied: u64,
+    /// Its commit point.
+    pub commit: u64,
+    /// The sequence number of its last log entry (committed or not).
+    pub last: u64,
+    /// Reservations in its table.
+    pub reservations: u64,
+    /// CRC-32 of its reservations: servers that agree report the same.
+    pub digest: u32,
+    /// Milliseconds since it last heard from its leader (followers only).
+    pub leader_heard_ms: Option<u64>,
+    /// Configured heartbeat interval, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// Configured heartbeat timeout, in milliseconds.
+    pub heartbeat_timeout_ms: u64,
+    /// Configured `--min-replicas`.
+    pub min_replicas: u32,
+}
+
+/// A server's role as `status` shows it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusRole {
+    /// It sequences writes and answers clients.
+    Leader,
+    /// It follows a leader and holds its log.
+    Follower,
+    /// It follows a leader but is still fetching entries it lacks.
+    Syncing,
+    /// It runs an election (or catches up before taking over).
+    Candidate,
+}
+
+impl fmt::Display for StatusRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            StatusRole::Leader => "leader",
+            StatusRole::Follower => "follower",
+            StatusRole::Syncing => "syncing",
+            StatusRole::Candidate => "candidate",
+        };
+        f.write_str(name)
+    }
 }
 
 /// A client's request, multicast to the group.

@@ -35,6 +35,9 @@ struct Args {
     /// Total time to wait for an answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Print each outcome as one line of JSON (for scripts).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         group: GroupAddr { group: args.group, port: args.port, interface: args.interface, ttl: args.ttl },
         config: ClientConfig { timeout: Duration::from_millis(args.timeout), ..ClientConfig::default() },
         command: args.command,
+        json: args.json,
     };
     io::run(&options).into()
 }

@@ -19,7 +19,9 @@ const IDS: [u64; 3] = [100, 200, 300];
 
 fn main() -> ExitCode {
     match start_servers() {
-        Ok(group) => io::run(&Options { group, config: ClientConfig::default(), command: Vec::new() }).into(),
+        Ok(group) => {
+            io::run(&Options { group, config: ClientConfig::default(), command: Vec::new(), json: false }).into()
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

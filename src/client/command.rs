@@ -59,7 +59,7 @@ struct Spec {
     summary: &'static str,
 }
 
-const SPECS: [Spec; 8] = [
+const SPECS: [Spec; 9] = [
     Spec { word: "rooms", needs: "", example: "rooms", summary: "list the rooms" },
     Spec { word: "timeslots", needs: "", example: "timeslots", summary: "list the timeslots" },
     Spec { word: "days", needs: "", example: "days", summary: "list the days" },
@@ -76,6 +76,7 @@ const SPECS: [Spec; 8] = [
         example: "cancel ME4326 8:30-9:30 Friday",
         summary: "cancel a reservation",
     },
+    Spec { word: "status", needs: "", example: "status", summary: "show every server's role, log and timings" },
     Spec { word: "help", needs: "", example: "help", summary: "show this list" },
     Spec { word: "quit", needs: "", example: "quit", summary: "end the session" },
 ];
@@ -113,6 +114,7 @@ fn build(word: &str, args: &[&str]) -> Option<Line> {
         ("reserve", [room, timeslot, day]) => Command::Reserve(slot(room, timeslot, day)),
         ("cancel", [room, timeslot, day]) => Command::Cancel(slot(room, timeslot, day)),
         ("quit", []) => Command::Quit,
+        ("status", []) => Command::Status,
         _ => return None,
     };
     Some(Line::Send(command))

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::command::{self, Line};
 use super::error::ClientError;
-use super::render;
-use super::{Client, ClientConfig, ClientEvent, Source, Submitted};
+use super::{Client, ClientConfig, ClientEvent, Responder, Source, Submitted};
+use super::{json, render};
 use crate::net::{self, GroupAddr, NetError};
 use crate::wire::{Answer, Command, MAX_DATAGRAM, WriteOutcome};
 
@@ -57,6 +57,8 @@ pub struct Options {
     pub config: ClientConfig,
     /// The words of a command to run once; empty to read commands from stdin.
     pub command: Vec<String>,
+    /// Print each outcome as a line of JSON instead of text.
+    pub json: bool,
 }
 
 /// Runs the client program; errors are reported on stderr.
@@ -102,6 +104,7 @@ struct Session {
     backlog: VecDeque<Option<String>>,
     /// Until when a second server's reply to the last request is worth waiting for.
     linger_until: Option<Instant>,
+    json: bool,
 }
 
 impl Session {
@@ -122,6 +125,7 @@ impl Session {
             inputs,
             backlog: VecDeque::new(),
             linger_until: None,
+            json: options.json,
         })
     }
 
@@ -158,7 +162,7 @@ impl Session {
     fn exchange(&mut self, command: Command) -> Result<Exit, ClientError> {
         let submitted = self.client.submit(Instant::now(), command.clone()).map_err(ClientError::Busy)?;
         if let Submitted::FromCache(answer) = submitted {
-            return show(Source::Cache, &command, &answer);
+            return self.show(None, None, Source::Cache, &command, &answer);
         }
         let mut exit = Exit::Success;
         loop {
@@ -240,33 +244,60 @@ impl Session {
     }
 
     fn report(&mut self, event: ClientEvent) -> Result<Exit, ClientError> {
-        let error = match event {
-            ClientEvent::Answered { source, command, answer, .. } => {
+        let client = self.client.id();
+        let (error, json) = match event {
+            ClientEvent::Answered { request, from, source, command, answer } => {
                 // Every answer event came off the network, so a second server may follow it.
                 self.linger_until = Some(Instant::now() + LINGER);
-                return show(source, &command, &answer);
+                return self.show(Some(request), Some(from), source, &command, &answer);
             }
-            ClientEvent::TimedOut { waited, .. } => ClientError::NoAnswer { waited, group: self.group },
-            ClientEvent::DuplicateReply { request, first, second } => {
-                ClientError::MultipleLeaders { request, first, second }
+            ClientEvent::Statuses { request, servers } => {
+                self.linger_until = None; // every server was meant to answer
+                let text = match self.json {
+                    true => json::statuses(client, request, &servers),
+                    false => format!("({}): {}", Source::Servers, render::statuses(&servers)),
+                };
+                return say(&text).map(|()| Exit::Success);
             }
+            ClientEvent::TimedOut { request, waited } => {
+                (ClientError::NoAnswer { waited, group: self.group }, json::no_answer(client, request, waited))
+            }
+            ClientEvent::DuplicateReply { request, first, second } => (
+                ClientError::MultipleLeaders { request, first, second },
+                json::duplicate_reply(client, request, first, second),
+            ),
         };
+        if self.json {
+            say(&json)?;
+        }
         complain(&error);
         Ok(Exit::Failed)
     }
-}
 
-fn show(source: Source, command: &Command, answer: &Answer) -> Result<Exit, ClientError> {
-    say(&render::answer_text(source, command, answer))?;
-    let refused = matches!(
-        answer,
-        Answer::UnknownRoom(_) | Answer::Write(WriteOutcome::Refused(_)) | Answer::TooFewReplicas { .. }
-    );
-    Ok(match answer {
-        _ if refused => Exit::Refused,
-        Answer::Unconfirmed { .. } => Exit::Failed,
-        _ => Exit::Success,
-    })
+    /// Prints an answer as text or JSON; its exit status.
+    fn show(
+        &self,
+        request: Option<u64>,
+        from: Option<Responder>,
+        source: Source,
+        command: &Command,
+        answer: &Answer,
+    ) -> Result<Exit, ClientError> {
+        let text = match self.json {
+            true => json::answer(self.client.id(), request, from, source, answer),
+            false => render::answer_text(source, command, answer),
+        };
+        say(&text)?;
+        let refused = matches!(
+            answer,
+            Answer::UnknownRoom(_) | Answer::Write(WriteOutcome::Refused(_)) | Answer::TooFewReplicas { .. }
+        );
+        Ok(match answer {
+            _ if refused => Exit::Refused,
+            Answer::Unconfirmed { .. } => Exit::Failed,
+            _ => Exit::Success,
+        })
+    }
 }
 
 fn prompt() -> Result<(), ClientError> {

@@ -7,11 +7,14 @@
 //! At most one request is in flight. It is retransmitted under the same request
 //! number every [`ClientConfig::retry_interval`], so a retried write still runs
 //! at most once, until an answer arrives or [`ClientConfig::timeout`] passes.
+//! `status` is the exception: every server answers it, so the client collects
+//! answers for [`STATUS_WINDOW_RETRIES`] retry intervals and then reports them all.
 
 mod cache;
 pub mod command;
 pub mod error;
 pub mod io;
+pub mod json;
 pub mod render;
 mod responders;
 #[cfg(test)]
@@ -21,7 +24,7 @@ use std::fmt;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use crate::wire::{self, Answer, Command, Message, Reply, Request};
+use crate::wire::{self, Answer, Command, Message, Reply, Request, ServerStatus};
 use cache::Cache;
 use responders::Responders;
 
@@ -43,6 +46,10 @@ impl Default for ClientConfig {
 
 /// A server that replied: its ID and the address its reply came from.
 pub type Responder = (u64, SocketAddrV4);
+
+/// `status` listens this many retry intervals (1 s by default), retrying
+/// meanwhile, so that a lost answer or a slow server still shows up.
+pub const STATUS_WINDOW_RETRIES: u32 = 4;
 
 /// Where an answer came from, which the user must be able to see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +80,8 @@ pub enum ClientEvent {
     Answered {
         /// The request number the answer belongs to.
         request: u64,
+        /// The server that answered.
+        from: Responder,
         /// Whether the data came from the servers or the cache.
         source: Source,
         /// The command that was answered (rendering a refusal depends on it).
@@ -88,6 +97,14 @@ pub enum ClientEvent {
         first: Responder,
         /// The server that answered as well.
         second: Responder,
+    },
+    /// The answers to `status`, one per server, when its window closed.
+    Statuses {
+        /// The `status` request.
+        request: u64,
+        /// Each server that answered and its status (at least one; none
+        /// is reported as [`ClientEvent::TimedOut`]).
+        servers: Vec<(Responder, ServerStatus)>,
     },
     /// No server answered within [`ClientConfig::timeout`].
     TimedOut {
@@ -126,6 +143,18 @@ struct Pending {
     datagram: Vec<u8>,
     started: Instant,
     next_retry: Instant,
+    /// Answers to `status` gathered so far.
+    statuses: Vec<(Responder, ServerStatus)>,
+}
+
+impl Pending {
+    /// When the client stops waiting: the timeout, or the end of a `status` window.
+    fn deadline(&self, config: &ClientConfig) -> Instant {
+        match self.command {
+            Command::Status => self.started + (config.retry_interval * STATUS_WINDOW_RETRIES).min(config.timeout),
+            _ => self.started + config.timeout,
+        }
+    }
 }
 
 /// The client's protocol state; see the module documentation.
@@ -141,6 +170,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The identifier this client gives the group.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// A client that identifies itself to the group as `client_id`, which
     /// should be random so that two clients never share request numbers.
     pub fn new(client_id: u64, config: ClientConfig) -> Self {
@@ -196,7 +230,14 @@ impl Client {
             }
         };
         let responder = (reply.server, from);
-        if self.pending.as_ref().is_some_and(|p| p.request == reply.request) {
+        if let Some(pending) = self.pending.as_mut().filter(|p| p.request == reply.request) {
+            if let Answer::Status(status) = reply.answer {
+                // Retries make a server answer again; keep its first answer.
+                if !pending.statuses.iter().any(|(r, _)| *r == responder) {
+                    pending.statuses.push((responder, status));
+                }
+                return None;
+            }
             return self.on_answer(now, responder, reply);
         }
         let first = self.responders.another(reply.request, responder)?;
@@ -207,18 +248,20 @@ impl Client {
     /// an early or spurious call does nothing.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<ClientEvent> {
         let pending = self.pending.as_mut()?;
-        if now < pending.started + self.config.timeout {
+        if now < pending.deadline(&self.config) {
             if now >= pending.next_retry {
                 pending.next_retry = now + self.config.retry_interval;
                 self.transmit = Some(pending.datagram.clone());
             }
             return None;
         }
-        let request = pending.request;
-        let waited = now.duration_since(pending.started);
-        self.pending = None;
+        let pending = self.pending.take()?;
         self.transmit = None;
-        Some(ClientEvent::TimedOut { request, waited })
+        let request = pending.request;
+        if pending.command == Command::Status && !pending.statuses.is_empty() {
+            return Some(ClientEvent::Statuses { request, servers: pending.statuses });
+        }
+        Some(ClientEvent::TimedOut { request, waited: now.duration_since(pending.started) })
     }
 
     /// The next datagram to multicast to the group, if any.
@@ -231,7 +274,7 @@ impl Client {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pending = self.pending.as_ref()?;
-        Some(pending.next_retry.min(pending.started + self.config.timeout))
+        Some(pending.next_retry.min(pending.deadline(&self.config)))
     }
 
     /// Queues `command` under a new request number; `started` is when the
@@ -243,7 +286,7 @@ impl Client {
         let datagram = wire::encode(&message);
         self.transmit = Some(datagram.clone());
         let next_retry = now + self.config.retry_interval;
-        self.pending = Some(Pending { request, command, datagram, started, next_retry });
+        self.pending = Some(Pending { request, command, datagram, started, next_retry, statuses: Vec::new() });
         request
     }
 
@@ -262,7 +305,13 @@ impl Client {
         };
         self.transmit = None;
         self.responders.answered(reply.request, responder);
-        Some(ClientEvent::Answered { request: reply.request, source, command: pending.command, answer })
+        Some(ClientEvent::Answered {
+            request: reply.request,
+            from: responder,
+            source,
+            command: pending.command,
+            answer,
+        })
     }
 
     /// The leader says our cached list is current, but the cache no longer has

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use super::Source;
-use crate::wire::{Answer, Command, WriteOutcome};
+use super::{Responder, Source};
+use crate::wire::{Answer, Command, ServerStatus, WriteOutcome};
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,7 +48,60 @@ pub fn render(command: &Command, answer: &Answer) -> String {
              {reachable} of the {required} that must hold each change (--min-replicas). The change may \
              still take effect once they are back: run 'check' to see"
         ),
+        Answer::Status(status) => status_table(&[(None, status)]),
     }
+}
+
+/// The answers to `status`: a summary line saying whether the servers agree,
+/// then a table, highest ID first; without a final newline.
+pub fn statuses(servers: &[(Responder, ServerStatus)]) -> String {
+    let mut rows: Vec<(Option<Responder>, &ServerStatus)> = servers.iter().map(|(r, s)| (Some(*r), s)).collect();
+    rows.sort_by_key(|(r, _)| std::cmp::Reverse(r.map(|(id, _)| id)));
+    let mut leaders: Vec<u64> = servers.iter().filter_map(|(_, s)| s.leader).collect();
+    leaders.sort_unstable();
+    leaders.dedup();
+    let same = servers.windows(2).all(|w| (w[0].1.applied, w[0].1.digest) == (w[1].1.applied, w[1].1.digest));
+    let leader = match leaders.as_slice() {
+        [] => "no leader".to_string(),
+        [one] => format!("leader {one}"),
+        many => format!("SPLIT: leaders {many:?}"),
+    };
+    let tables = if same { "every table identical" } else { "tables differ (catching up, or a split)" };
+    format!("{} servers answered; {leader}; {tables}\n{}", servers.len(), status_table(&rows))
+}
+
+fn status_table(rows: &[(Option<Responder>, &ServerStatus)]) -> String {
+    let header = [
+        "ID", "ADDRESS", "ROLE", "LEADER", "TERM", "APPLIED", "COMMIT", "LAST", "RESERVED", "DIGEST", "HEARD",
+        "TIMINGS",
+    ];
+    let mut lines = vec![header.map(String::from).to_vec()];
+    for (responder, s) in rows {
+        let (id, address) = match responder {
+            Some((id, address)) => (id.to_string(), address.to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        lines.push(vec![
+            id,
+            address,
+            s.role.to_string(),
+            s.leader.map_or("-".into(), |l| l.to_string()),
+            s.term.to_string(),
+            s.applied.to_string(),
+            s.commit.to_string(),
+            s.last.to_string(),
+            s.reservations.to_string(),
+            format!("{:08x}", s.digest),
+            s.leader_heard_ms.map_or("-".into(), |ms| format!("{ms} ms ago")),
+            format!("{}/{} ms, min {}", s.heartbeat_interval_ms, s.heartbeat_timeout_ms, s.min_replicas),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
+    let format_line = |line: &Vec<String>| {
+        let cells: Vec<String> = line.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        cells.join("  ").trim_end().to_string()
+    };
+    lines.iter().map(format_line).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -104,6 +157,37 @@ mod tests {
         for (i, (command, answer, want)) in table.into_iter().enumerate() {
             assert_eq!(render(command, &answer), want, "#{i}");
         }
+    }
+
+    #[test]
+    fn status_lists_servers_highest_first_and_says_whether_they_agree() {
+        use crate::wire::{ServerStatus, StatusRole};
+        let addr = |port| std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+        let status = |role, applied, heard| ServerStatus {
+            role,
+            leader: Some(300),
+            term: 2,
+            applied,
+            commit: applied,
+            last: applied,
+            reservations: 1,
+            digest: 0xab,
+            leader_heard_ms: heard,
+            heartbeat_interval_ms: 200,
+            heartbeat_timeout_ms: 1000,
+            min_replicas: 1,
+        };
+        let servers = vec![
+            ((100, addr(7100)), status(StatusRole::Follower, 2, Some(95))),
+            ((300, addr(7300)), status(StatusRole::Leader, 2, None)),
+        ];
+        let want = "2 servers answered; leader 300; every table identical\n\
+                    ID   ADDRESS         ROLE      LEADER  TERM  APPLIED  COMMIT  LAST  RESERVED  DIGEST    HEARD      TIMINGS\n\
+                    300  127.0.0.1:7300  leader    300     2     2        2       2     1         000000ab  -          200/1000 ms, min 1\n\
+                    100  127.0.0.1:7100  follower  300     2     2        2       2     1         000000ab  95 ms ago  200/1000 ms, min 1";
+        assert_eq!(statuses(&servers), want);
+        let lagging = vec![servers[0].clone(), ((200, addr(7200)), status(StatusRole::Syncing, 1, Some(5)))];
+        assert!(statuses(&lagging).starts_with("2 servers answered; leader 300; tables differ"));
     }
 
     #[test]

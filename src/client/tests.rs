@@ -51,7 +51,7 @@ fn request(request: u64, command: Command) -> Option<Request> {
 }
 
 fn answered(request: u64, source: Source, command: Command, answer: Answer) -> Option<ClientEvent> {
-    Some(ClientEvent::Answered { request, source, command, answer })
+    Some(ClientEvent::Answered { request, from: (1, addr(9001)), source, command, answer })
 }
 
 /// A client at time `t0` that has asked for `command` and had it answered by
@@ -231,4 +231,48 @@ fn garbage_and_strangers_are_ignored() {
     assert_eq!(client.handle_datagram(t0, addr(9001), &reply(7, 1, CATALOG, rooms())), None);
     assert_eq!(client.poll_timeout(), Some(t0 + ms(250)));
     assert_eq!(sent(&mut client), None);
+}
+
+fn server_status(leader: u64) -> crate::wire::ServerStatus {
+    crate::wire::ServerStatus {
+        role: crate::wire::StatusRole::Follower,
+        leader: Some(leader),
+        term: 3,
+        applied: 9,
+        commit: 9,
+        last: 9,
+        reservations: 4,
+        digest: 0xfeed,
+        leader_heard_ms: Some(40),
+        heartbeat_interval_ms: 200,
+        heartbeat_timeout_ms: 1000,
+        min_replicas: 1,
+    }
+}
+
+#[test]
+fn status_collects_every_server_once_until_its_window_closes() {
+    let t0 = Instant::now();
+    let mut client = Client::new(CLIENT, ClientConfig::default());
+    assert_eq!(client.submit(t0, Command::Status), Ok(Submitted::Sent { request: 1 }));
+    let answer = |server| reply(1, server, CATALOG, Answer::Status(server_status(300)));
+    for (server, port) in [(300, 9003), (100, 9001), (300, 9003)] {
+        assert_eq!(client.handle_datagram(t0 + ms(10), addr(port), &answer(server)), None, "no duplicate error");
+    }
+    let window = ClientConfig::default().retry_interval * STATUS_WINDOW_RETRIES;
+    assert_eq!(client.handle_timeout(t0 + ms(250)), None);
+    assert_eq!(sent(&mut client), request(1, Command::Status), "retried within the window");
+    let servers = vec![((300, addr(9003)), server_status(300)), ((100, addr(9001)), server_status(300))];
+    assert_eq!(client.handle_timeout(t0 + window), Some(ClientEvent::Statuses { request: 1, servers }));
+    assert_eq!(client.poll_timeout(), None);
+}
+
+#[test]
+fn status_that_nobody_answers_times_out_at_the_end_of_its_window() {
+    let t0 = Instant::now();
+    let mut client = Client::new(CLIENT, ClientConfig::default());
+    assert_eq!(client.submit(t0, Command::Status), Ok(Submitted::Sent { request: 1 }));
+    let window = ClientConfig::default().retry_interval * STATUS_WINDOW_RETRIES;
+    assert_eq!(client.poll_timeout(), Some(t0 + ms(250)));
+    assert_eq!(client.handle_timeout(t0 + window), Some(ClientEvent::TimedOut { request: 1, waited: window }));
 }

@@ -13,6 +13,10 @@ use crate::wire::{Answer, Command, Entry, LogPosition, Message, Op, PeerBody, Re
 
 impl Node {
     pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request) {
+        if request.command == Command::Status {
+            let status = self.status(now);
+            return self.reply(now, from, request.request, Answer::Status(status));
+        }
         let State::Leader(l) = &self.state else { return };
         if self.log.commit() < l.inherited.seq {
             return; // not yet sure the table holds every confirmed write; the client retries
@@ -23,6 +27,7 @@ impl Node {
             Command::Days => Answer::Days(self.config.catalog.days.clone()),
             Command::Check { ref room, cached } => self.check(room, cached),
             Command::Quit => Answer::Bye,
+            Command::Status => return, // answered above, by every server
             Command::Reserve(slot) => {
                 return self.on_write(now, from, (request.client, request.request), Op::Reserve(slot));
             }

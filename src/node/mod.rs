@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use ::log::{info, warn};
 
 use crate::rooms::{Applied, Catalog};
-use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage};
+use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage, ServerStatus, StatusRole};
 use election::Candidacy;
 pub use log::{LogChanges, ReplicatedLog};
 pub use replication::Member;
@@ -382,6 +382,32 @@ impl Node {
     /// The highest term this server knows.
     pub fn term(&self) -> u64 {
         self.term
+    }
+
+    /// What this server reports to `status`.
+    pub fn status(&self, now: Instant) -> ServerStatus {
+        let (role, leader_heard) = match &self.state {
+            State::Leader(_) => (StatusRole::Leader, None),
+            State::Follower(f) if self.catchup.is_some() => (StatusRole::Syncing, Some(f.last_heard)),
+            State::Follower(f) => (StatusRole::Follower, Some(f.last_heard)),
+            State::Candidate(_) => (StatusRole::Candidate, None),
+        };
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (table, catalog, timing) = (self.log.table(), &self.config.catalog, &self.config.timing);
+        ServerStatus {
+            role,
+            leader: self.leader().map(|l| l.id),
+            term: self.term,
+            applied: table.applied().seq,
+            commit: self.log.commit(),
+            last: self.log.last().seq,
+            reservations: table.len() as u64,
+            digest: table.digest(catalog),
+            leader_heard_ms: leader_heard.map(|at| millis(now.saturating_duration_since(at))),
+            heartbeat_interval_ms: millis(timing.heartbeat_interval),
+            heartbeat_timeout_ms: millis(timing.heartbeat_timeout),
+            min_replicas: u32::try_from(self.config.min_replicas).unwrap_or(u32::MAX),
+        }
     }
 
     /// The replicated log and the reservation table.

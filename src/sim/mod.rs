@@ -484,6 +484,7 @@ impl Sim {
                 self.stats.timed_out += 1;
             }
             Some(ClientEvent::DuplicateReply { .. }) => self.stats.duplicate_replies += 1,
+            Some(ClientEvent::Statuses { .. }) => {} // the simulated clients never ask for it
             None => {}
         }
     }

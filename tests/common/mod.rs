@@ -282,6 +282,16 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Sends `signal` (e.g. `STOP`, `CONT`) to `child` only, by its PID; panics
+/// naming `label` if that fails.
+pub fn send_signal(child: &Child, signal: &str, label: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("running kill -{signal}: {e}"));
+    assert!(status.success(), "kill -{signal} {label} failed: {status}");
+}
+
 /// Kills `child` (SIGKILL, this child only, by its PID) unless it already exited, and reaps it.
 pub fn kill_child(child: &mut Child) {
     if let Ok(None) = child.try_wait() {
@@ -435,11 +445,7 @@ impl ServerProcess {
 
     /// Sends `signal` (e.g. `STOP`, `CONT`) to this server only, by its PID.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .unwrap_or_else(|e| panic!("running kill -{signal}: {e}"));
-        assert!(status.success(), "kill -{signal} {} failed: {status}", self.label);
+        send_signal(&self.child, signal, &self.label);
     }
 
     /// SIGKILLs the server (only this child, by its PID) and reaps it.

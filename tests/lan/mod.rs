@@ -36,8 +36,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, SERVER_BIN, indent, kill_child, last_leader_in, leader_in,
+    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, SERVER_BIN, indent, kill_child, last_leader_in, leader_in, send_signal,
 };
+
+pub mod history;
 
 /// The multicast group every LAN uses (each LAN is isolated, so they can share it).
 pub const LAN_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 77, 1);
@@ -535,6 +537,11 @@ impl LanServer {
     /// SIGKILLs the server (this child only) and reaps it.
     pub fn kill(&mut self) {
         kill_child(&mut self.child);
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to this server only, by its PID.
+    pub fn signal(&self, signal: &str) {
+        send_signal(&self.child, signal, &self.label);
     }
 }
 

@@ -1,0 +1,374 @@
+//! What clients saw, and a checker over all of it.
+//!
+//! Each write is one run of the real client with `--json`; [`History`]
+//! records when it started and ended, what came back and from which server.
+//! [`History::check`] then verifies, over the whole run:
+//!
+//! - every run ended, with an answer or a clear error, within the client's
+//!   timeout (plus its linger and process start-up);
+//! - a second reply to one request only ever came with the client's error
+//!   (exit 3, `more than one server answered`);
+//! - no slot was confirmed twice without a cancel that could have come in
+//!   between (and no cancel confirmed twice without a reserve between): two
+//!   confirmed reserves of one slot need a cancel whose run overlaps the span
+//!   from the first's start to the second's end, confirmed or of unknown
+//!   outcome. This is sound: in any legal order that cancel took effect
+//!   between them, so its run overlapped that span;
+//! - the final table agrees with every slot whose last write is decided: when
+//!   one confirmed write on a slot started after every other confirmed write
+//!   there ended, and no write of unknown outcome of the opposite kind exists
+//!   (it could take effect later), the slot ends in that write's state;
+//! - nothing is reserved at the end that no client tried to reserve.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::Lan;
+
+/// A slot as the client names it: room, timeslot, day.
+pub type SlotName = [String; 3];
+
+/// A write a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Reserve,
+    Cancel,
+}
+
+/// How one client run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Reserved or cancelled, as asked.
+    Confirmed,
+    /// Refused (already reserved, not reserved, too few replicas): no effect.
+    Refused(String),
+    /// No answer, `Not confirmed`, or a broken output: it may or may not have
+    /// taken effect.
+    Unknown(String),
+}
+
+/// One client run.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub host: usize,
+    pub write: Write,
+    pub slot: SlotName,
+    pub started: Instant,
+    pub ended: Instant,
+    pub outcome: Outcome,
+    /// The server that answered, if one did.
+    pub answered_by: Option<u64>,
+    /// The client printed `duplicate_reply`.
+    pub duplicate: bool,
+}
+
+impl Op {
+    /// Could this write have changed the table?
+    fn may_have_effect(&self) -> bool {
+        !matches!(self.outcome, Outcome::Refused(_))
+    }
+}
+
+/// Counts for a scenario's summary line.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub requests: usize,
+    pub confirmed: usize,
+    pub refused: usize,
+    pub unknown: usize,
+    pub duplicates: usize,
+    /// Slots whose final state the history decides, and that were checked.
+    pub decided_slots: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} requests: {} confirmed, {} refused, {} without a known outcome (no answer or not confirmed), \
+             {} duplicate replies; final state checked on {} decided slots",
+            self.requests, self.confirmed, self.refused, self.unknown, self.duplicates, self.decided_slots
+        )
+    }
+}
+
+/// Every client run of a scenario, from any thread.
+#[derive(Default)]
+pub struct History {
+    ops: Mutex<Vec<Op>>,
+}
+
+/// The client's `--timeout` in the scenarios, and the slack a run gets on top
+/// of it (linger, process start-up on a loaded machine).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+const RUN_SLACK: Duration = Duration::from_secs(3);
+/// How long the client listens for a second reply after the first.
+const LINGER: Duration = Duration::from_millis(200);
+
+impl History {
+    /// Runs one write with the real client on `host` and records it.
+    pub fn run(&self, lan: &Lan, host: usize, write: Write, slot: &SlotName) -> Op {
+        let word = match write {
+            Write::Reserve => "reserve",
+            Write::Cancel => "cancel",
+        };
+        let timeout = CLIENT_TIMEOUT.as_millis().to_string();
+        let started = Instant::now();
+        let out = lan.run_client(host, &["--json", "--timeout", &timeout, word, &slot[0], &slot[1], &slot[2]]);
+        let ended = Instant::now();
+        let mut op = Op {
+            host,
+            write,
+            slot: slot.clone(),
+            started,
+            ended,
+            outcome: Outcome::Unknown(String::new()),
+            answered_by: None,
+            duplicate: false,
+        };
+        let events: Vec<Value> = out.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        for event in &events {
+            match event["event"].as_str() {
+                Some("answer") => {
+                    op.answered_by = event["from"]["server"].as_u64();
+                    op.outcome = outcome_of(&event["answer"], write);
+                }
+                Some("duplicate_reply") => op.duplicate = true,
+                Some("no_answer") => op.outcome = Outcome::Unknown("no answer".into()),
+                _ => {}
+            }
+        }
+        if events.is_empty() {
+            op.outcome = Outcome::Unknown(format!("no JSON output; {out}"));
+        }
+        if op.duplicate && !(out.code() == 3 && out.stderr.contains("more than one server answered")) {
+            op.outcome = Outcome::Unknown(format!("BAD: a duplicate reply without the client's error; {out}"));
+        }
+        self.record(op.clone());
+        op
+    }
+
+    /// Adds a run to the history.
+    pub fn record(&self, op: Op) {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).push(op);
+    }
+
+    /// How many writes were confirmed so far.
+    pub fn confirmed(&self) -> usize {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|o| o.outcome == Outcome::Confirmed).count()
+    }
+
+    /// Runs answered by `server` whose answer arrived in `[from, to)`. The
+    /// answer time is taken as the run's end less the client's linger.
+    pub fn answered_by_between(&self, server: u64, from: Instant, to: Instant) -> Vec<Op> {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let answered_at = |o: &Op| o.ended.checked_sub(LINGER).unwrap_or(o.ended);
+        ops.iter().filter(|o| o.answered_by == Some(server) && (from..to).contains(&answered_at(o))).cloned().collect()
+    }
+
+    /// Checks the whole history against the final reservations of the slots
+    /// the clients used (as `check` listed them); the summary, or every violation.
+    pub fn check(&self, final_reserved: &BTreeSet<SlotName>) -> Result<Summary, Vec<String>> {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut violations = Vec::new();
+        let mut summary = Summary { requests: ops.len(), ..Summary::default() };
+        for op in &ops {
+            match &op.outcome {
+                Outcome::Confirmed => summary.confirmed += 1,
+                Outcome::Refused(_) => summary.refused += 1,
+                Outcome::Unknown(why) if why.starts_with("BAD") || why.starts_with("no JSON") => {
+                    violations.push(format!("{op:?}"));
+                }
+                Outcome::Unknown(_) => summary.unknown += 1,
+            }
+            summary.duplicates += usize::from(op.duplicate);
+            let took = op.ended - op.started;
+            if took > CLIENT_TIMEOUT + RUN_SLACK {
+                violations.push(format!("a client run took {took:?}: {op:?}"));
+            }
+        }
+        let mut by_slot: BTreeMap<&SlotName, Vec<&Op>> = BTreeMap::new();
+        for op in &ops {
+            by_slot.entry(&op.slot).or_default().push(op);
+        }
+        for (slot, slot_ops) in &by_slot {
+            violations.extend(check_alternation(slot, slot_ops));
+            if let Some(last) = decided_last(slot_ops) {
+                summary.decided_slots += 1;
+                let want = last.write == Write::Reserve;
+                if final_reserved.contains(*slot) != want {
+                    violations.push(format!(
+                        "{} ends {} but its last write, confirmed, was {:?} (by host {})",
+                        slot.join(" "),
+                        if want { "free" } else { "reserved" },
+                        last.write,
+                        last.host
+                    ));
+                }
+            }
+        }
+        for slot in final_reserved {
+            let tried = by_slot.get(slot).is_some_and(|ops| ops.iter().any(|o| o.write == Write::Reserve));
+            if !tried {
+                violations.push(format!("{} is reserved but no client tried to reserve it", slot.join(" ")));
+            }
+        }
+        if violations.is_empty() { Ok(summary) } else { Err(violations) }
+    }
+}
+
+fn outcome_of(answer: &Value, write: Write) -> Outcome {
+    let wanted = match write {
+        Write::Reserve => "Reserved",
+        Write::Cancel => "Cancelled",
+    };
+    if answer["Write"].as_str() == Some(wanted) {
+        return Outcome::Confirmed;
+    }
+    if !answer["Write"]["Refused"].is_null() || !answer["TooFewReplicas"].is_null() {
+        return Outcome::Refused(answer.to_string());
+    }
+    Outcome::Unknown(format!("answer {answer}"))
+}
+
+/// Two confirmed writes of the same kind on one slot need an opposite write
+/// that may have taken effect between them.
+fn check_alternation(slot: &SlotName, ops: &[&Op]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for kind in [Write::Reserve, Write::Cancel] {
+        let mut confirmed: Vec<&&Op> =
+            ops.iter().filter(|o| o.write == kind && o.outcome == Outcome::Confirmed).collect();
+        confirmed.sort_by_key(|o| o.ended);
+        for pair in confirmed.windows(2) {
+            let (first, second) = (pair[0], pair[1]);
+            // A write of unknown outcome may take effect any time after it
+            // started (its entry can commit after the client gave up).
+            let between = ops.iter().any(|o| {
+                let could_follow_first = o.ended > first.started || matches!(o.outcome, Outcome::Unknown(_));
+                o.write != kind && o.may_have_effect() && o.started < second.ended && could_follow_first
+            });
+            if !between {
+                violations.push(format!(
+                    "{} was {:?} twice with nothing in between: by host {} ({:?} after the first started) \
+                     and by host {} (answered by {:?} and {:?})",
+                    slot.join(" "),
+                    kind,
+                    first.host,
+                    second.started.saturating_duration_since(first.started),
+                    second.host,
+                    first.answered_by,
+                    second.answered_by
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// The slot's last write if the history decides it: a confirmed write that
+/// started after every other confirmed write had ended, with no write of
+/// unknown outcome of the opposite kind (which could take effect later; one of
+/// the same kind would be refused then).
+fn decided_last<'a>(ops: &[&'a Op]) -> Option<&'a Op> {
+    let last = ops.iter().filter(|o| o.outcome == Outcome::Confirmed).max_by_key(|o| o.started)?;
+    let decided = ops.iter().filter(|o| !std::ptr::eq(**o, *last)).all(|o| match o.outcome {
+        Outcome::Confirmed => o.ended < last.started,
+        Outcome::Refused(_) => true,
+        Outcome::Unknown(_) => o.write == last.write,
+    });
+    decided.then_some(*last)
+}
+
+/// The checker itself must be able to fail: hand-made histories.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> SlotName {
+        ["SA318", "8:30-9:30", "Monday"].map(String::from)
+    }
+
+    /// A run on host `host` from `start` to `end` ms after `t0`.
+    fn op(t0: Instant, host: usize, write: Write, (start, end): (u64, u64), outcome: Outcome) -> Op {
+        let at = |ms| t0 + Duration::from_millis(ms);
+        Op {
+            host,
+            write,
+            slot: slot(),
+            started: at(start),
+            ended: at(end),
+            outcome,
+            answered_by: Some(500),
+            duplicate: false,
+        }
+    }
+
+    fn history(ops: Vec<Op>) -> History {
+        let history = History::default();
+        ops.into_iter().for_each(|op| history.record(op));
+        history
+    }
+
+    fn reserved() -> BTreeSet<SlotName> {
+        BTreeSet::from([slot()])
+    }
+
+    #[test]
+    fn two_confirmed_reserves_with_nothing_between_are_a_double_booking() {
+        let t0 = Instant::now();
+        let h = history(vec![
+            op(t0, 0, Write::Reserve, (0, 10), Outcome::Confirmed),
+            op(t0, 1, Write::Reserve, (20, 30), Outcome::Confirmed),
+        ]);
+        let violations = h.check(&reserved()).expect_err("a double booking");
+        assert!(violations[0].contains("Reserve twice"), "{violations:?}");
+    }
+
+    #[test]
+    fn a_cancel_between_makes_two_reserves_legal_even_of_unknown_outcome() {
+        let t0 = Instant::now();
+        for cancel in [Outcome::Confirmed, Outcome::Unknown("no answer".into())] {
+            let h = history(vec![
+                op(t0, 0, Write::Reserve, (0, 10), Outcome::Confirmed),
+                op(t0, 2, Write::Cancel, (12, 18), cancel),
+                op(t0, 1, Write::Reserve, (20, 30), Outcome::Confirmed),
+            ]);
+            let summary = h.check(&reserved()).expect("legal");
+            assert_eq!(summary.requests, 3);
+        }
+    }
+
+    #[test]
+    fn a_confirmed_last_write_decides_the_final_state() {
+        let t0 = Instant::now();
+        let h = history(vec![
+            op(t0, 0, Write::Reserve, (0, 10), Outcome::Confirmed),
+            op(t0, 1, Write::Cancel, (20, 30), Outcome::Confirmed),
+        ]);
+        let violations = h.check(&reserved()).expect_err("cancelled, yet reserved at the end");
+        assert!(violations[0].contains("ends reserved"), "{violations:?}");
+        assert_eq!(h.check(&BTreeSet::new()).expect("free at the end").decided_slots, 1);
+    }
+
+    #[test]
+    fn a_late_cancel_of_unknown_outcome_leaves_the_final_state_open() {
+        let t0 = Instant::now();
+        let h = history(vec![
+            op(t0, 1, Write::Cancel, (0, 3000), Outcome::Unknown("no answer".into())),
+            op(t0, 0, Write::Reserve, (3100, 3110), Outcome::Confirmed),
+        ]);
+        let summary = h.check(&BTreeSet::new()).expect("the cancel may have committed after the reserve");
+        assert_eq!(summary.decided_slots, 0);
+    }
+
+    #[test]
+    fn a_reservation_nobody_asked_for_is_reported() {
+        let h = history(vec![]);
+        let violations = h.check(&reserved()).expect_err("a phantom reservation");
+        assert!(violations[0].contains("no client tried"), "{violations:?}");
+    }
+}

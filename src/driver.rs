@@ -199,7 +199,7 @@ impl Server {
         while let Some(event) = self.node.poll_event() {
             match event {
                 Event::Fatal(e) => return Err(ServerError::Fatal(e)),
-                Event::Applied(..) => {}
+                Event::Applied(..) | Event::HistoryDropped => {}
                 other => debug!("{other:?}"),
             }
         }

@@ -3,15 +3,18 @@
 //! entries in the same order. No I/O and no clock: `apply` is a pure function of
 //! the table and the entry, which is what makes replicas identical.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{Entry, LogPosition, Op, Refusal, RoomVersion, Slot, WriteOutcome};
+use crate::wire::{Conflict, Entry, LogPosition, Op, Refusal, RoomVersion, Slot, WriteOutcome};
 
 /// How many clients' last writes are remembered for at-most-once execution.
 /// The oldest is forgotten first; a client retries for seconds, not hours.
 pub const MAX_SESSIONS: usize = 10_000;
+/// How many of the latest merge conflicts the table keeps for `status`.
+const MAX_CONFLICTS: usize = 100;
 
 /// The rooms, timeslots and days a group offers. Every server of a group must
 /// use the same catalog (checked through [`Catalog::fingerprint`]).
@@ -102,6 +105,14 @@ struct SlotKey {
     timeslot: u32,
 }
 
+/// What holds a reserved slot: the sequence number of the write that reserved
+/// it (in its own side's log, for a merged write), and whether it was merged.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+struct Holder {
+    seq: u64,
+    merged: bool,
+}
+
 /// The last write a client made, kept to answer its retries without re-running it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 struct Session {
@@ -116,11 +127,16 @@ struct Session {
 pub struct ReservationTable {
     epoch: u64,
     applied: LogPosition,
-    booked: BTreeSet<SlotKey>,
+    booked: BTreeMap<SlotKey, Holder>,
     room_changed: BTreeMap<u32, u64>,
     sessions: BTreeMap<u64, Session>,
     /// Sessions by the sequence number of their last write, to evict the oldest.
     sessions_by_age: BTreeMap<u64, u64>,
+    /// Origins of the merged writes applied: a merge runs once.
+    merged: BTreeSet<LogPosition>,
+    /// The latest writes a merge had to drop, oldest first.
+    conflicts: VecDeque<Conflict>,
+    conflicts_total: u64,
 }
 
 /// What a client's write resolved to when its entry was applied.
@@ -132,6 +148,9 @@ pub enum Applied {
     Replayed(WriteOutcome),
     /// Not a client write (genesis), or a request older than the client's last.
     Internal,
+    /// A write from the other side of a healed partition was replayed; the
+    /// conflict, if it had to be dropped.
+    Merged(Option<Conflict>),
 }
 
 impl ReservationTable {
@@ -171,14 +190,24 @@ impl ReservationTable {
         let index = catalog.room_index(room)?;
         let from = SlotKey { room: index, day: 0, timeslot: 0 };
         let to = SlotKey { room: index, day: u32::MAX, timeslot: u32::MAX };
-        let slots = self.booked.range(from..=to).map(|&key| catalog.name(key)).collect();
+        let slots = self.booked.range(from..=to).map(|(&key, _)| catalog.name(key)).collect();
         let seq = self.room_changed.get(&index).copied().unwrap_or(0);
         Some((slots, RoomVersion { epoch: self.epoch, seq }))
     }
 
     /// Every reservation, in (room, day, timeslot) order; for tests and status.
     pub fn all(&self, catalog: &Catalog) -> Vec<Slot> {
-        self.booked.iter().map(|&key| catalog.name(key)).collect()
+        self.booked.keys().map(|&key| catalog.name(key)).collect()
+    }
+
+    /// True when the merged write from `origin` was applied.
+    pub fn has_merged(&self, origin: LogPosition) -> bool {
+        self.merged.contains(&origin)
+    }
+
+    /// How many writes merges dropped, and the latest of them.
+    pub fn conflicts(&self) -> (u64, impl DoubleEndedIterator<Item = &Conflict>) {
+        (self.conflicts_total, self.conflicts.iter())
     }
 
     /// CRC-32 of every reservation in order: equal tables give equal digests,
@@ -205,6 +234,10 @@ impl ReservationTable {
                 return Applied::Internal;
             }
             Op::Reserve(slot) | Op::Cancel(slot) => slot,
+            Op::Merged { origin, since, write } => {
+                let conflict = self.merge(catalog, *origin, *since, write, entry);
+                return Applied::Merged(conflict);
+            }
         };
         if let Some(outcome) = self.outcome_of(entry.client, entry.request) {
             return Applied::Replayed(outcome.clone());
@@ -223,16 +256,73 @@ impl ReservationTable {
             Err(refusal) => return WriteOutcome::Refused(refusal),
         };
         let outcome = match op {
-            Op::Reserve(_) if self.booked.insert(key) => WriteOutcome::Reserved,
+            Op::Reserve(_) if self.reserve(key, Holder { seq, merged: false }) => WriteOutcome::Reserved,
             Op::Reserve(_) => WriteOutcome::Refused(Refusal::AlreadyReserved(catalog.name(key))),
-            Op::Cancel(_) if self.booked.remove(&key) => WriteOutcome::Cancelled,
+            Op::Cancel(_) if self.booked.remove(&key).is_some() => WriteOutcome::Cancelled,
             Op::Cancel(_) => WriteOutcome::Refused(Refusal::NotReserved(catalog.name(key))),
-            Op::Genesis { .. } => unreachable!("genesis is handled by apply"),
+            Op::Genesis { .. } | Op::Merged { .. } => unreachable!("handled by apply"),
         };
         if !matches!(outcome, WriteOutcome::Refused(_)) {
             self.room_changed.insert(key.room, seq);
         }
         outcome
+    }
+
+    /// Books `key` for `holder` unless it is taken.
+    fn reserve(&mut self, key: SlotKey, holder: Holder) -> bool {
+        match self.booked.entry(key) {
+            MapEntry::Vacant(free) => {
+                free.insert(holder);
+                true
+            }
+            MapEntry::Occupied(_) => false,
+        }
+    }
+
+    /// Replays a write committed on the other side of a healed partition
+    /// after this side's history. A reservation is made if the slot is free.
+    /// A cancellation is done if the slot is held by a reservation both sides
+    /// knew (made before the histories split at `since`) or by one merged
+    /// from the other side; otherwise this side reserved the slot anew, and
+    /// the cancellation is dropped. What is dropped is a conflict, returned
+    /// and kept for `status`.
+    fn merge(
+        &mut self,
+        catalog: &Catalog,
+        origin: LogPosition,
+        since: u64,
+        write: &Op,
+        entry: &Entry,
+    ) -> Option<Conflict> {
+        if !self.merged.insert(origin) {
+            return None;
+        }
+        let (Op::Reserve(slot) | Op::Cancel(slot)) = write else { return None };
+        let key = catalog.resolve(slot).ok()?; // refused on its own side as well
+        let done = match write {
+            Op::Reserve(_) => self.reserve(key, Holder { seq: origin.seq, merged: true }),
+            _ => match self.booked.get(&key) {
+                Some(holder) if holder.seq < since || holder.merged => self.booked.remove(&key).is_some(),
+                Some(_) => false,
+                None => return None, // cancelled on both sides
+            },
+        };
+        if done {
+            self.room_changed.insert(key.room, entry.position.seq);
+            return None;
+        }
+        let conflict = Conflict {
+            slot: catalog.name(key),
+            reserve: matches!(write, Op::Reserve(_)),
+            client: entry.client,
+            request: entry.request,
+        };
+        self.conflicts_total += 1;
+        self.conflicts.push_back(conflict.clone());
+        if self.conflicts.len() > MAX_CONFLICTS {
+            self.conflicts.pop_front();
+        }
+        Some(conflict)
     }
 
     fn remember(&mut self, client: u64, request: u64, outcome: WriteOutcome, seq: u64) {
@@ -271,6 +361,36 @@ mod tests {
             let entry = Entry { position: LogPosition::new(1, self.seq), client, request, op };
             self.table.apply(&self.catalog, &entry)
         }
+    }
+
+    /// A merged write from the other side's log position `(9, origin_seq)`,
+    /// whose histories split at `since`.
+    fn merged(origin_seq: u64, since: u64, write: Op) -> Op {
+        Op::Merged { origin: LogPosition::new(9, origin_seq), since, write: Box::new(write) }
+    }
+
+    #[test]
+    fn merges_replay_the_other_sides_writes_once_and_record_what_they_drop() {
+        let mut log = Log::new();
+        let (old, taken, free) = (
+            slot("SA318", "8:30-9:30", "Monday"),
+            slot("SA318", "9:30-10:30", "Monday"),
+            slot("SA318", "8:30-9:30", "Friday"),
+        );
+        log.run(1, 1, Op::Reserve(old.clone())); // seq 1, before the split at 2
+        log.run(2, 1, Op::Reserve(taken.clone())); // seq 2, this side only
+        // The other side cancelled the old reservation and reserved `taken` and `free`.
+        assert_eq!(log.run(3, 1, merged(2, 2, Op::Cancel(old.clone()))), Applied::Merged(None));
+        let conflict = Conflict { slot: taken.clone(), reserve: true, client: 3, request: 2 };
+        assert_eq!(log.run(3, 2, merged(3, 2, Op::Reserve(taken.clone()))), Applied::Merged(Some(conflict.clone())));
+        assert_eq!(log.run(3, 3, merged(4, 2, Op::Reserve(free.clone()))), Applied::Merged(None));
+        assert_eq!(log.run(3, 3, merged(4, 2, Op::Reserve(free.clone()))), Applied::Merged(None), "a merge runs once");
+        assert_eq!(log.table.all(&log.catalog), [taken.clone(), free.clone()]);
+        // A cancellation of a slot this side reserved anew is dropped too.
+        let cancel = log.run(3, 4, merged(5, 2, Op::Cancel(taken.clone())));
+        assert_eq!(cancel, Applied::Merged(Some(Conflict { slot: taken, reserve: false, client: 3, request: 4 })));
+        let (total, latest) = log.table.conflicts();
+        assert_eq!((total, latest.count()), (2, 2));
     }
 
     #[test]

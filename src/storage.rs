@@ -2,7 +2,7 @@
 //! table plus an append-only log of what changed after it.
 //!
 //! ```text
-//! DIR/snapshot   "RCSNAP01" | length u64 LE | CRC-32 u32 LE | table (bincode)
+//! DIR/snapshot   "RCSNAP02" | length u64 LE | CRC-32 u32 LE | table (bincode)
 //! DIR/log        "RCLOG002" | record*
 //! record         length u32 LE | CRC-32 of length u32 LE | CRC-32 of payload u32 LE | Record (bincode)
 //! ```
@@ -38,7 +38,9 @@ use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::Catalog;
 use crate::wire::Entry;
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP01";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP02";
+/// The snapshot format before slot holders and merge records; refused with its own message.
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"RCSNAP01";
 const LOG_MAGIC: &[u8; 8] = b"RCLOG002";
 /// The log format before one record per save; refused with its own message.
 const LOG_MAGIC_V1: &[u8; 8] = b"RCLOG001";
@@ -66,7 +68,7 @@ pub enum StorageError {
     Io { path: PathBuf, error: io::Error },
     /// A file's contents are damaged or inconsistent.
     Corrupt { path: PathBuf, detail: String },
-    /// The log was written by an older roomcast in a format this one does not read.
+    /// The log or snapshot was written by an older roomcast in a format this one does not read.
     OldFormat { path: PathBuf },
     /// A change is larger than a record or snapshot may be.
     TooLarge { path: PathBuf, bytes: usize, limit: usize },
@@ -201,8 +203,10 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
 fn read_snapshot(path: &Path) -> Result<ReplicatedLog, StorageError> {
     let Some(bytes) = read_if_exists(path)? else { return Ok(ReplicatedLog::default()) };
     let header = SNAPSHOT_MAGIC.len() + 12;
-    if bytes.len() < header || &bytes[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
-        return Err(corrupt(path, "not a roomcast snapshot (bad header)"));
+    match bytes.get(..SNAPSHOT_MAGIC.len()) {
+        Some(magic) if magic == SNAPSHOT_MAGIC_V1 => return Err(StorageError::OldFormat { path: path.to_path_buf() }),
+        Some(magic) if magic == SNAPSHOT_MAGIC && bytes.len() >= header => {}
+        _ => return Err(corrupt(path, "not a roomcast snapshot (bad header)")),
     }
     let length = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
     let crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
@@ -449,12 +453,14 @@ mod tests {
     }
 
     #[test]
-    fn a_log_in_the_old_format_is_refused_with_its_own_message() {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        fs::write(dir.path().join(LOG_FILE), LOG_MAGIC_V1).expect("write");
-        let error = reopen(dir.path()).expect_err("an old log must not be read as empty");
-        assert!(matches!(error, StorageError::OldFormat { .. }), "{error}");
-        assert!(error.to_string().contains("older roomcast"), "{error}");
+    fn files_in_the_old_formats_are_refused_with_their_own_message() {
+        for (file, magic) in [(LOG_FILE, LOG_MAGIC_V1), (SNAPSHOT_FILE, SNAPSHOT_MAGIC_V1)] {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            fs::write(dir.path().join(file), magic).expect("write");
+            let error = reopen(dir.path()).expect_err("an old file must not be read as empty");
+            assert!(matches!(error, StorageError::OldFormat { .. }), "{file}: {error}");
+            assert!(error.to_string().contains("older roomcast"), "{file}: {error}");
+        }
     }
 
     #[test]
@@ -501,7 +507,7 @@ mod tests {
     #[test]
     fn a_damaged_snapshot_is_an_error() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP01 but not really").expect("write");
+        fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP02 but not really").expect("write");
         assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
     }
 

@@ -202,7 +202,7 @@ pub enum Answer {
         required: u32,
     },
     /// One server's answer to [`Command::Status`].
-    Status(ServerStatus),
+    Status(Box<ServerStatus>),
 }
 
 /// What a server reports about itself to `status`.
@@ -232,6 +232,10 @@ pub struct ServerStatus {
     pub heartbeat_timeout_ms: u64,
     /// Configured `--min-replicas`.
     pub min_replicas: u32,
+    /// Writes dropped when partitions healed, in all.
+    pub conflicts_total: u64,
+    /// The latest of them.
+    pub conflicts: Vec<Conflict>,
 }
 
 /// A server's role as `status` shows it.
@@ -309,6 +313,45 @@ pub enum Op {
     Reserve(Slot),
     /// Cancel a slot.
     Cancel(Slot),
+    /// A write committed on the other side of a healed partition, replayed
+    /// after this side's history (docs/protocol.md, "Partitions").
+    Merged {
+        /// Where the write sat in the other side's log; a merge runs once.
+        origin: LogPosition,
+        /// The first sequence number at which the two histories differ: a
+        /// reservation held from before it was known to both sides.
+        since: u64,
+        /// The reserve or cancel.
+        write: Box<Op>,
+    },
+}
+
+/// A write confirmed on one side of a partition that could not be merged
+/// into the other side's history.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The slot both sides changed.
+    pub slot: Slot,
+    /// True for a reservation, false for a cancellation.
+    pub reserve: bool,
+    /// The client it was confirmed to, and its request number.
+    pub client: u64,
+    /// The request number.
+    pub request: u64,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, why) = match self.reserve {
+            true => ("reservation", "the slot was reserved on this side"),
+            false => ("cancellation", "the slot was reserved again on this side"),
+        };
+        write!(
+            f,
+            "the {what} of {} confirmed to client {:x} (request {}) on the other side of a partition was dropped: {why}",
+            self.slot, self.client, self.request
+        )
+    }
 }
 
 /// What a server says to another server.
@@ -355,6 +398,19 @@ pub enum PeerBody {
         entries: Vec<Entry>,
         /// The sender's log ends with these entries.
         complete: bool,
+    },
+    /// A follower whose committed history differs from its leader's (a healed
+    /// partition) hands over its latest committed entries, to be merged.
+    Orphans {
+        /// Committed entries, oldest first.
+        entries: Vec<Entry>,
+    },
+    /// The leader's answer to [`PeerBody::Orphans`]: every entry up to `upto`
+    /// is merged and committed (or was already held), so the follower may
+    /// drop its history and copy the leader's.
+    OrphansTaken {
+        /// The last sequence number of the follower's entries covered.
+        upto: u64,
     },
     /// Unicast from a replica: send me the log from `from_seq` on.
     Fetch {

@@ -107,6 +107,28 @@ fn lan_loss_still_serves_reservations() {
     );
 }
 
+/// Servers 100 to 500 on hosts 0 to 4 with `args`, once all follow 500.
+fn start_five(lan: &Lan, args: &[&str]) -> Vec<LanServer> {
+    let servers: Vec<LanServer> =
+        (0..5).map(|host| lan.start_server(host, Some(100 * (host as u64 + 1)), args)).collect();
+    if wait_agreement(&servers, 500, Instant::now(), PATIENCE).is_none() {
+        panic!("the five servers did not agree on leader 500\n{}", dump_all(&servers));
+    }
+    servers
+}
+
+/// Splits hosts {0, 1, 2} | {3, 4} and returns once the large side elected
+/// 300 and 500 stopped counting the far servers. (A write that reached 500
+/// before that would be sequenced for all five, and stranded.)
+fn split_three_two(lan: &Lan, servers: &[LanServer]) {
+    let mark = servers[4].lines().len();
+    lan.partition(&[0, 1, 2], &[3, 4]);
+    servers[2].wait_for("Election completed. Group Leader: 300", PATIENCE);
+    for far in [100, 200, 300] {
+        servers[4].wait_for_since(mark, &format!("server {far} ("), PATIENCE);
+    }
+}
+
 /// `--min-replicas 3` on five hosts, then a partition {0, 1, 2} | {3, 4} with
 /// the leader (500) on the small side: that side refuses a write with a clear
 /// message, the large side elects 300 and confirms the same slot, and after
@@ -118,25 +140,14 @@ fn min_replicas_keeps_a_partition_from_confirming_conflicting_writes() {
         return;
     };
     let args = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500", "--min-replicas", "3"];
-    let servers: Vec<LanServer> =
-        (0..5).map(|host| lan.start_server(host, Some(100 * (host as u64 + 1)), &args)).collect();
-    if wait_agreement(&servers, 500, Instant::now(), PATIENCE).is_none() {
-        panic!("the five servers did not agree on leader 500\n{}", dump_all(&servers));
-    }
+    let servers = start_five(&lan, &args);
     let room = ROOMS[4];
     let before = [room, TIMESLOTS[0], DAYS[0]];
     let contested = [room, TIMESLOTS[1], DAYS[1]];
     lan.run_client(0, &["reserve", before[0], before[1], before[2]])
         .assert_success(&["(From servers): Reservation confirmed"]);
 
-    let mark = servers[4].lines().len();
-    lan.partition(&[0, 1, 2], &[3, 4]);
-    servers[2].wait_for("Election completed. Group Leader: 300", PATIENCE);
-    // A write that reaches 500 before it stops counting the far side is
-    // sequenced and then answered `Not confirmed`; this test is about refusal.
-    for far in [100, 200, 300] {
-        servers[4].wait_for_since(mark, &format!("server {far} ("), PATIENCE);
-    }
+    split_three_two(&lan, &servers);
     let small_side = lan.run_client(4, &["reserve", contested[0], contested[1], contested[2]]);
     assert_eq!(small_side.code(), 1, "the side with 2 of 5 servers must refuse: {small_side}\n{}", dump_all(&servers));
     assert!(small_side.stdout.contains("2 of the 3 servers"), "unclear refusal: {small_side}");
@@ -396,5 +407,59 @@ fn a_leader_paused_for_three_seconds_answers_nothing_stale() {
         pause.as_secs(),
         leaderless.as_millis(),
         back_at.duration_since(resumed_at).as_millis()
+    );
+}
+
+/// Issue 4, scenario 3 in the default mode: five hosts split {0, 1, 2} |
+/// {3, 4} with the leader (500) on the small side. Both sides elect a leader
+/// and confirm writes, one slot on both. After the heal one leader (500)
+/// remains, every write confirmed on either side is there, except that the
+/// contested slot stays with 500's side; every server logs the conflict and
+/// `status` shows it.
+#[test]
+fn a_healed_partition_keeps_both_sides_writes_and_reports_the_conflict() {
+    let Some(lan) = Lan::new_or_skip("a_healed_partition_keeps_both_sides_writes_and_reports_the_conflict", 5, true)
+    else {
+        return;
+    };
+    let args = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500"];
+    let servers = start_five(&lan, &args);
+    let room = ROOMS[3];
+    let contested = [room, TIMESLOTS[0], DAYS[0]];
+    let (kept, merged) = ([room, TIMESLOTS[1], DAYS[0]], [room, TIMESLOTS[2], DAYS[0]]);
+    let reserve = |host: usize, slot: [&str; 3]| {
+        lan.run_client(host, &["reserve", slot[0], slot[1], slot[2]])
+            .assert_success(&["(From servers): Reservation confirmed"]);
+    };
+
+    split_three_two(&lan, &servers);
+    reserve(4, contested);
+    reserve(4, kept);
+    reserve(0, contested);
+    reserve(0, merged);
+
+    let heal_started = Instant::now();
+    lan.heal();
+    let summary = "5 servers answered; leader 500; every table identical";
+    let status = loop {
+        let out = lan.run_client(0, &["status"]);
+        if out.stdout.contains(summary) {
+            break out;
+        }
+        assert!(heal_started.elapsed() < PATIENCE, "no convergence after the heal: {out}\n{}", dump_all(&servers));
+    };
+    let converged = heal_started.elapsed();
+    let items = [contested.join(" "), kept.join(" "), merged.join(" ")];
+    let items: Vec<&str> = items.iter().map(String::as_str).collect();
+    lan.run_client(3, &["check", room]).assert_success(&answer_lines(FROM_SERVERS, &items));
+    assert!(status.stdout.contains("PARTITION CONFLICTS: 1 writes dropped"), "{status}");
+    assert!(status.stdout.contains(&format!("the reservation of {}", contested.join(" "))), "{status}");
+    for server in &servers {
+        server.wait_for("partition conflict at seq", PATIENCE);
+    }
+    println!(
+        "LAN partition, default mode: both sides confirmed writes; {} ms after the heal all five agreed on leader \
+         500 with identical tables holding both sides' writes, and reported the one conflicting reservation",
+        converged.as_millis()
     );
 }

@@ -234,7 +234,7 @@ impl Client {
             if let Answer::Status(status) = reply.answer {
                 // Retries make a server answer again; keep its first answer.
                 if !pending.statuses.iter().any(|(r, _)| *r == responder) {
-                    pending.statuses.push((responder, status));
+                    pending.statuses.push((responder, *status));
                 }
                 return None;
             }

@@ -67,7 +67,18 @@ pub fn statuses(servers: &[(Responder, ServerStatus)]) -> String {
         many => format!("SPLIT: leaders {many:?}"),
     };
     let tables = if same { "every table identical" } else { "tables differ (catching up, or a split)" };
-    format!("{} servers answered; {leader}; {tables}\n{}", servers.len(), status_table(&rows))
+    let mut text = format!("{} servers answered; {leader}; {tables}\n{}", servers.len(), status_table(&rows));
+    // Every server holds the same record once they agree; show the fullest.
+    if let Some((_, s)) = servers.iter().max_by_key(|(_, s)| s.conflicts_total).filter(|(_, s)| s.conflicts_total > 0) {
+        text += &format!(
+            "\nPARTITION CONFLICTS: {} writes dropped when a split group healed; latest first:",
+            s.conflicts_total
+        );
+        for conflict in &s.conflicts {
+            text += &format!("\n  {conflict}");
+        }
+    }
+    text
 }
 
 fn status_table(rows: &[(Option<Responder>, &ServerStatus)]) -> String {
@@ -176,6 +187,8 @@ mod tests {
             heartbeat_interval_ms: 200,
             heartbeat_timeout_ms: 1000,
             min_replicas: 1,
+            conflicts_total: 0,
+            conflicts: Vec::new(),
         };
         let servers = vec![
             ((100, addr(7100)), status(StatusRole::Follower, 2, Some(95))),
@@ -188,6 +201,19 @@ mod tests {
         assert_eq!(statuses(&servers), want);
         let lagging = vec![servers[0].clone(), ((200, addr(7200)), status(StatusRole::Syncing, 1, Some(5)))];
         assert!(statuses(&lagging).starts_with("2 servers answered; leader 300; tables differ"));
+        let mut merged = status(StatusRole::Leader, 3, None);
+        let slot = crate::wire::Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: "Monday".into() };
+        merged.conflicts_total = 1;
+        merged.conflicts = vec![crate::wire::Conflict { slot, reserve: true, client: 0xab, request: 4 }];
+        let text = statuses(&[((300, addr(7300)), merged)]);
+        assert!(
+            text.ends_with(
+                "PARTITION CONFLICTS: 1 writes dropped when a split group healed; latest first:\n  the reservation \
+                 of SA318 8:30-9:30 Monday confirmed to client ab (request 4) on the other side of a partition was \
+                 dropped: the slot was reserved on this side"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -247,6 +247,8 @@ fn server_status(leader: u64) -> crate::wire::ServerStatus {
         heartbeat_interval_ms: 200,
         heartbeat_timeout_ms: 1000,
         min_replicas: 1,
+        conflicts_total: 0,
+        conflicts: Vec::new(),
     }
 }
 
@@ -255,7 +257,7 @@ fn status_collects_every_server_once_until_its_window_closes() {
     let t0 = Instant::now();
     let mut client = Client::new(CLIENT, ClientConfig::default());
     assert_eq!(client.submit(t0, Command::Status), Ok(Submitted::Sent { request: 1 }));
-    let answer = |server| reply(1, server, CATALOG, Answer::Status(server_status(300)));
+    let answer = |server| reply(1, server, CATALOG, Answer::Status(Box::new(server_status(300))));
     for (server, port) in [(300, 9003), (100, 9001), (300, 9003)] {
         assert_eq!(client.handle_datagram(t0 + ms(10), addr(port), &answer(server)), None, "no duplicate error");
     }

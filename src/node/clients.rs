@@ -15,7 +15,7 @@ impl Node {
     pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request) {
         if request.command == Command::Status {
             let status = self.status(now);
-            return self.reply(now, from, request.request, Answer::Status(status));
+            return self.reply(now, from, request.request, Answer::Status(Box::new(status)));
         }
         let State::Leader(l) = &self.state else { return };
         if self.log.commit() < l.inherited.seq {
@@ -102,7 +102,7 @@ impl Node {
         let Some(to) = l.waiting.remove(&(entry.client, entry.request)) else { return };
         let outcome: WriteOutcome = match applied {
             Applied::Executed(outcome) | Applied::Replayed(outcome) => outcome,
-            Applied::Internal => return,
+            Applied::Internal | Applied::Merged(_) => return,
         };
         self.reply(now, to, entry.request, Answer::Write(outcome));
     }

@@ -112,6 +112,7 @@ impl Node {
             last_heard: now,
             expect_handover,
             leader_saw_our_log: false,
+            diverged: None,
         });
         self.catchup = None;
         if expect_handover {
@@ -387,7 +388,12 @@ impl Node {
                 return self.become_candidate(now, 0);
             }
         }
+        let diverged = f.diverged.is_some();
         self.send_to(leader, PeerBody::Heartbeat);
+        if diverged {
+            self.send_orphans(); // until the leader has merged them
+            return;
+        }
         self.follower_catch_up(now);
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::rooms::{Applied, Catalog, ReservationTable};
-use crate::wire::{Entry, LogPosition};
+use crate::wire::{Entry, LogPosition, Op};
 
 /// How many applied entries are kept to serve followers that fell a little
 /// behind; anyone further behind receives a snapshot instead.
@@ -105,6 +105,28 @@ impl ReplicatedLog {
             // Compacted entries were committed, and committed entries are the same everywhere.
             None => position.seq < self.first_seq(),
         }
+    }
+
+    /// True when `prev` names a committed sequence number of ours at which we
+    /// hold a different entry: the sender's committed history split from ours.
+    pub fn diverges_at(&self, prev: LogPosition) -> bool {
+        prev.seq <= self.commit && self.position_at(prev.seq).is_some_and(|held| held != prev)
+    }
+
+    /// An empty log that storage must save as such (its snapshot replaced):
+    /// for a server that drops a history its group did not keep.
+    pub fn emptied() -> Self {
+        let mut log = ReplicatedLog::default();
+        log.unsaved.snapshot = true;
+        log
+    }
+
+    /// True when an entry not yet applied merges the write from `origin`.
+    pub fn has_pending_merge(&self, origin: LogPosition) -> bool {
+        let applied = self.table.applied().seq;
+        self.entries
+            .iter()
+            .any(|e| e.position.seq > applied && matches!(e.op, Op::Merged { origin: o, .. } if o == origin))
     }
 
     /// True when an entry not yet applied carries this client request.
@@ -316,13 +338,17 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<ReservationTable, String> {
 }
 
 /// A cheap upper bound of an entry's encoded size, to fill datagrams.
-fn estimated_size(entry: &Entry) -> usize {
+pub(super) fn estimated_size(entry: &Entry) -> usize {
+    48 + estimated_op_size(&entry.op)
+}
+
+fn estimated_op_size(op: &crate::wire::Op) -> usize {
     use crate::wire::Op;
-    let strings = match &entry.op {
+    match op {
         Op::Genesis { .. } => 0,
         Op::Reserve(s) | Op::Cancel(s) => s.room.len() + s.timeslot.len() + s.day.len(),
-    };
-    48 + strings
+        Op::Merged { write, .. } => 48 + estimated_op_size(write),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 mod clients;
 mod election;
 pub mod log;
+mod merge;
 mod replication;
 #[cfg(test)]
 mod tests;
@@ -143,6 +144,10 @@ pub enum Event {
     /// A committed entry was applied to the table, with its outcome. Replicas
     /// report the same entries in the same order; the simulation checks it.
     Applied(Entry, Applied),
+    /// The server dropped the history it had applied, its writes merged into
+    /// its leader's after a partition (`merge`): it applies the leader's
+    /// entries from the start now.
+    HistoryDropped,
     /// The server cannot go on and must exit.
     Fatal(FatalError),
 }
@@ -216,6 +221,10 @@ struct Following {
     /// it lacked entries of ours it should hold, it would have stepped down
     /// instead. Until then we do not let it replace any of our entries.
     leader_saw_our_log: bool,
+    /// Our committed history differs from the leader's at or before this
+    /// sequence number: we hand it our writes to merge before we copy its
+    /// history (see `merge`).
+    diverged: Option<u64>,
 }
 
 /// The sans-IO server.
@@ -233,6 +242,8 @@ pub struct Node {
     /// the ones heard lately even if no leader listed them (their answer may be lost).
     last_heard_from: BTreeMap<NodeId, Instant>,
     catchup: Option<Catchup>,
+    /// Servers whose committed history we found to differ from ours.
+    diverged: BTreeSet<NodeId>,
     /// An election round is under way (its start was logged, its end not yet).
     in_round: bool,
     ready: bool,
@@ -267,6 +278,7 @@ impl Node {
             listed_members: BTreeSet::new(),
             last_heard_from: BTreeMap::new(),
             catchup: None,
+            diverged: BTreeSet::new(),
             in_round: false,
             ready: false,
             next_tick: None,
@@ -388,7 +400,9 @@ impl Node {
     pub fn status(&self, now: Instant) -> ServerStatus {
         let (role, leader_heard) = match &self.state {
             State::Leader(_) => (StatusRole::Leader, None),
-            State::Follower(f) if self.catchup.is_some() => (StatusRole::Syncing, Some(f.last_heard)),
+            State::Follower(f) if self.catchup.is_some() || f.diverged.is_some() => {
+                (StatusRole::Syncing, Some(f.last_heard))
+            }
             State::Follower(f) => (StatusRole::Follower, Some(f.last_heard)),
             State::Candidate(_) => (StatusRole::Candidate, None),
         };
@@ -407,6 +421,8 @@ impl Node {
             heartbeat_interval_ms: millis(timing.heartbeat_interval),
             heartbeat_timeout_ms: millis(timing.heartbeat_timeout),
             min_replicas: u32::try_from(self.config.min_replicas).unwrap_or(u32::MAX),
+            conflicts_total: table.conflicts().0,
+            conflicts: table.conflicts().1.rev().take(10).cloned().collect(),
         }
     }
 
@@ -499,6 +515,8 @@ impl Node {
                 self.on_snapshot_chunk(now, sender, last, offset, total, data)
             }
             PeerBody::HandOver { ref members } => self.on_hand_over(now, sender, &peer, members),
+            PeerBody::Orphans { ref entries } => self.on_orphans(now, sender, entries),
+            PeerBody::OrphansTaken { upto } => self.on_orphans_taken(now, sender, upto),
             PeerBody::IdInUse => self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr }),
             PeerBody::StaleTerm => {} // the envelope's newer term was taken in on_peer
         }
@@ -609,6 +627,9 @@ impl Node {
     /// Commits and applies up to `seq`, reporting each applied entry.
     fn commit_to(&mut self, seq: u64) -> Vec<(Entry, Applied)> {
         let applied = self.log.commit_to(seq, &self.config.catalog);
+        for (entry, outcome) in &applied {
+            self.report_merge(entry, outcome);
+        }
         self.events.extend(applied.iter().map(|(entry, outcome)| Event::Applied(entry.clone(), outcome.clone())));
         applied
     }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
-use ::log::{error, info, warn};
+use ::log::{info, warn};
 
 use super::election::Standing;
 use super::log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
@@ -19,7 +19,7 @@ use super::{Node, NodeId, State, Timing};
 use crate::wire::{Entry, LogPosition, PeerBody, PeerMessage};
 
 /// Bytes of entries or snapshot sent in one datagram, well under the UDP limit.
-const CHUNK_BUDGET: usize = 48 * 1024;
+pub(super) const CHUNK_BUDGET: usize = 48 * 1024;
 
 /// The leader's view of its members and pending answers.
 pub(super) struct Leadership {
@@ -92,6 +92,13 @@ impl Leadership {
 impl Leadership {
     /// Servers that hold (or will hold) each new write: the leader and its
     /// in-sync members. `--min-replicas` is measured against this.
+    /// Stops counting `member` toward commits (its history diverged from ours).
+    pub(super) fn set_out_of_sync(&mut self, member: NodeId) {
+        if let Some(m) = self.members.get_mut(&member) {
+            m.in_sync = false;
+        }
+    }
+
     pub(super) fn replicas(&self) -> usize {
         1 + self.members.values().filter(|m| m.in_sync).count()
     }
@@ -160,15 +167,15 @@ impl Node {
             }
             return;
         };
-        if self.lacks_entries_of(Standing::of(peer), l.inherited) {
+        let inherited = l.inherited;
+        if !self.still_diverged(sender, peer) && self.lacks_entries_of(Standing::of(peer), inherited) {
             // It holds entries we did not have when elected (its answer was lost, or
             // it still follows our previous run), and some may be committed: we must
             // not lead with less than it holds. Elect again; this time we hear it.
             warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
             // What we added since were never confirmed to anyone, and they would
             // make our log look newer than the one we missed.
-            let inherited = l.inherited.seq;
-            self.log.drop_uncommitted_after(inherited);
+            self.log.drop_uncommitted_after(inherited.seq);
             return self.become_candidate(now, 0);
         }
         let State::Leader(l) = &mut self.state else { return };
@@ -188,7 +195,9 @@ impl Node {
         if self.log.holds(peer.last) && peer.last.seq <= self.log.last().seq {
             member.acked = member.acked.max(peer.last.seq);
         }
-        if !member.in_sync && peer.last.seq >= self.log.commit() {
+        // A diverged member holds none of our entries beyond the split until it
+        // has copied our history: waiting for its acknowledgement would stall.
+        if !member.in_sync && peer.last.seq >= self.log.commit() && !self.diverged.contains(&sender) {
             member.in_sync = true;
         }
         if matches!(peer.body, PeerBody::Heartbeat) {
@@ -334,6 +343,9 @@ impl Node {
         entries: &[Entry],
         complete: bool,
     ) -> Option<u64> {
+        if self.on_divergence(now, source, prev) {
+            return None;
+        }
         if !self.log.holds(prev) {
             self.pull(now, source);
             return None;
@@ -350,18 +362,9 @@ impl Node {
                 }
                 Some(matched)
             }
-            Err(d) if matches!(self.state, State::Candidate(_)) => {
-                // Its extra entries conflict with what we know is committed, so
-                // none of them is: take over without them.
-                warn!("{source} holds entries that conflict with our committed {:?}; not fetching them", d.ours);
-                self.forget_catchup_source(now, source);
-                None
-            }
             Err(d) => {
-                error!(
-                    "our committed entry {:?} differs from {:?} sent by {source}: the group's data diverged",
-                    d.ours, d.theirs
-                );
+                // Its entries conflict with what we committed: our histories split.
+                self.on_divergence(now, source, d.theirs);
                 None
             }
         }

@@ -26,9 +26,17 @@ fn agreed_on(sim: &Sim, id: u64) -> bool {
 
 /// Sends a request and retries it like a client until an answer arrives.
 fn ask(sim: &mut Sim, client: u64, request: u64, command: Command) -> Answer {
+    ask_via(sim, None, client, request, command)
+}
+
+/// Like [`ask`], reaching only the server at `only` if given.
+fn ask_via(sim: &mut Sim, only: Option<usize>, client: u64, request: u64, command: Command) -> Answer {
     sim.replies.clear();
     for _ in 0..40 {
-        sim.request(CLIENT, client, request, command.clone());
+        match only {
+            Some(index) => sim.request_to(index, CLIENT, client, request, command.clone()),
+            None => sim.request(CLIENT, client, request, command.clone()),
+        }
         let answered = |s: &Sim| s.replies.iter().any(|r| r.reply.request == request);
         if sim.run_until(Duration::from_millis(250), answered) {
             let reply = sim.replies.iter().find(|r| r.reply.request == request).map(|r| r.reply.answer.clone());
@@ -292,4 +300,50 @@ fn a_leader_short_of_min_replicas_still_hands_over_to_a_higher_server() {
     assert!(sim.run_until(SETTLE, |s| agreed_on(s, 500)));
     sim.run_for(SETTLE);
     assert_eq!(reserve(&mut sim, 1, slot("SA318", "8:30-9:30", "Monday")), Answer::Write(WriteOutcome::Reserved));
+}
+
+/// Default mode, five servers split {100, 200, 300} | {400, 500} with a
+/// client on each side: both sides confirm writes, including the same slot.
+/// After the heal the highest server's history stands, the other side's
+/// writes are merged after it, the contested slot stays with 500's side and
+/// the dropped reservation is a conflict every server reports; all tables agree.
+#[test]
+fn a_healed_partition_merges_both_sides_and_reports_the_conflict() {
+    let mut sim = Sim::new(21, Faults::default());
+    for id in [100, 200, 300, 400, 500] {
+        sim.add_server(id, true);
+    }
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 500)));
+    sim.run_for(SETTLE);
+    sim.partition(&[3, 4]);
+    sim.run_for(SETTLE);
+    let (small, large) = (Some(4), Some(2));
+    let contested = slot("SA318", "8:30-9:30", "Monday");
+    let (kept, merged) = (slot("SA318", "9:30-10:30", "Monday"), slot("ME4326", "8:30-9:30", "Monday"));
+    let reserved = Answer::Write(WriteOutcome::Reserved);
+    assert_eq!(ask_via(&mut sim, small, 1, 1, Command::Reserve(contested.clone())), reserved);
+    assert_eq!(ask_via(&mut sim, small, 1, 2, Command::Reserve(kept.clone())), reserved);
+    assert_eq!(ask_via(&mut sim, large, 2, 1, Command::Reserve(contested.clone())), reserved);
+    assert_eq!(ask_via(&mut sim, large, 2, 2, Command::Reserve(merged.clone())), reserved);
+
+    sim.heal_partition();
+    let converged = |s: &Sim| {
+        agreed_on(s, 500)
+            && (0..5).all(|i| s.node(i).log().table() == s.node(4).log().table() && s.node(i).role() != Role::Candidate)
+    };
+    assert!(sim.run_until(SETTLE * 4, converged), "leaders {:?}", leader_id(&sim));
+    let mut want = vec![contested.clone(), kept, merged];
+    want.sort_by_key(|s| (s.room.clone(), s.day.clone(), s.timeslot.clone()));
+    let mut got = reservations_on(&sim, 0);
+    got.sort_by_key(|s| (s.room.clone(), s.day.clone(), s.timeslot.clone()));
+    assert_eq!(got, want);
+    for i in 0..5 {
+        let (total, conflicts) = sim.node(i).log().table().conflicts();
+        let conflicts: Vec<_> = conflicts.collect();
+        assert_eq!(total, 1, "server {i}");
+        assert_eq!(
+            (conflicts[0].slot.clone(), conflicts[0].client, conflicts[0].reserve),
+            (contested.clone(), 2, true)
+        );
+    }
 }

@@ -1,12 +1,12 @@
-//! The invariants a simulated run must keep: `one-order`, `at-most-once` and
-//! `liveness` are checked as the run goes (every applied entry, every step),
-//! `acknowledged-writes` and `convergence` once the faults stop.
+//! The invariants a simulated run must keep: `liveness` is checked as the
+//! run goes (every step), the others once the faults stop, over every entry
+//! any replica applied.
 //!
 //! | name | rule |
 //! |---|---|
-//! | `one-order` | no two replicas apply different entries at one sequence number |
-//! | `at-most-once` | a client request is executed at one sequence number at most |
-//! | `acknowledged-writes` | every answer a client got for a write is the outcome of that write in the one order |
+//! | `one-order` | no two replicas apply different entries at one sequence number, unless every replica that applied one of them dropped that history (a healed partition: `node/merge.rs`) |
+//! | `at-most-once` | a client request is executed at one sequence number at most in the surviving history |
+//! | `acknowledged-writes` | every answer a client got for a write is the outcome of that write in the surviving history, or the write was executed in an abandoned history and merged into the surviving one |
 //! | `convergence` | after the faults stop: one leader, every replica holds the same table |
 //! | `liveness` | a run stays within its step budget (no message storm, no livelock) |
 //!
@@ -15,11 +15,11 @@
 //! Log positions carry the leader's incarnation, so their entries never mix,
 //! and `one-order` plus `acknowledged-writes` catch any harm done.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use crate::rooms::{Applied, ReservationTable};
-use crate::wire::{Entry, LogPosition, WriteOutcome};
+use crate::wire::{Entry, LogPosition, Op, WriteOutcome};
 
 /// A broken invariant, with what shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +39,25 @@ impl fmt::Display for Violation {
 /// What the checker has seen of a run.
 #[derive(Debug, Default)]
 pub struct Checker {
-    /// The first entry applied at each sequence number, and what it did.
-    order: BTreeMap<u64, (Entry, Applied)>,
-    /// Where each (client, request) was executed.
-    executed: HashMap<(u64, u64), u64>,
+    /// Every distinct entry applied at each sequence number, and the servers
+    /// that applied it.
+    order: BTreeMap<u64, Vec<Applications>>,
+    /// Positions each server applied before it last dropped its history.
+    dropped: HashMap<u64, HashSet<LogPosition>>,
+    /// Origins of the writes merged into the surviving history.
+    merged: HashSet<LogPosition>,
+    /// Where each (client, request) was executed, and with what outcome.
+    executed: HashMap<(u64, u64), Vec<(LogPosition, WriteOutcome)>>,
     /// Answers clients received for writes: (client, request, outcome).
     acks: Vec<(u64, u64, WriteOutcome)>,
     violations: Vec<Violation>,
+}
+
+/// One entry and the servers that applied it.
+#[derive(Debug)]
+struct Applications {
+    entry: Entry,
+    servers: BTreeSet<u64>,
 }
 
 impl Checker {
@@ -62,7 +74,7 @@ impl Checker {
     /// The newest entry any replica ever applied (committed), even one whose
     /// replica has since lost it by restarting without data.
     pub fn newest_applied(&self) -> Option<LogPosition> {
-        self.order.values().next_back().map(|(entry, _)| entry.position)
+        self.order.values().next_back().and_then(|all| all.first()).map(|a| a.entry.position)
     }
 
     /// Records a broken invariant.
@@ -72,53 +84,84 @@ impl Checker {
 
     /// A replica applied an entry.
     pub fn on_applied(&mut self, server: u64, entry: &Entry, applied: &Applied) {
-        let seq = entry.position.seq;
-        match self.order.get(&seq) {
-            Some((first, _)) if first != entry => {
-                let detail = format!("server {server} applied {entry:?} at seq {seq}, another replica {first:?}");
-                self.fail("one-order", detail);
-            }
-            Some(_) => {}
+        let all = self.order.entry(entry.position.seq).or_default();
+        match all.iter_mut().find(|a| a.entry == *entry) {
+            Some(known) => drop(known.servers.insert(server)),
             None => {
-                self.order.insert(seq, (entry.clone(), applied.clone()));
+                let servers = BTreeSet::from([server]);
+                all.push(Applications { entry: entry.clone(), servers });
             }
         }
-        if matches!(applied, Applied::Executed(_)) {
-            let key = (entry.client, entry.request);
-            match self.executed.insert(key, seq) {
-                Some(earlier) if earlier != seq => {
-                    let detail = format!("client {} request {} executed at seq {earlier} and {seq}", key.0, key.1);
-                    self.fail("at-most-once", detail);
-                }
-                _ => {}
+        if let (Applied::Merged(_), Op::Merged { origin, .. }) = (applied, &entry.op) {
+            self.merged.insert(*origin);
+        }
+        if let Applied::Executed(outcome) = applied {
+            let runs = self.executed.entry((entry.client, entry.request)).or_default();
+            if !runs.iter().any(|(position, _)| *position == entry.position) {
+                runs.push((entry.position, outcome.clone()));
             }
+        }
+    }
+
+    /// A replica dropped its history to copy its leader's: what it applied so
+    /// far no longer speaks for the surviving history.
+    pub fn on_history_dropped(&mut self, server: u64) {
+        let dropped = self.dropped.entry(server).or_default();
+        for all in self.order.values() {
+            dropped.extend(all.iter().filter(|a| a.servers.contains(&server)).map(|a| a.entry.position));
+        }
+    }
+
+    /// True when every server that applied `a` has since dropped that history.
+    fn abandoned(&self, a: &Applications) -> bool {
+        a.servers.iter().all(|s| self.dropped.get(s).is_some_and(|d| d.contains(&a.entry.position)))
+    }
+
+    /// Once the run is over: `one-order` and `at-most-once` over the
+    /// surviving history (entries of histories abandoned when a partition
+    /// healed do not count), and every answered write checked against it. A
+    /// write executed only in an abandoned history must have been merged.
+    pub fn check_histories(&mut self) {
+        let mut abandoned = HashSet::new();
+        for (seq, all) in &self.order {
+            let (lost, kept): (Vec<&Applications>, Vec<&Applications>) = all.iter().partition(|a| self.abandoned(a));
+            abandoned.extend(lost.iter().map(|a| a.entry.position));
+            if let [first, second, ..] = kept[..] {
+                let detail = format!(
+                    "servers {:?} applied {:?} at seq {seq}, servers {:?} {:?}",
+                    second.servers, second.entry, first.servers, first.entry
+                );
+                self.violations.push(Violation { invariant: "one-order", detail });
+            }
+        }
+        for ((client, request), runs) in &self.executed {
+            let surviving: Vec<_> = runs.iter().filter(|(p, _)| !abandoned.contains(p)).collect();
+            if surviving.len() > 1 {
+                let detail = format!("client {client} request {request} executed at {surviving:?}");
+                self.violations.push(Violation { invariant: "at-most-once", detail });
+            }
+        }
+        for (client, request, outcome) in std::mem::take(&mut self.acks) {
+            let runs = self.executed.get(&(client, request)).map(Vec::as_slice).unwrap_or_default();
+            let surviving = runs.iter().find(|(p, _)| !abandoned.contains(p));
+            let merged = runs.iter().any(|(p, _)| self.merged.contains(p));
+            let detail = match surviving {
+                Some((_, done)) if *done == outcome => None,
+                None if merged => None,
+                Some((position, done)) => Some(format!("was told {outcome:?}, but {position:?} did {done:?}")),
+                None if runs.is_empty() => Some(format!("was told {outcome:?}, but no replica executed it")),
+                None => Some(format!("was told {outcome:?}, executed only in an abandoned history, never merged")),
+            };
+            if let Some(detail) = detail {
+                self.fail("acknowledged-writes", format!("client {client} request {request} {detail}"));
+            }
+            self.acks.push((client, request, outcome));
         }
     }
 
     /// A client received this answer to a write.
     pub fn on_write_answer(&mut self, client: u64, request: u64, outcome: WriteOutcome) {
         self.acks.push((client, request, outcome));
-    }
-
-    /// Checks every answered write against the one order.
-    pub fn check_acknowledged(&mut self) {
-        for (client, request, outcome) in std::mem::take(&mut self.acks) {
-            let executed = self.executed.get(&(client, request)).and_then(|seq| self.order.get(seq));
-            match executed {
-                Some((_, Applied::Executed(done))) if *done == outcome => {}
-                Some((entry, done)) => {
-                    let detail =
-                        format!("client {client} request {request} was told {outcome:?}, but {entry:?} did {done:?}");
-                    self.fail("acknowledged-writes", detail);
-                }
-                None => {
-                    let detail =
-                        format!("client {client} request {request} was told {outcome:?}, but no replica executed it");
-                    self.fail("acknowledged-writes", detail);
-                }
-            }
-            self.acks.push((client, request, outcome));
-        }
     }
 
     /// After the faults stopped: one leader and identical tables.

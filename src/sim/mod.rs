@@ -322,6 +322,14 @@ impl Sim {
         self.multicast(client_addr, bytes);
     }
 
+    /// Sends a raw request that reaches only the server at `index`, as from a
+    /// client on that server's side of a partition.
+    pub fn request_to(&mut self, index: usize, client_addr: SocketAddrV4, client: u64, request: u64, command: Command) {
+        let bytes = wire::encode(&Message::Request(Request { client, request, command }));
+        let to = self.servers[index].node.id().addr;
+        self.send(client_addr, to, bytes);
+    }
+
     /// Delivers raw bytes to the group, as a hostile or broken sender would.
     pub fn inject(&mut self, from: SocketAddrV4, bytes: Vec<u8>) {
         self.multicast(from, bytes);
@@ -437,6 +445,7 @@ impl Sim {
         while let Some(event) = self.servers[index].node.poll_event() {
             match event {
                 Event::Applied(entry, applied) => self.checker.on_applied(id, &entry, &applied),
+                Event::HistoryDropped => self.checker.on_history_dropped(id),
                 Event::Fatal(_) => {
                     self.fatal.push((index, event));
                     self.servers[index].liveness = Liveness::Down;

@@ -273,7 +273,7 @@ fn heal(sim: &mut Sim, report: &mut Report) {
         sim.up().into_iter().map(|i| (sim.node(i).id().id, sim.node(i).log().table().clone())).collect();
     let tables: Vec<_> = tables.iter().map(|(id, table)| (*id, table)).collect();
     sim.checker.check_converged(&leaders, &tables);
-    sim.checker.check_acknowledged();
+    sim.checker.check_histories();
 }
 
 fn converged(sim: &Sim) -> bool {

@@ -1,0 +1,187 @@
+//! Healing a partition in the default mode. While the network was split, each
+//! side elected a leader and committed writes that the other side lacks. When
+//! it heals, the group elects its highest server as usual, and that server's
+//! history stands. A server that finds its committed history different from
+//! its leader's (a candidate, from a server it catches up from; a follower,
+//! from its leader) does not copy over it:
+//!
+//! 1. the follower sends its latest committed entries (`Orphans`);
+//! 2. the leader appends each write it does not hold as [`Op::Merged`], which
+//!    replays it after its own history (`ReservationTable::merge`: a write
+//!    that cannot be replayed is a conflict, logged by every server and shown
+//!    by `status`);
+//! 3. once those entries are committed, the leader says so (`OrphansTaken`),
+//!    and the follower drops its history, takes a new incarnation (what it
+//!    acknowledged before no longer counts) and copies the leader's.
+//!
+//! A leader does not step down for a member whose history it knows differs
+//! from its own (`diverged`): that member's longer log is merged, not adopted.
+
+use std::time::Instant;
+
+use ::log::{error, info, warn};
+
+use super::log::{ReplicatedLog, estimated_size};
+use super::replication::CHUNK_BUDGET;
+use super::{Node, NodeId, State, xorshift};
+use crate::rooms::Applied;
+use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
+
+impl Node {
+    /// `prev` (sent by `source`) sits where we hold a different committed
+    /// entry: our histories split. True if so, after acting on it.
+    pub(super) fn on_divergence(&mut self, now: Instant, source: NodeId, prev: LogPosition) -> bool {
+        if !self.log.diverges_at(prev) {
+            return false;
+        }
+        self.diverged.insert(source);
+        match &mut self.state {
+            State::Candidate(_) => {
+                warn!("{source}'s committed history differs from ours at seq {}: not catching up from it", prev.seq);
+                self.forget_catchup_source(now, source);
+            }
+            State::Follower(f) if f.leader == source => {
+                let first = f.diverged.is_none();
+                if first {
+                    warn!(
+                        "our committed history differs from leader {source}'s at seq {}: handing our committed \
+                         writes to it to merge",
+                        prev.seq
+                    );
+                    f.diverged = Some(prev.seq);
+                }
+                let oldest = self.send_orphans();
+                if first && oldest > prev.seq {
+                    // The writes between the split and `oldest` do not fit one datagram: they are lost.
+                    error!(
+                        "more writes were committed on this side of the partition than one datagram carries; \
+                         those before seq {oldest} cannot be merged into the leader's history"
+                    );
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Sends our latest committed writes, as many as fit a datagram, to our
+    /// leader; the sequence number of the oldest sent.
+    pub(super) fn send_orphans(&mut self) -> u64 {
+        let State::Follower(f) = &self.state else { return 0 };
+        let leader = f.leader;
+        let mut budget = CHUNK_BUDGET;
+        let mut entries: Vec<Entry> = self
+            .log
+            .entries_after(0)
+            .into_iter()
+            .filter(|e| e.position.seq <= self.log.commit())
+            .rev()
+            .take_while(|e| {
+                budget = budget.saturating_sub(estimated_size(e));
+                budget > 0
+            })
+            .collect();
+        entries.reverse();
+        let oldest = entries.first().map_or(0, |e| e.position.seq);
+        self.send_to(leader, PeerBody::Orphans { entries });
+        oldest
+    }
+
+    /// A diverged follower's committed entries: merges the writes we do not
+    /// hold, and says when all of them are merged and committed.
+    pub(super) fn on_orphans(&mut self, now: Instant, sender: NodeId, entries: &[Entry]) {
+        let State::Leader(l) = &mut self.state else { return };
+        l.set_out_of_sync(sender);
+        self.diverged.insert(sender);
+        let upto = entries.last().map_or(0, |e| e.position.seq);
+        let foreign: Vec<&Entry> = entries.iter().filter(|e| !self.log.holds(e.position)).collect();
+        let Some(since) = foreign.first().map(|e| e.position.seq) else {
+            return self.send_to(sender, PeerBody::OrphansTaken { upto });
+        };
+        let mut merged_all = true;
+        let mut fresh = Vec::new();
+        for entry in foreign {
+            let Some((origin, write)) = merged_write(entry) else { continue };
+            if self.log.table().has_merged(origin) {
+                continue;
+            }
+            merged_all = false;
+            if !self.log.has_pending_merge(origin) {
+                fresh.push((origin, write, entry.client, entry.request));
+            }
+        }
+        if merged_all {
+            return self.send_to(sender, PeerBody::OrphansTaken { upto });
+        }
+        if fresh.is_empty() {
+            return; // merges are under way; the follower asks again
+        }
+        info!("merging {} writes committed by {sender} while the group was split", fresh.len());
+        let prev = self.log.last();
+        let appended: Vec<Entry> = fresh
+            .into_iter()
+            .enumerate()
+            .map(|(i, (origin, write, client, request))| Entry {
+                position: LogPosition { term: self.term, seq: prev.seq + 1 + i as u64, leader: self.incarnation },
+                client,
+                request,
+                op: Op::Merged { origin, since, write: Box::new(write) },
+            })
+            .collect();
+        for entry in &appended {
+            self.log.push(entry.clone());
+        }
+        self.multicast(PeerBody::Append { prev, entries: appended });
+        self.try_commit(now);
+    }
+
+    /// Our leader merged our committed writes: drop our history and copy its.
+    pub(super) fn on_orphans_taken(&mut self, now: Instant, sender: NodeId, upto: u64) {
+        let State::Follower(f) = &mut self.state else { return };
+        if f.leader != sender || f.diverged.is_none() || upto < self.log.commit() {
+            return;
+        }
+        warn!("leader {sender} merged our committed writes; dropping our history to copy the leader's");
+        f.diverged = None;
+        f.verified = 0;
+        f.leader_saw_our_log = false;
+        self.log = ReplicatedLog::emptied();
+        self.incarnation = xorshift(&mut self.rng);
+        self.catchup = None;
+        self.snapshot_cache = None;
+        self.events.push_back(super::Event::HistoryDropped);
+        self.follower_catch_up(now);
+    }
+
+    /// A member we know diverged reports again: true while it still does
+    /// (its longer log must not make us step down), and forgets it once it
+    /// has copied our history.
+    pub(super) fn still_diverged(&mut self, sender: NodeId, peer: &PeerMessage) -> bool {
+        if !self.diverged.contains(&sender) {
+            return false;
+        }
+        if self.log.holds(peer.last) {
+            self.diverged.remove(&sender);
+            return false;
+        }
+        true
+    }
+
+    /// Logs what a merge had to drop; every server does, so that the operator
+    /// finds it in any server's log.
+    pub(super) fn report_merge(&self, entry: &Entry, applied: &Applied) {
+        if let Applied::Merged(Some(conflict)) = applied {
+            error!("partition conflict at seq {}: {conflict}", entry.position.seq);
+        }
+    }
+}
+
+/// The origin and the write of a committed entry to merge; `None` for an
+/// entry that is not a client's write.
+fn merged_write(entry: &Entry) -> Option<(LogPosition, Op)> {
+    match &entry.op {
+        Op::Genesis { .. } => None,
+        Op::Merged { origin, write, .. } => Some((*origin, write.as_ref().clone())),
+        write => Some((entry.position, write.clone())),
+    }
+}

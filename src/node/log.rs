@@ -129,6 +129,14 @@ impl ReplicatedLog {
             .any(|e| e.position.seq > applied && matches!(e.op, Op::Merged { origin: o, .. } if o == origin))
     }
 
+    /// True when a retained entry (applied or not) ran this client request
+    /// itself, not as a merge.
+    pub fn ran_request(&self, client: u64, request: u64) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.client == client && e.request == request && matches!(e.op, Op::Reserve(_) | Op::Cancel(_)))
+    }
+
     /// True when an entry not yet applied carries this client request.
     pub fn has_pending(&self, client: u64, request: u64) -> bool {
         let applied = self.table.applied().seq;

@@ -102,7 +102,8 @@ impl Node {
         let mut fresh = Vec::new();
         for entry in foreign {
             let Some((origin, write)) = merged_write(entry) else { continue };
-            if self.log.table().has_merged(origin) {
+            // A client that reached both sides had the same request run on each.
+            if self.log.table().has_merged(origin) || self.log.ran_request(entry.client, entry.request) {
                 continue;
             }
             merged_all = false;

@@ -306,7 +306,8 @@ fn a_leader_short_of_min_replicas_still_hands_over_to_a_higher_server() {
 /// client on each side: both sides confirm writes, including the same slot.
 /// After the heal the highest server's history stands, the other side's
 /// writes are merged after it, the contested slot stays with 500's side and
-/// the dropped reservation is a conflict every server reports; all tables agree.
+/// the dropped reservation is a conflict every server reports; all tables
+/// agree. A request that reached both sides is not taken for a conflict.
 #[test]
 fn a_healed_partition_merges_both_sides_and_reports_the_conflict() {
     let mut sim = Sim::new(21, Faults::default());
@@ -325,6 +326,9 @@ fn a_healed_partition_merges_both_sides_and_reports_the_conflict() {
     assert_eq!(ask_via(&mut sim, small, 1, 2, Command::Reserve(kept.clone())), reserved);
     assert_eq!(ask_via(&mut sim, large, 2, 1, Command::Reserve(contested.clone())), reserved);
     assert_eq!(ask_via(&mut sim, large, 2, 2, Command::Reserve(merged.clone())), reserved);
+    // A client that reaches both sides has its request run on each: no conflict.
+    let both = slot("MC5050", "8:30-9:30", "Monday");
+    assert_eq!(ask(&mut sim, 3, 1, Command::Reserve(both.clone())), reserved);
 
     sim.heal_partition();
     let converged = |s: &Sim| {
@@ -332,7 +336,7 @@ fn a_healed_partition_merges_both_sides_and_reports_the_conflict() {
             && (0..5).all(|i| s.node(i).log().table() == s.node(4).log().table() && s.node(i).role() != Role::Candidate)
     };
     assert!(sim.run_until(SETTLE * 4, converged), "leaders {:?}", leader_id(&sim));
-    let mut want = vec![contested.clone(), kept, merged];
+    let mut want = vec![contested.clone(), kept, merged, both];
     want.sort_by_key(|s| (s.room.clone(), s.day.clone(), s.timeslot.clone()));
     let mut got = reservations_on(&sim, 0);
     got.sort_by_key(|s| (s.room.clone(), s.day.clone(), s.timeslot.clone()));

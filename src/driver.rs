@@ -174,7 +174,10 @@ impl Server {
             self.node.handle_timeout(Instant::now());
             self.flush()?;
         }
-        Ok(())
+        // Hand over (or tell the leader) rather than leave the group to notice
+        // a heartbeat timeout later.
+        self.node.leave(Instant::now());
+        self.flush()
     }
 
     /// Stores what changed, then sends what the node queued and acts on its

@@ -443,7 +443,14 @@ pub enum PeerBody {
     HandOver {
         /// (server ID, address, last log position held) of each member.
         members: Vec<(u64, std::net::SocketAddrV4, LogPosition)>,
+        /// The old leader is stopping: it is not among `members`, and the new
+        /// leader serves at once instead of waiting for members to report.
+        leaving: bool,
     },
+    /// A server stopping cleanly (SIGINT, SIGTERM) says so: unicast to its
+    /// leader, which stops waiting for it, or multicast by a leader that had
+    /// no member to hand over to, so that the others elect at once.
+    Leaving,
     /// Unicast to a starting server whose explicit ID is already taken.
     IdInUse,
     /// Unicast answer to a message from an older term: the envelope's term is newer.

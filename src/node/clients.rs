@@ -91,7 +91,7 @@ impl Node {
             return;
         }
         let answer = Answer::Unconfirmed { reachable: reachable as u32, required: required as u32 };
-        for ((_, request), to) in l.waiting.drain().collect::<Vec<_>>() {
+        for ((_, request), to) in std::mem::take(&mut l.waiting) {
             self.reply(now, to, request, answer.clone());
         }
     }

@@ -61,6 +61,15 @@ enum Phase {
 }
 
 impl Candidacy {
+    /// Stops waiting for `server`, which left the group.
+    pub(super) fn forget(&mut self, server: NodeId) {
+        self.expected.remove(&server);
+        self.voters.remove(&server);
+        if self.higher == Some(server) {
+            self.higher = None;
+        }
+    }
+
     pub(super) fn new(now: Instant) -> Self {
         Candidacy {
             phase: Phase::Soliciting,
@@ -131,10 +140,12 @@ impl Node {
     /// Takes the next term and announces it. `members` are the servers known to
     /// follow (election voters, or the members a leader handed over), with the
     /// last log position each holds.
-    pub(super) fn become_leader(&mut self, now: Instant, members: &BTreeMap<NodeId, LogPosition>) {
+    /// Leads with `members`; with `collect`, commits nothing for a while so
+    /// that members whose answers were lost can report.
+    pub(super) fn become_leader(&mut self, now: Instant, members: &BTreeMap<NodeId, LogPosition>, collect: bool) {
         let changed = self.leader() != Some(self.me);
         self.term += 1;
-        let leadership = Leadership::new(now, self.term, members, &self.log, self.config.timing);
+        let leadership = Leadership::new(now, self.term, members, &self.log, (self.config.timing, collect));
         self.state = State::Leader(leadership);
         self.catchup = None;
         if self.log.last().seq == 0 {
@@ -332,7 +343,7 @@ impl Node {
             }
             None => {
                 let voters = std::mem::take(&mut c.voters).into_iter().map(|(id, s)| (id, s.last)).collect();
-                self.become_leader(now, &voters);
+                self.become_leader(now, &voters, true);
             }
         }
     }

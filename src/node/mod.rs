@@ -14,6 +14,7 @@
 
 mod clients;
 mod election;
+mod leave;
 pub mod log;
 mod merge;
 mod replication;
@@ -514,7 +515,8 @@ impl Node {
             PeerBody::SnapshotChunk { last, offset, total, ref data } => {
                 self.on_snapshot_chunk(now, sender, last, offset, total, data)
             }
-            PeerBody::HandOver { ref members } => self.on_hand_over(now, sender, &peer, members),
+            PeerBody::HandOver { ref members, leaving } => self.on_hand_over(now, sender, &peer, (members, leaving)),
+            PeerBody::Leaving => self.on_leaving(now, sender),
             PeerBody::Orphans { ref entries } => self.on_orphans(now, sender, entries),
             PeerBody::OrphansTaken { upto } => self.on_orphans_taken(now, sender, upto),
             PeerBody::IdInUse => self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr }),

@@ -7,7 +7,7 @@
 //! behind what the leader announces, pulls what it misses (`Fetch` →
 //! `Entries`, or a chunked snapshot when the entries were compacted).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
@@ -28,8 +28,9 @@ pub(super) struct Leadership {
     members: BTreeMap<NodeId, Member>,
     /// Commit nothing before this instant: members are still making themselves known.
     collecting_until: Instant,
-    /// Clients waiting for a write to commit, by (client, request).
-    pub(super) waiting: HashMap<(u64, u64), SocketAddrV4>,
+    /// Clients waiting for a write to commit, by (client, request); ordered,
+    /// so that answering them all goes the same way in every simulated run.
+    pub(super) waiting: BTreeMap<(u64, u64), SocketAddrV4>,
     /// Handing over to a higher server since this instant: writes pause.
     pub(super) handing_over: Option<(NodeId, Instant)>,
     /// The log's end when this leadership began. Until it is committed, the
@@ -64,7 +65,7 @@ impl Leadership {
         term: u64,
         voters: &BTreeMap<NodeId, LogPosition>,
         log: &ReplicatedLog,
-        timing: Timing,
+        (timing, collect): (Timing, bool),
     ) -> Self {
         let members = voters
             .iter()
@@ -76,13 +77,12 @@ impl Leadership {
         Leadership {
             term,
             members,
-            collecting_until: now
-                + if voters.is_empty() && log.last().seq == 0 {
-                    timing.heartbeat_timeout
-                } else {
-                    timing.heartbeat_interval
-                },
-            waiting: HashMap::new(),
+            collecting_until: match collect {
+                false => now,
+                true if voters.is_empty() && log.last().seq == 0 => now + timing.heartbeat_timeout,
+                true => now + timing.heartbeat_interval,
+            },
+            waiting: BTreeMap::new(),
             handing_over: None,
             inherited: log.last(),
         }
@@ -90,8 +90,6 @@ impl Leadership {
 }
 
 impl Leadership {
-    /// Servers that hold (or will hold) each new write: the leader and its
-    /// in-sync members. `--min-replicas` is measured against this.
     /// Stops counting `member` toward commits (its history diverged from ours).
     pub(super) fn set_out_of_sync(&mut self, member: NodeId) {
         if let Some(m) = self.members.get_mut(&member) {
@@ -99,6 +97,19 @@ impl Leadership {
         }
     }
 
+    /// The highest in-sync member that holds our log up to `last`: who takes
+    /// over when we leave.
+    pub(super) fn successor(&self, last: u64) -> Option<NodeId> {
+        self.members.iter().rev().find(|(_, m)| m.in_sync && m.acked == last).map(|(id, _)| *id)
+    }
+
+    /// Drops a member that left; true if it was one.
+    pub(super) fn remove_member(&mut self, member: NodeId) -> bool {
+        self.members.remove(&member).is_some()
+    }
+
+    /// Servers that hold (or will hold) each new write: the leader and its
+    /// in-sync members. `--min-replicas` is measured against this.
     pub(super) fn replicas(&self) -> usize {
         1 + self.members.values().filter(|m| m.in_sync).count()
     }
@@ -243,14 +254,23 @@ impl Node {
                 target
             }
         };
+        self.hand_over_to(target, false);
+    }
+
+    /// Sends `HandOver` to `target`, listing the members it must keep (and us,
+    /// unless we are `leaving`).
+    pub(super) fn hand_over_to(&mut self, target: NodeId, leaving: bool) {
+        let State::Leader(l) = &self.state else { return };
         let mut members: Vec<_> = l
             .members
             .iter()
             .filter(|(id, _)| **id != target)
             .map(|(id, m)| (id.id, id.addr, self.log.position_at(m.acked).unwrap_or_default()))
             .collect();
-        members.push((me.id, me.addr, self.log.last()));
-        self.send_to(target, PeerBody::HandOver { members });
+        if !leaving {
+            members.push((self.me.id, self.me.addr, self.log.last()));
+        }
+        self.send_to(target, PeerBody::HandOver { members, leaving });
     }
 
     pub(super) fn on_hand_over(
@@ -258,7 +278,7 @@ impl Node {
         now: Instant,
         sender: NodeId,
         peer: &PeerMessage,
-        members: &[(u64, SocketAddrV4, LogPosition)],
+        (members, leaving): (&[(u64, SocketAddrV4, LogPosition)], bool),
     ) {
         let State::Follower(f) = &self.state else { return };
         if f.leader != sender || peer.term != self.term {
@@ -266,7 +286,9 @@ impl Node {
         }
         if self.log.last() == peer.last {
             let members = members.iter().map(|&(id, addr, last)| (NodeId { id, addr }, last)).collect();
-            self.become_leader(now, &members);
+            self.forget_server(sender);
+            // A leaving leader listed every member with its position: nobody's report is missing.
+            self.become_leader(now, &members, !leaving);
         } else {
             self.follower_catch_up(now);
         }

@@ -209,6 +209,15 @@ impl Sim {
         self.servers[index].backlog.clear();
     }
 
+    /// Stops a server as SIGTERM does: it leaves the group (hands over, or
+    /// tells its leader), sends that, and is gone.
+    pub fn stop_cleanly(&mut self, index: usize) {
+        let now = self.now;
+        self.running(index).leave(now);
+        self.flush(index);
+        self.crash(index);
+    }
+
     /// Starts a crashed server again, with the same ID and address but none of
     /// its state (no data directory).
     pub fn restart(&mut self, index: usize) {

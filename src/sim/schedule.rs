@@ -190,7 +190,11 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
     let victim = pick_victim(sim);
     let Some(victim) = victim.filter(|&v| another_holds_everything(sim, v)) else { return };
     if sim.chance(0.5) {
-        sim.crash(victim);
+        // Some stops are clean (SIGTERM): the server leaves, handing over if it leads.
+        match sim.chance(0.3) {
+            true => sim.stop_cleanly(victim),
+            false => sim.crash(victim),
+        }
         report.crashes += 1;
     } else {
         sim.pause(victim);

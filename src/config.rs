@@ -1,12 +1,182 @@
-//! Configuration files. For now: the catalog of rooms, timeslots and days
+//! Configuration files: the server's settings (`--config FILE`, documented
+//! in `config/roomcast.toml`) and the catalog of rooms, timeslots and days
 //! (`config/catalog.toml`), which every server of a group must share.
+//!
+//! A setting given on the command line wins over the config file, which wins
+//! over the built-in default. Anything unknown, malformed or impossible is
+//! refused with the key, the file and what to do.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::driver::ServerSettings;
+use crate::net::{GroupAddr, parse_group};
+use crate::node::Timing;
 use crate::rooms::Catalog;
+
+/// Every server setting, each optional: what the command line or a config
+/// file says. Keys in the file are these field names.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOptions {
+    /// Multicast group, e.g. "224.1.1.1".
+    pub group: Option<String>,
+    /// UDP port of the group.
+    pub port: Option<u16>,
+    /// Explicit server ID (default: the process ID).
+    pub id: Option<u64>,
+    /// Local interface address to join on and send from.
+    pub interface: Option<Ipv4Addr>,
+    /// Multicast TTL.
+    pub ttl: Option<u32>,
+    /// Heartbeat interval, in milliseconds.
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Heartbeat timeout, in milliseconds.
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// Election timeout, in milliseconds.
+    pub election_timeout_ms: Option<u64>,
+    /// Delay before each answer to a client, in milliseconds.
+    pub service_delay_ms: Option<u64>,
+    /// Directory for the log and snapshots.
+    pub data_dir: Option<PathBuf>,
+    /// Servers that must hold a write before it is confirmed.
+    pub min_replicas: Option<u64>,
+    /// A catalog file (exclusive with `rooms`, `timeslots` and `days`).
+    pub catalog: Option<PathBuf>,
+    /// The rooms, inline.
+    pub rooms: Option<Vec<String>>,
+    /// The timeslots, inline.
+    pub timeslots: Option<Vec<String>>,
+    /// The days, inline.
+    pub days: Option<Vec<String>>,
+    /// Log level: error, warn, info, debug or trace.
+    pub log_level: Option<String>,
+}
+
+/// What the server runs with once the command line, the config file and the
+/// defaults are merged and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedServer {
+    /// The settings for the driver.
+    pub settings: ServerSettings,
+    /// The log filter (`RUST_LOG` syntax), `None` for `RUST_LOG` or `info`.
+    pub log_level: Option<String>,
+}
+
+/// Default heartbeat interval, timeout and election timeout, in milliseconds.
+const DEFAULT_TIMINGS_MS: (u64, u64, u64) = (200, 1000, 200);
+
+/// Reads and parses a server config file.
+pub fn load_server_options(path: &Path) -> Result<ServerOptions, ConfigError> {
+    let fail = |problem: String| ConfigError { path: path.to_path_buf(), problem };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the config file: {e}")))?;
+    toml::from_str(&text).map_err(|e| fail(e.to_string().trim_end().to_string()))
+}
+
+/// Merges `cli` over `file` (read from `path`) over the defaults, and checks
+/// the result. Errors name the key and where it came from.
+pub fn resolve_server(
+    cli: &ServerOptions,
+    file: Option<(&Path, &ServerOptions)>,
+) -> Result<ResolvedServer, ConfigError> {
+    let empty = ServerOptions::default();
+    let (path, from_file) = file.map_or((Path::new("the command line"), &empty), |(p, f)| (p, f));
+    let fail = |problem: String| ConfigError { path: path.to_path_buf(), problem };
+    // Says where a value came from, for error messages.
+    let origin = |flag: &str, key: &str, given_on_cli: bool| match given_on_cli {
+        true => format!("--{flag}"),
+        false => format!("`{key}`"),
+    };
+
+    let group_text = pick(&cli.group, &from_file.group)
+        .ok_or_else(|| fail("no multicast group: give GROUP PORT on the command line or `group` and `port`".into()))?;
+    let group = parse_group(&group_text)
+        .map_err(|e| fail(format!("{}: {e}", origin("group", "group", cli.group.is_some()))))?;
+    let port = pick(&cli.port, &from_file.port).ok_or_else(|| fail("no port: give GROUP PORT or `port`".into()))?;
+    if port == 0 {
+        return Err(fail(format!(
+            "{}: port 0 is not a port; use 1 to 65535",
+            origin("port", "port", cli.port.is_some())
+        )));
+    }
+    let (interval, timeout, election) = DEFAULT_TIMINGS_MS;
+    let interval = pick(&cli.heartbeat_interval_ms, &from_file.heartbeat_interval_ms).unwrap_or(interval);
+    let timeout = pick(&cli.heartbeat_timeout_ms, &from_file.heartbeat_timeout_ms).unwrap_or(timeout);
+    let election = pick(&cli.election_timeout_ms, &from_file.election_timeout_ms).unwrap_or(election);
+    if interval == 0 || election == 0 {
+        return Err(fail("`heartbeat_interval_ms` and `election_timeout_ms` must be at least 1".into()));
+    }
+    if timeout <= interval {
+        let key = origin("heartbeat-timeout", "heartbeat_timeout_ms", cli.heartbeat_timeout_ms.is_some());
+        return Err(fail(format!(
+            "{key} ({timeout} ms) must be longer than the heartbeat interval ({interval} ms), \
+             or every follower would declare the leader failed between two heartbeats"
+        )));
+    }
+    let min_replicas = pick(&cli.min_replicas, &from_file.min_replicas).unwrap_or(1);
+    if min_replicas == 0 {
+        return Err(fail("`min_replicas` must be at least 1 (the leader itself)".into()));
+    }
+    let catalog = resolve_catalog(cli, from_file).map_err(fail)?;
+    let ms = Duration::from_millis;
+    let settings = ServerSettings {
+        group: GroupAddr {
+            group,
+            port,
+            interface: pick(&cli.interface, &from_file.interface),
+            ttl: pick(&cli.ttl, &from_file.ttl).unwrap_or(1),
+        },
+        id: pick(&cli.id, &from_file.id),
+        timing: Timing {
+            heartbeat_interval: ms(interval),
+            heartbeat_timeout: ms(timeout),
+            election_timeout: ms(election),
+            service_delay: ms(pick(&cli.service_delay_ms, &from_file.service_delay_ms).unwrap_or(0)),
+        },
+        catalog,
+        data_dir: pick(&cli.data_dir, &from_file.data_dir),
+        min_replicas: usize::try_from(min_replicas).unwrap_or(usize::MAX),
+    };
+    let log_level = pick(&cli.log_level, &from_file.log_level);
+    if let Some(level) = &log_level
+        && !["error", "warn", "info", "debug", "trace", "off"].contains(&level.to_ascii_lowercase().as_str())
+    {
+        return Err(fail(format!("`log_level` = \"{level}\": use error, warn, info, debug, trace or off")));
+    }
+    Ok(ResolvedServer { settings, log_level })
+}
+
+/// The command line's value, else the file's.
+fn pick<T: Clone>(cli: &Option<T>, file: &Option<T>) -> Option<T> {
+    cli.clone().or_else(|| file.clone())
+}
+
+/// The catalog: a `--catalog`/`catalog` file, inline lists in the config
+/// file, or the built-in one.
+fn resolve_catalog(cli: &ServerOptions, file: &ServerOptions) -> Result<Catalog, String> {
+    let inline = [&file.rooms, &file.timeslots, &file.days];
+    let given = inline.iter().filter(|list| list.is_some()).count();
+    if let Some(path) = &cli.catalog {
+        return load_catalog(path).map_err(|e| e.to_string());
+    }
+    match (&file.catalog, given) {
+        (Some(_), 1..) => Err("give either `catalog` or `rooms`, `timeslots` and `days`, not both".into()),
+        (Some(path), 0) => load_catalog(path).map_err(|e| e.to_string()),
+        (None, 0) => Ok(Catalog::default()),
+        (None, 3) => {
+            let [rooms, timeslots, days] = inline.map(|list| list.clone().unwrap_or_default());
+            for (key, names) in [("rooms", &rooms), ("timeslots", &timeslots), ("days", &days)] {
+                check_names(key, names)?;
+            }
+            Ok(Catalog { rooms, timeslots, days })
+        }
+        (None, _) => Err("`rooms`, `timeslots` and `days` go together: give all three, or none".into()),
+    }
+}
 
 /// A configuration file that cannot be used, with where and why.
 #[derive(Debug)]
@@ -68,6 +238,67 @@ fn check_names(key: &str, names: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(text: &str) -> ServerOptions {
+        toml::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn resolve_text(cli: &ServerOptions, text: &str) -> Result<ResolvedServer, String> {
+        resolve_server(cli, Some((Path::new("roomcast.toml"), &options(text)))).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roomcast.toml");
+        let file = load_server_options(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((file.group.as_deref(), file.port), (Some("224.1.1.1"), Some(11111)));
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file_which_wins_over_defaults() {
+        let file =
+            "group = \"224.1.1.1\"\nport = 5000\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 900\nid = 7";
+        let cli = ServerOptions { port: Some(6000), heartbeat_timeout_ms: Some(300), ..ServerOptions::default() };
+        let resolved = resolve_text(&cli, file).expect("valid");
+        let s = &resolved.settings;
+        assert_eq!((s.group.group, s.group.port, s.id), (Ipv4Addr::new(224, 1, 1, 1), 6000, Some(7)));
+        assert_eq!(s.timing.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(s.timing.heartbeat_timeout, Duration::from_millis(300));
+        assert_eq!(s.timing.election_timeout, Duration::from_millis(200), "the default");
+        assert_eq!((s.group.ttl, s.min_replicas, s.catalog.clone()), (1, 1, Catalog::default()));
+    }
+
+    #[test]
+    fn bad_settings_name_the_key_and_the_file() {
+        let cases = [
+            ("group = \"10.1.1.1\"\nport = 1", "roomcast.toml: `group`: 10.1.1.1 is not a multicast address"),
+            ("group = \"224.1.1.1\"\nport = 0", "`port`: port 0 is not a port"),
+            ("port = 1", "no multicast group"),
+            (
+                "group = \"224.1.1.1\"\nport = 1\nheartbeat_interval_ms = 500\nheartbeat_timeout_ms = 500",
+                "`heartbeat_timeout_ms` (500 ms) must be longer than the heartbeat interval (500 ms)",
+            ),
+            ("group = \"224.1.1.1\"\nport = 1\nrooms = [\"A\"]", "give all three, or none"),
+            ("group = \"224.1.1.1\"\nport = 1\nlog_level = \"loud\"", "`log_level` = \"loud\""),
+        ];
+        for (text, want) in cases {
+            let error = resolve_text(&ServerOptions::default(), text).expect_err(text);
+            assert!(error.contains(want), "{text:?}: got {error:?}, want {want:?}");
+        }
+        let cli = ServerOptions { heartbeat_timeout_ms: Some(50), ..ServerOptions::default() };
+        let error = resolve_text(&cli, "group = \"224.1.1.1\"\nport = 1").expect_err("timeout below the interval");
+        assert!(error.contains("--heartbeat-timeout (50 ms)"), "{error}");
+    }
+
+    #[test]
+    fn an_inline_catalog_is_checked_like_a_catalog_file() {
+        let text = "group = \"224.1.1.1\"\nport = 1\nrooms = [\"LAB\", \"lab\"]\ntimeslots = [\"9\"]\ndays = [\"Sat\"]";
+        let error = resolve_text(&ServerOptions::default(), text).expect_err("a duplicate room");
+        assert!(error.contains("'rooms' lists 'lab' twice"), "{error}");
+        let text = "group = \"224.1.1.1\"\nport = 1\nrooms = [\"LAB\"]\ntimeslots = [\"9\"]\ndays = [\"Sat\"]";
+        let catalog = resolve_text(&ServerOptions::default(), text).expect("valid").settings.catalog;
+        assert_eq!(catalog.rooms, ["LAB"]);
+    }
 
     #[test]
     fn the_shipped_catalog_is_the_built_in_default() {

@@ -25,7 +25,7 @@ const UNICAST: Token = Token(1);
 const WAKE: Token = Token(2);
 
 /// What the server binary passes in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// Where the group is.
     pub group: GroupAddr,

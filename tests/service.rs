@@ -29,9 +29,9 @@ fn service_delay_slows_answers_but_not_heartbeats() {
     );
 }
 
-fn write_catalog(rooms: &str) -> tempfile_path::TempFile {
+fn write_catalog(rooms: &str) -> TempToml {
     let text = format!("rooms = [{rooms}]\ntimeslots = [\"9-10\", \"10-11\"]\ndays = [\"Sat\", \"Sun\"]\n");
-    tempfile_path::TempFile::with_contents(&text)
+    TempToml::with_contents(&text)
 }
 
 /// `--catalog FILE` replaces the built-in rooms, timeslots and days.
@@ -79,32 +79,4 @@ fn the_demo_answers_from_its_three_servers() {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
     assert!(stdout.contains("(From servers): SA318 8:30-9:30 Monday"), "{stdout}");
-}
-
-/// A file under the system's temporary directory, removed when dropped.
-mod tempfile_path {
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    pub struct TempFile(PathBuf);
-
-    impl TempFile {
-        pub fn with_contents(text: &str) -> TempFile {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-            let path = std::env::temp_dir().join(format!("roomcast-test-{}-{n}.toml", std::process::id()));
-            std::fs::write(&path, text).expect("write a temporary catalog");
-            TempFile(path)
-        }
-
-        pub fn path(&self) -> &str {
-            self.0.to_str().expect("temporary paths are UTF-8")
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
 }

@@ -622,7 +622,7 @@ impl Node {
     }
 
     /// True while our loop has been running on time for less than `span`.
-    fn recently_resumed(&self, now: Instant, span: Duration) -> bool {
+    pub(super) fn recently_resumed(&self, now: Instant, span: Duration) -> bool {
         self.resumed_at.is_some_and(|t| now < t + span)
     }
 

@@ -284,6 +284,11 @@ impl Node {
         if f.leader != sender || peer.term != self.term {
             return;
         }
+        if self.recently_resumed(now, self.config.timing.heartbeat_timeout) {
+            // We stood still: this may have waited in our socket past the
+            // leader's patience, and the leader may have taken writes again.
+            return;
+        }
         if self.log.last() == peer.last {
             let members = members.iter().map(|&(id, addr, last)| (NodeId { id, addr }, last)).collect();
             self.forget_server(sender);

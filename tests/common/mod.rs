@@ -292,6 +292,23 @@ pub fn send_signal(child: &Child, signal: &str, label: &str) {
     assert!(status.success(), "kill -{signal} {label} failed: {status}");
 }
 
+/// A TOML file in the temporary directory, removed when dropped.
+pub struct TempToml(tempfile::NamedTempFile);
+
+impl TempToml {
+    /// Writes `text` to a new temporary `.toml` file.
+    pub fn with_contents(text: &str) -> TempToml {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().expect("a temporary file");
+        file.write_all(text.as_bytes()).expect("writing a temporary file");
+        TempToml(file)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &str {
+        self.0.path().to_str().expect("temporary paths are UTF-8")
+    }
+}
+
 /// Kills `child` (SIGKILL, this child only, by its PID) unless it already exited, and reaps it.
 pub fn kill_child(child: &mut Child) {
     if let Ok(None) = child.try_wait() {
@@ -343,6 +360,12 @@ impl ServerProcess {
             args.push(id.to_string());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        ServerProcess::start_with_args(args, id)
+    }
+
+    /// Starts `server ARGS...` exactly as given: the caller keeps it on
+    /// loopback (in `args` or a config file). `id` is its explicit ID, if any.
+    pub fn start_with_args(args: Vec<String>, id: Option<u64>) -> ServerProcess {
         let (child, capture) = spawn_captured(SERVER_BIN, &args, |command| {
             if std::env::var_os("RUST_LOG").is_none() {
                 command.env("RUST_LOG", "info");

@@ -15,9 +15,10 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::net::{self, GroupAddr, NetError};
-use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Timing};
+use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Role, Timing};
 use crate::rooms::Catalog;
 use crate::storage::{Storage, StorageError};
+use crate::systemd::Notifier;
 use crate::wire;
 
 const GROUP: Token = Token(0);
@@ -111,6 +112,7 @@ pub struct Server {
     node: Node,
     storage: Option<Storage>,
     stopper: Stopper,
+    notifier: Notifier,
 }
 
 impl Server {
@@ -142,7 +144,9 @@ impl Server {
             None => (Node::new(config, Instant::now()), None),
         };
         let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
-        Ok(Server { poll, group_socket, unicast, group: settings.group.socket_addr(), node, storage, stopper })
+        let notifier = Notifier::from_env(Instant::now());
+        let group = settings.group.socket_addr();
+        Ok(Server { poll, group_socket, unicast, group, node, storage, stopper, notifier })
     }
 
     /// A handle that stops [`Server::run`].
@@ -157,7 +161,11 @@ impl Server {
         self.node.start(Instant::now());
         self.flush()?;
         while !self.stopper.flag.load(Ordering::SeqCst) {
-            let timeout = self.node.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+            let wake = match (self.node.poll_timeout(), self.notifier.next_wake()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake.map(|t| t.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -173,7 +181,9 @@ impl Server {
             }
             self.node.handle_timeout(Instant::now());
             self.flush()?;
+            self.notifier.tick(Instant::now());
         }
+        self.notifier.stopping();
         // Hand over (or tell the leader) rather than leave the group to notice
         // a heartbeat timeout later.
         self.node.leave(Instant::now());
@@ -203,10 +213,20 @@ impl Server {
             match event {
                 Event::Fatal(e) => return Err(ServerError::Fatal(e)),
                 Event::Applied(..) | Event::HistoryDropped => {}
-                other => debug!("{other:?}"),
+                Event::Ready => self.notifier.ready(&describe_role(&self.node)),
+                Event::RoleChanged { .. } => self.notifier.status(&describe_role(&self.node)),
             }
         }
         Ok(())
+    }
+}
+
+/// A one-line status for the service manager.
+fn describe_role(node: &Node) -> String {
+    match (node.role(), node.leader()) {
+        (Role::Leader, _) => format!("leading the group as {} (term {})", node.id().id, node.term()),
+        (_, Some(leader)) => format!("following leader {} (term {})", leader.id, node.term()),
+        (_, None) => "electing a leader".to_string(),
     }
 }
 

@@ -27,4 +27,5 @@ pub mod node;
 pub mod rooms;
 pub mod sim;
 pub mod storage;
+pub mod systemd;
 pub mod wire;

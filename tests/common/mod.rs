@@ -366,10 +366,16 @@ impl ServerProcess {
     /// Starts `server ARGS...` exactly as given: the caller keeps it on
     /// loopback (in `args` or a config file). `id` is its explicit ID, if any.
     pub fn start_with_args(args: Vec<String>, id: Option<u64>) -> ServerProcess {
+        ServerProcess::start_with_env(args, id, &[])
+    }
+
+    /// Like [`ServerProcess::start_with_args`], with these environment variables set.
+    pub fn start_with_env(args: Vec<String>, id: Option<u64>, env: &[(&str, &str)]) -> ServerProcess {
         let (child, capture) = spawn_captured(SERVER_BIN, &args, |command| {
             if std::env::var_os("RUST_LOG").is_none() {
                 command.env("RUST_LOG", "info");
             }
+            command.envs(env.iter().copied());
         });
         let id = id.unwrap_or(u64::from(child.id()));
         let label = format!("server {id} (pid {}, args {:?})", child.id(), args);

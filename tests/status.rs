@@ -29,7 +29,7 @@ fn status_lists_every_server_and_says_they_agree() {
         .assert_success(&["(From servers): Reservation confirmed"]);
 
     let summary = "(From servers): 3 servers answered; leader 450; every table identical";
-    let out = status_until(&group, &[], |out| out.stdout.starts_with(summary));
+    let out = status_until(&group, &[], |out| out.stdout.starts_with(summary) && !out.stdout.contains("syncing"));
     assert_eq!(out.code(), 0, "{out}");
     let rows = out.stdout_lines();
     assert_eq!(rows.len(), 5, "summary, header and one row per server: {out}");
@@ -52,8 +52,10 @@ fn status_json_has_one_object_per_server() {
     let follower = ServerProcess::start_fast(&group, 200, &[]);
     follower.wait_for("Election completed. Group Leader: 300", PATIENCE);
 
-    let two = |out: &ClientOutput| out.stdout.matches("\"role\"").count() == 2;
-    let out = status_until(&group, &["--json"], two);
+    // Until 200 has caught up (it shows "syncing" before).
+    let settled =
+        |out: &ClientOutput| out.stdout.contains("\"role\":\"leader\"") && out.stdout.contains("\"role\":\"follower\"");
+    let out = status_until(&group, &["--json"], settled);
     let value: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(value["event"], "status", "{out}");
     let mut roles: Vec<(u64, String)> = value["servers"]

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::driver::ServerSettings;
+use crate::hooks::HookCommands;
 use crate::net::{GroupAddr, parse_group};
 use crate::node::Timing;
 use crate::rooms::Catalog;
@@ -55,6 +56,10 @@ pub struct ServerOptions {
     pub days: Option<Vec<String>>,
     /// Log level: error, warn, info, debug or trace.
     pub log_level: Option<String>,
+    /// Command run when this server becomes the leader.
+    pub on_leader: Option<String>,
+    /// Command run when this server becomes a follower.
+    pub on_follower: Option<String>,
 }
 
 /// What the server runs with once the command line, the config file and the
@@ -140,6 +145,10 @@ pub fn resolve_server(
         catalog,
         data_dir: pick(&cli.data_dir, &from_file.data_dir),
         min_replicas: usize::try_from(min_replicas).unwrap_or(usize::MAX),
+        hooks: HookCommands {
+            on_leader: pick(&cli.on_leader, &from_file.on_leader),
+            on_follower: pick(&cli.on_follower, &from_file.on_follower),
+        },
     };
     let log_level = pick(&cli.log_level, &from_file.log_level);
     if let Some(level) = &log_level

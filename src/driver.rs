@@ -14,6 +14,7 @@ use log::{debug, warn};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::hooks::{HookCommands, Hooks, RoleChange};
 use crate::net::{self, GroupAddr, NetError};
 use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Role, Timing};
 use crate::rooms::Catalog;
@@ -40,6 +41,8 @@ pub struct ServerSettings {
     pub data_dir: Option<PathBuf>,
     /// Servers that must hold a write before it is confirmed (1: no minimum).
     pub min_replicas: usize,
+    /// Commands to run on role changes.
+    pub hooks: HookCommands,
 }
 
 /// Why the server stopped with an error.
@@ -113,6 +116,7 @@ pub struct Server {
     storage: Option<Storage>,
     stopper: Stopper,
     notifier: Notifier,
+    hooks: Hooks,
 }
 
 impl Server {
@@ -145,8 +149,9 @@ impl Server {
         };
         let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
         let notifier = Notifier::from_env(Instant::now());
+        let hooks = Hooks::start(settings.hooks, node.id().id)?;
         let group = settings.group.socket_addr();
-        Ok(Server { poll, group_socket, unicast, group, node, storage, stopper, notifier })
+        Ok(Server { poll, group_socket, unicast, group, node, storage, stopper, notifier, hooks })
     }
 
     /// A handle that stops [`Server::run`].
@@ -214,7 +219,12 @@ impl Server {
                 Event::Fatal(e) => return Err(ServerError::Fatal(e)),
                 Event::Applied(..) | Event::HistoryDropped => {}
                 Event::Ready => self.notifier.ready(&describe_role(&self.node)),
-                Event::RoleChanged { .. } => self.notifier.status(&describe_role(&self.node)),
+                Event::RoleChanged { role, leader, term } => {
+                    self.notifier.status(&describe_role(&self.node));
+                    if role != Role::Candidate {
+                        self.hooks.role(RoleChange { leading: role == Role::Leader, leader, term });
+                    }
+                }
             }
         }
         Ok(())

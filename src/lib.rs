@@ -22,6 +22,7 @@
 pub mod client;
 pub mod config;
 pub mod driver;
+pub mod hooks;
 pub mod net;
 pub mod node;
 pub mod rooms;

@@ -47,6 +47,7 @@ fn start_servers() -> Result<GroupAddr, Box<dyn std::error::Error>> {
             catalog: Catalog::default(),
             data_dir: None,
             min_replicas: 1,
+            hooks: Default::default(),
         };
         let server = Server::bind(settings)?;
         thread::spawn(move || {

@@ -69,6 +69,13 @@ struct Args {
     /// Log level: error, warn, info, debug or trace [default: $RUST_LOG, else info].
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Shell command run each time this server becomes the leader, with
+    /// ROOMCAST_ROLE, ROOMCAST_LEADER, ROOMCAST_TERM and ROOMCAST_ID set.
+    #[arg(long, value_name = "CMD")]
+    on_leader: Option<String>,
+    /// Shell command run each time this server becomes a follower (same variables).
+    #[arg(long, value_name = "CMD")]
+    on_follower: Option<String>,
 }
 
 impl Args {
@@ -88,6 +95,8 @@ impl Args {
             min_replicas: self.min_replicas,
             catalog: self.catalog.clone(),
             log_level: self.log_level.clone(),
+            on_leader: self.on_leader.clone(),
+            on_follower: self.on_follower.clone(),
             ..ServerOptions::default()
         }
     }

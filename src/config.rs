@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub election_timeout_ms: Option<u64>,
     /// Delay before each answer to a client, in milliseconds.
     pub service_delay_ms: Option<u64>,
+    /// How long a higher server waits after starting before it takes over, in milliseconds.
+    pub preempt_delay_ms: Option<u64>,
     /// Directory for the log and snapshots.
     pub data_dir: Option<PathBuf>,
     /// Servers that must hold a write before it is confirmed.
@@ -141,6 +143,7 @@ pub fn resolve_server(
             heartbeat_timeout: ms(timeout),
             election_timeout: ms(election),
             service_delay: ms(pick(&cli.service_delay_ms, &from_file.service_delay_ms).unwrap_or(0)),
+            preempt_delay: ms(pick(&cli.preempt_delay_ms, &from_file.preempt_delay_ms).unwrap_or(0)),
         },
         catalog,
         data_dir: pick(&cli.data_dir, &from_file.data_dir),

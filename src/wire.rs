@@ -380,7 +380,11 @@ pub enum PeerBody {
         members: Vec<(u64, std::net::SocketAddrV4)>,
     },
     /// Unicast from a follower to its leader.
-    Heartbeat,
+    Heartbeat {
+        /// False while a higher follower waits out its `--preempt-delay`:
+        /// the leader does not hand over to it yet.
+        may_take_over: bool,
+    },
     /// The leader's unicast answer to a heartbeat.
     HeartbeatAck,
     /// New log entries, multicast by the leader for each write.

@@ -146,3 +146,23 @@ fn duplicate_explicit_id_is_refused() {
         first.dump()
     );
 }
+
+/// `--preempt-delay`: a higher newcomer follows the leader, which keeps
+/// serving, and takes over only once the delay since its start has passed.
+#[test]
+fn a_higher_newcomer_waits_out_its_preempt_delay() {
+    let group = TestGroup::new();
+    let low = start_leader(&group, 100);
+    let delay = std::time::Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    let high = ServerProcess::start_fast(&group, 300, &["--preempt-delay", "1500"]);
+    high.wait_for("waiting out --preempt-delay", PATIENCE);
+    run_client(&group, &["reserve", "SA318", "8:30-9:30", "Monday"])
+        .assert_success(&["(From servers): Reservation confirmed"]);
+    high.wait_for("Election completed. Group Leader: 300", PATIENCE);
+    let took_over = started.elapsed();
+    assert!(took_over >= delay, "300 took over {took_over:?} after starting, before its {delay:?} delay");
+    wait_for_leader(&[&low, &high], 300, PATIENCE);
+    run_client(&group, &["check", "SA318"]).assert_success(&["(From servers): SA318 8:30-9:30 Monday"]);
+    println!("--preempt-delay 1500: 300 took over {} ms after it started", took_over.as_millis());
+}

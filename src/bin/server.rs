@@ -52,6 +52,11 @@ struct Args {
     /// The leader waits this long before answering a client (models load or distance) [default: 0].
     #[arg(long, value_name = "MS")]
     service_delay: Option<u64>,
+    /// A server higher than the leader waits this long after it starts (and
+    /// until it has caught up) before taking over, so that one restarting in
+    /// a loop does not make the group flap [default: 0].
+    #[arg(long, value_name = "MS")]
+    preempt_delay: Option<u64>,
     /// File with the rooms, timeslots and days [default: the built-in list,
     /// the same as config/catalog.toml].
     #[arg(long, value_name = "FILE")]
@@ -91,6 +96,7 @@ impl Args {
             heartbeat_timeout_ms: self.heartbeat_timeout,
             election_timeout_ms: self.election_timeout,
             service_delay_ms: self.service_delay,
+            preempt_delay_ms: self.preempt_delay,
             data_dir: self.data_dir.clone(),
             min_replicas: self.min_replicas,
             catalog: self.catalog.clone(),

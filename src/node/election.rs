@@ -93,6 +93,17 @@ impl Candidacy {
 }
 
 impl Node {
+    /// Tells our leader we are alive, and whether we may take over yet.
+    fn send_heartbeat(&mut self, now: Instant, leader: NodeId) {
+        let may_take_over = self.may_take_over(now);
+        self.send_to(leader, PeerBody::Heartbeat { may_take_over });
+    }
+
+    /// False until `--preempt-delay` has passed since we started.
+    fn may_take_over(&self, now: Instant) -> bool {
+        now >= self.started_at + self.config.timing.preempt_delay
+    }
+
     /// Starts (or restarts) our own bid for leadership.
     pub(super) fn become_candidate(&mut self, now: Instant, initiator: u64) {
         self.enter_round(initiator);
@@ -124,7 +135,10 @@ impl Node {
             diverged: None,
         });
         self.catchup = None;
-        if expect_handover {
+        if expect_handover && !self.may_take_over(now) {
+            let delay = self.config.timing.preempt_delay;
+            info!("following {leader}; waiting out --preempt-delay ({delay:?} since start) before taking over");
+        } else if expect_handover {
             info!("following {leader} while catching up; it hands over to us (higher ID) when we are level");
         } else {
             self.complete_round(leader, changed);
@@ -132,7 +146,7 @@ impl Node {
         if changed {
             self.role_changed(leader);
         }
-        self.send_to(leader, PeerBody::Heartbeat);
+        self.send_heartbeat(now, leader);
         self.next_tick = Some(now + self.config.timing.heartbeat_interval);
         self.follower_catch_up(now);
     }
@@ -400,7 +414,7 @@ impl Node {
             }
         }
         let diverged = f.diverged.is_some();
-        self.send_to(leader, PeerBody::Heartbeat);
+        self.send_heartbeat(now, leader);
         if diverged {
             self.send_orphans(); // until the leader has merged them
             return;

@@ -65,6 +65,10 @@ pub struct Timing {
     pub election_timeout: Duration,
     /// Delay before the leader answers a client, modelling load or distance.
     pub service_delay: Duration,
+    /// How long a higher server, once started, waits before it takes over from
+    /// a lower leader (`--preempt-delay`), so that one restarting in a loop
+    /// does not make the group change leaders each time.
+    pub preempt_delay: Duration,
 }
 
 impl Default for Timing {
@@ -74,6 +78,7 @@ impl Default for Timing {
             heartbeat_timeout: Duration::from_millis(1000),
             election_timeout: Duration::from_millis(200),
             service_delay: Duration::ZERO,
+            preempt_delay: Duration::ZERO,
         }
     }
 }
@@ -245,6 +250,8 @@ pub struct Node {
     catchup: Option<Catchup>,
     /// Servers whose committed history we found to differ from ours.
     diverged: BTreeSet<NodeId>,
+    /// When [`Node::start`] ran, for `--preempt-delay`.
+    started_at: Instant,
     /// An election round is under way (its start was logged, its end not yet).
     in_round: bool,
     ready: bool,
@@ -280,6 +287,7 @@ impl Node {
             last_heard_from: BTreeMap::new(),
             catchup: None,
             diverged: BTreeSet::new(),
+            started_at: now,
             in_round: false,
             ready: false,
             next_tick: None,
@@ -311,6 +319,7 @@ impl Node {
     /// Announces the server and runs its start-up election.
     pub fn start(&mut self, now: Instant) {
         info!("Server {} started", self.me.id);
+        self.started_at = now;
         self.become_candidate(now, 0);
         info!("The server is ready to receive");
     }
@@ -505,7 +514,7 @@ impl Node {
                     self.follower_catch_up(now);
                 }
             }
-            PeerBody::Heartbeat | PeerBody::AppendAck => self.on_member_report(now, sender, &peer),
+            PeerBody::Heartbeat { .. } | PeerBody::AppendAck => self.on_member_report(now, sender, &peer),
             PeerBody::Append { prev, ref entries } => self.on_append(now, sender, &peer, prev, entries),
             PeerBody::Entries { prev, ref entries, complete } => {
                 self.on_entries(now, sender, &peer, prev, entries, complete)

@@ -51,6 +51,8 @@ pub struct Member {
     pub in_sync: bool,
     /// The process run it reported from; a new one starts with nothing we know of.
     pub incarnation: Option<u64>,
+    /// It has waited out its `--preempt-delay` (as its last heartbeat said).
+    pub may_take_over: bool,
 }
 
 impl Leadership {
@@ -71,7 +73,16 @@ impl Leadership {
             .iter()
             .map(|(&id, &last)| {
                 let acked = if log.holds(last) { last.seq } else { 0 };
-                (id, Member { last_heard: now, acked, in_sync: last.seq >= log.commit(), incarnation: None })
+                (
+                    id,
+                    Member {
+                        last_heard: now,
+                        acked,
+                        in_sync: last.seq >= log.commit(),
+                        incarnation: None,
+                        may_take_over: true,
+                    },
+                )
             })
             .collect();
         Leadership {
@@ -195,11 +206,11 @@ impl Node {
         }
         let member = l.members.entry(sender).or_insert_with(|| {
             info!("server {sender} joined the group");
-            Member { last_heard: now, acked: 0, in_sync: false, incarnation: None }
+            Member { last_heard: now, acked: 0, in_sync: false, incarnation: None, may_take_over: true }
         });
         if member.incarnation.is_some_and(|known| known != peer.incarnation) {
             // It restarted (same ID and address): what it acknowledged before may be gone.
-            *member = Member { last_heard: now, acked: 0, in_sync: false, incarnation: None };
+            *member = Member { last_heard: now, acked: 0, in_sync: false, incarnation: None, may_take_over: true };
         }
         member.incarnation = Some(peer.incarnation);
         member.last_heard = now;
@@ -211,7 +222,8 @@ impl Node {
         if !member.in_sync && peer.last.seq >= self.log.commit() && !self.diverged.contains(&sender) {
             member.in_sync = true;
         }
-        if matches!(peer.body, PeerBody::Heartbeat) {
+        if let PeerBody::Heartbeat { may_take_over } = peer.body {
+            member.may_take_over = may_take_over;
             self.send_to(sender, PeerBody::HeartbeatAck);
         }
         self.try_commit(now);
@@ -246,7 +258,7 @@ impl Node {
             Some((target, _)) => target,
             None => {
                 let Some((&target, member)) = l.members.iter().next_back() else { return };
-                if !(target > me && member.in_sync && member.acked == last) {
+                if !(target > me && member.in_sync && member.acked == last && member.may_take_over) {
                     return;
                 }
                 info!("handing over to {target}, which has a higher ID and holds the whole log");

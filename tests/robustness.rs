@@ -159,3 +159,28 @@ impl Drop for FakeResponder {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// A client whose requests cannot leave the host (here: a network namespace
+/// of its own with no interface up) keeps retrying like for lost datagrams,
+/// then says both that nobody answered and why sending failed. Needs root
+/// for `unshare -n`; skipped with a reason otherwise, except in CI.
+#[test]
+fn a_client_that_cannot_send_says_why() {
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new("unshare")
+        .args(["-n", CLIENT_BIN, "--timeout", "700", "239.255.77.9", "11111", "rooms"])
+        .output();
+    let output = match output {
+        Ok(output) if !String::from_utf8_lossy(&output.stderr).contains("unshare failed") => output,
+        other => {
+            assert!(std::env::var_os("CI").is_none(), "CI must run this test: unshare -n failed: {other:?}");
+            println!("SKIPPED: unshare -n is not available here (needs root): {other:?}");
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no server answered within 0.7 s"), "{stderr}");
+    assert!(stderr.contains("sending the request failed: Network is unreachable"), "{stderr}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(700), "gave up before its timeout: {stderr}");
+}

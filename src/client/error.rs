@@ -17,6 +17,8 @@ pub enum ClientError {
         waited: Duration,
         /// The group the request went to.
         group: SocketAddrV4,
+        /// Why the last attempt to send the request failed, if it did.
+        send_failure: Option<String>,
     },
     /// Two servers answered one request: each believes it leads the group.
     MultipleLeaders {
@@ -43,10 +45,16 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::NoAnswer { waited, group } => write!(
+            ClientError::NoAnswer { waited, group, send_failure: None } => write!(
                 f,
                 "no server answered within {:.1} s (group {group}); \
                  check that servers are running and reachable from this host",
+                waited.as_secs_f64()
+            ),
+            ClientError::NoAnswer { waited, group, send_failure: Some(why) } => write!(
+                f,
+                "no server answered within {:.1} s (group {group}), and sending the request failed: {why}; \
+                 check this host's route to the group (`--interface`) and its firewall",
                 waited.as_secs_f64()
             ),
             ClientError::MultipleLeaders { request, first: (a, a_addr), second: (b, b_addr) } => write!(
@@ -87,11 +95,19 @@ mod tests {
     #[test]
     fn messages_say_what_happened_and_what_to_do() {
         let group = SocketAddrV4::new(Ipv4Addr::new(224, 1, 1, 1), 11111);
-        let no_answer = ClientError::NoAnswer { waited: Duration::from_millis(5_000), group };
+        let no_answer = ClientError::NoAnswer { waited: Duration::from_millis(5_000), group, send_failure: None };
         assert_eq!(
             no_answer.to_string(),
             "no server answered within 5.0 s (group 224.1.1.1:11111); \
              check that servers are running and reachable from this host"
+        );
+        let send_failure = Some("Operation not permitted (os error 1)".to_string());
+        let unsent = ClientError::NoAnswer { waited: Duration::from_millis(5_000), group, send_failure };
+        assert_eq!(
+            unsent.to_string(),
+            "no server answered within 5.0 s (group 224.1.1.1:11111), and sending the request failed: \
+             Operation not permitted (os error 1); check this host's route to the group (`--interface`) \
+             and its firewall"
         );
         let a = (41220, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50001));
         let b = (45000, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50002));

@@ -105,6 +105,8 @@ struct Session {
     /// Until when a second server's reply to the last request is worth waiting for.
     linger_until: Option<Instant>,
     json: bool,
+    /// Why the last send failed, for the message if no answer comes.
+    send_failure: Option<String>,
 }
 
 impl Session {
@@ -126,6 +128,7 @@ impl Session {
             backlog: VecDeque::new(),
             linger_until: None,
             json: options.json,
+            send_failure: None,
         })
     }
 
@@ -161,12 +164,13 @@ impl Session {
     /// Runs one command to its answer or its timeout, and shows the outcome.
     fn exchange(&mut self, command: Command) -> Result<Exit, ClientError> {
         let submitted = self.client.submit(Instant::now(), command.clone()).map_err(ClientError::Busy)?;
+        self.send_failure = None;
         if let Submitted::FromCache(answer) = submitted {
             return self.show(None, None, Source::Cache, &command, &answer);
         }
         let mut exit = Exit::Success;
         loop {
-            self.flush()?;
+            self.flush();
             let Some(deadline) = self.client.poll_timeout() else {
                 break;
             };
@@ -233,14 +237,16 @@ impl Session {
         }
     }
 
-    fn flush(&mut self) -> Result<(), ClientError> {
+    /// Sends what the client queued. A failed send is a lost datagram (a full
+    /// buffer, a firewall rule, a route coming back): the retry sends again,
+    /// and a timeout reports the last failure.
+    fn flush(&mut self) {
         while let Some(datagram) = self.client.poll_transmit() {
-            let group = self.group;
-            self.socket
-                .send_to(&datagram, group)
-                .map_err(|source| NetError { action: format!("sending a request to group {group}"), source })?;
+            if let Err(e) = self.socket.send_to(&datagram, self.group) {
+                log::debug!("sending a request to {} failed: {e}", self.group);
+                self.send_failure = Some(e.to_string());
+            }
         }
-        Ok(())
     }
 
     fn report(&mut self, event: ClientEvent) -> Result<Exit, ClientError> {
@@ -260,7 +266,9 @@ impl Session {
                 return say(&text).map(|()| Exit::Success);
             }
             ClientEvent::TimedOut { request, waited } => {
-                (ClientError::NoAnswer { waited, group: self.group }, json::no_answer(client, request, waited))
+                let send_failure = self.send_failure.take();
+                let error = ClientError::NoAnswer { waited, group: self.group, send_failure };
+                (error, json::no_answer(client, request, waited))
             }
             ClientEvent::DuplicateReply { request, first, second } => (
                 ClientError::MultipleLeaders { request, first, second },

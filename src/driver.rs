@@ -58,6 +58,17 @@ pub enum ServerError {
     Storage(StorageError),
 }
 
+impl ServerError {
+    /// True when restarting cannot help until an operator acts: a damaged or
+    /// old data directory, an ID already in use, a different catalog.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            ServerError::Fatal(_) | ServerError::Storage(StorageError::Corrupt { .. } | StorageError::OldFormat { .. })
+        )
+    }
+}
+
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -299,24 +299,30 @@ impl ReservationTable {
         }
         let (Op::Reserve(slot) | Op::Cancel(slot)) = write else { return None };
         let key = catalog.resolve(slot).ok()?; // refused on its own side as well
+        let reserve = matches!(write, Op::Reserve(_));
         let done = match write {
             Op::Reserve(_) => self.reserve(key, Holder { seq: origin.seq, merged: true }),
             _ => match self.booked.get(&key) {
                 Some(holder) if holder.seq < since || holder.merged => self.booked.remove(&key).is_some(),
                 Some(_) => false,
-                None => return None, // cancelled on both sides
+                None => true, // cancelled on both sides
             },
         };
+        // A retry of the request, here, gets what the merge did.
+        let outcome = match (done, reserve) {
+            (true, true) => WriteOutcome::Reserved,
+            (true, false) => WriteOutcome::Cancelled,
+            (false, true) => WriteOutcome::Refused(Refusal::AlreadyReserved(catalog.name(key))),
+            (false, false) => WriteOutcome::Refused(Refusal::NotReserved(catalog.name(key))),
+        };
+        if !self.is_superseded(entry.client, entry.request) {
+            self.remember(entry.client, entry.request, outcome, entry.position.seq);
+        }
         if done {
             self.room_changed.insert(key.room, entry.position.seq);
             return None;
         }
-        let conflict = Conflict {
-            slot: catalog.name(key),
-            reserve: matches!(write, Op::Reserve(_)),
-            client: entry.client,
-            request: entry.request,
-        };
+        let conflict = Conflict { slot: catalog.name(key), reserve, client: entry.client, request: entry.request };
         self.conflicts_total += 1;
         self.conflicts.push_back(conflict.clone());
         if self.conflicts.len() > MAX_CONFLICTS {

@@ -406,7 +406,10 @@ pub enum PeerBody {
     /// A follower whose committed history differs from its leader's (a healed
     /// partition) hands over its latest committed entries, to be merged.
     Orphans {
-        /// Committed entries, oldest first.
+        /// The follower saw the histories differ at this sequence number (or
+        /// before): where the split is at the latest.
+        split_at: u64,
+        /// Committed entries that changed its table, oldest first.
         entries: Vec<Entry>,
     },
     /// The leader's answer to [`PeerBody::Orphans`]: every entry up to `upto`

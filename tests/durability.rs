@@ -107,7 +107,7 @@ fn a_damaged_data_file_stops_the_server_with_a_clear_error() {
     std::fs::write(dir.path().join("log"), b"this is not a roomcast log").expect("write");
     let mut server = start_with_data(&group, 600, dir.path());
     let status = server.wait_exit(PATIENCE);
-    assert!(!status.success(), "the server must not start on a damaged log\n{}", server.dump());
+    assert_eq!(status.code(), Some(3), "the server must not start on a damaged log\n{}", server.dump());
     let stderr = server.stderr();
     assert!(stderr.contains("damaged") && stderr.contains("log"), "unclear error:\n{}", server.dump());
     assert!(!server.has_printed("Election completed"), "it must not join the group\n{}", server.dump());

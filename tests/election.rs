@@ -128,7 +128,7 @@ fn duplicate_explicit_id_is_refused() {
 
     let mut second = ServerProcess::start_fast(&group, 300, &[]);
     let status = second.wait_exit(PATIENCE);
-    assert!(!status.success(), "the duplicate should exit non-zero, got {status}\n{}", second.dump());
+    assert_eq!(status.code(), Some(3), "the duplicate should exit with 3, got {status}\n{}", second.dump());
     let stderr = second.stderr();
     assert!(stderr.contains("already in use"), "stderr should say the ID is already in use\n{}", second.dump());
     let first_addrs = first.udp_addrs();

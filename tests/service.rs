@@ -55,7 +55,7 @@ fn a_server_with_a_different_catalog_is_refused() {
     let catalog = write_catalog("\"LAB1\"");
     let mut second = ServerProcess::start_fast(&group, 200, &["--catalog", catalog.path()]);
     let status = second.wait_exit(PATIENCE);
-    assert!(!status.success(), "{}", second.dump());
+    assert_eq!(status.code(), Some(3), "{}", second.dump());
     assert!(second.stderr().contains("different list of rooms, timeslots or days"), "{}", second.dump());
 }
 

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::{error, info};
+use log::info;
 
 use roomcast::config::{ConfigError, ResolvedServer, ServerOptions, load_server_options, resolve_server};
-use roomcast::driver::{Server, ServerSettings};
+use roomcast::driver::{Server, ServerError, ServerSettings};
 
 /// A replicated room-reservation server: joins the multicast group, elects a
 /// leader with the bully algorithm, and serves clients when it leads.
@@ -125,9 +125,10 @@ fn main() -> ExitCode {
     match run(resolved.settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e}");
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            // 3 tells systemd (RestartPreventExitStatus) not to restart into the same error.
+            let needs_operator = e.downcast_ref::<ServerError>().is_some_and(ServerError::needs_operator);
+            ExitCode::from(if needs_operator { 3 } else { 1 })
         }
     }
 }

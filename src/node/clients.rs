@@ -102,7 +102,12 @@ impl Node {
         let Some(to) = l.waiting.remove(&(entry.client, entry.request)) else { return };
         let outcome: WriteOutcome = match applied {
             Applied::Executed(outcome) | Applied::Replayed(outcome) => outcome,
-            Applied::Internal | Applied::Merged(_) => return,
+            // A client that retried its write here while it was being merged.
+            Applied::Merged(_) => match self.log.table().outcome_of(entry.client, entry.request) {
+                Some(outcome) => outcome.clone(),
+                None => return,
+            },
+            Applied::Internal => return,
         };
         self.reply(now, to, entry.request, Answer::Write(outcome));
     }

@@ -134,6 +134,9 @@ impl Node {
             leader_saw_our_log: false,
             diverged: None,
         });
+        // What we learned of other servers' histories as a candidate or leader
+        // is stale once we follow: the next leader finds out for itself.
+        self.diverged.clear();
         self.catchup = None;
         if expect_handover && !self.may_take_over(now) {
             let delay = self.config.timing.preempt_delay;

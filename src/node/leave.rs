@@ -51,6 +51,9 @@ impl Node {
                 if l.remove_member(sender) {
                     info!("server {sender} left the group");
                 }
+                if l.handing_over.is_some_and(|(target, _)| target == sender) {
+                    l.handing_over = None; // it will not take over: take writes again
+                }
                 self.try_commit(now);
             }
             State::Follower(f) if f.leader == sender => {

@@ -4,10 +4,10 @@
 //! Entries above the commit point may still be replaced by a new leader's;
 //! entries at or below it never change, which is why only they are applied.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::rooms::{Applied, Catalog, ReservationTable};
-use crate::wire::{Entry, LogPosition, Op};
+use crate::wire::{Entry, LogPosition, Op, WriteOutcome};
 
 /// How many applied entries are kept to serve followers that fell a little
 /// behind; anyone further behind receives a snapshot instead.
@@ -23,6 +23,10 @@ pub struct ReplicatedLog {
     /// Consecutive entries; the first may already be applied (kept for catch-up).
     entries: VecDeque<Entry>,
     commit: u64,
+    /// Applied entries still held that changed the table (a reservation made,
+    /// a cancellation done, a merge replayed): what a partition's merge hands
+    /// over. Refused and repeated requests are left out.
+    effective: BTreeSet<u64>,
     /// What changed since storage last took the changes.
     unsaved: Unsaved,
 }
@@ -129,12 +133,10 @@ impl ReplicatedLog {
             .any(|e| e.position.seq > applied && matches!(e.op, Op::Merged { origin: o, .. } if o == origin))
     }
 
-    /// True when a retained entry (applied or not) ran this client request
-    /// itself, not as a merge.
+    /// True when a committed entry still held carries this client request,
+    /// run directly or merged.
     pub fn ran_request(&self, client: u64, request: u64) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.client == client && e.request == request && matches!(e.op, Op::Reserve(_) | Op::Cancel(_)))
+        self.entries.iter().any(|e| e.position.seq <= self.commit && e.client == client && e.request == request)
     }
 
     /// True when an entry not yet applied carries this client request.
@@ -184,7 +186,7 @@ impl ReplicatedLog {
     /// after it. Nothing is marked unsaved.
     pub fn recovered(table: ReservationTable) -> Self {
         let commit = table.applied().seq;
-        ReplicatedLog { table, entries: VecDeque::new(), commit, unsaved: Unsaved::default() }
+        ReplicatedLog { table, entries: VecDeque::new(), commit, ..ReplicatedLog::default() }
     }
 
     /// Replays a stored replacement of the entries from `from` on; refuses to
@@ -307,6 +309,13 @@ impl ReplicatedLog {
         while self.table.applied().seq < target {
             let Some(entry) = self.get(self.table.applied().seq + 1).cloned() else { break };
             let outcome = self.table.apply(catalog, &entry);
+            let changed = matches!(
+                outcome,
+                Applied::Executed(WriteOutcome::Reserved | WriteOutcome::Cancelled) | Applied::Merged(None)
+            );
+            if changed {
+                self.effective.insert(entry.position.seq);
+            }
             applied.push((entry, outcome));
         }
         self.compact();
@@ -318,6 +327,12 @@ impl ReplicatedLog {
         while self.entries.len() > RETAINED_APPLIED && self.first_seq() <= applied {
             self.entries.pop_front();
         }
+        self.effective = self.effective.split_off(&self.first_seq());
+    }
+
+    /// The committed entries still held that changed the table, oldest first.
+    pub fn committed_writes(&self) -> impl DoubleEndedIterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.position.seq <= self.commit && self.effective.contains(&e.position.seq))
     }
 
     /// Replaces everything with a snapshot of a committed table.
@@ -325,6 +340,7 @@ impl ReplicatedLog {
         self.commit = self.commit.max(table.applied().seq);
         self.table = table;
         self.entries.clear();
+        self.effective.clear();
         self.unsaved = Unsaved { snapshot: true, from_seq: None, commit: true };
     }
 

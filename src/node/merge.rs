@@ -31,7 +31,9 @@ impl Node {
     /// `prev` (sent by `source`) sits where we hold a different committed
     /// entry: our histories split. True if so, after acting on it.
     pub(super) fn on_divergence(&mut self, now: Instant, source: NodeId, prev: LogPosition) -> bool {
-        if !self.log.diverges_at(prev) {
+        // The end-of-log marker of a shorter log is no entry: a leader that
+        // lacks our committed entries steps down when it sees our report.
+        if prev.term == u64::MAX || !self.log.diverges_at(prev) {
             return false;
         }
         self.diverged.insert(source);
@@ -64,40 +66,42 @@ impl Node {
         true
     }
 
-    /// Sends our latest committed writes, as many as fit a datagram, to our
-    /// leader; the sequence number of the oldest sent.
+    /// Sends our latest committed writes that changed the table (refused or
+    /// repeated requests must not be replayed), as many as fit a datagram,
+    /// to our leader; the sequence number of the oldest sent.
     pub(super) fn send_orphans(&mut self) -> u64 {
         let State::Follower(f) = &self.state else { return 0 };
-        let leader = f.leader;
+        let (leader, split_at) = (f.leader, f.diverged.unwrap_or(u64::MAX));
         let mut budget = CHUNK_BUDGET;
         let mut entries: Vec<Entry> = self
             .log
-            .entries_after(0)
-            .into_iter()
-            .filter(|e| e.position.seq <= self.log.commit())
+            .committed_writes()
             .rev()
             .take_while(|e| {
                 budget = budget.saturating_sub(estimated_size(e));
                 budget > 0
             })
+            .cloned()
             .collect();
         entries.reverse();
         let oldest = entries.first().map_or(0, |e| e.position.seq);
-        self.send_to(leader, PeerBody::Orphans { entries });
+        self.send_to(leader, PeerBody::Orphans { split_at, entries });
         oldest
     }
 
     /// A diverged follower's committed entries: merges the writes we do not
     /// hold, and says when all of them are merged and committed.
-    pub(super) fn on_orphans(&mut self, now: Instant, sender: NodeId, entries: &[Entry]) {
+    pub(super) fn on_orphans(&mut self, now: Instant, sender: NodeId, split_at: u64, entries: &[Entry]) {
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);
         self.diverged.insert(sender);
         let upto = entries.last().map_or(0, |e| e.position.seq);
         let foreign: Vec<&Entry> = entries.iter().filter(|e| !self.log.holds(e.position)).collect();
-        let Some(since) = foreign.first().map(|e| e.position.seq) else {
+        let Some(first_foreign) = foreign.first().map(|e| e.position.seq) else {
             return self.send_to(sender, PeerBody::OrphansTaken { upto });
         };
+        // The batch may start after the split (cut to fit a datagram).
+        let since = first_foreign.min(split_at);
         let mut merged_all = true;
         let mut fresh = Vec::new();
         for entry in foreign {

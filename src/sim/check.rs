@@ -50,6 +50,9 @@ pub struct Checker {
     executed: HashMap<(u64, u64), Vec<(LogPosition, WriteOutcome)>>,
     /// Answers clients received for writes: (client, request, outcome).
     acks: Vec<(u64, u64, WriteOutcome)>,
+    /// A majority must hold every write (`--min-replicas`): histories never
+    /// split, so no server may ever drop its history.
+    pub majority_writes: bool,
     violations: Vec<Violation>,
 }
 
@@ -106,6 +109,10 @@ impl Checker {
     /// A replica dropped its history to copy its leader's: what it applied so
     /// far no longer speaks for the surviving history.
     pub fn on_history_dropped(&mut self, server: u64) {
+        if self.majority_writes {
+            let detail = format!("server {server} dropped its history although a majority holds every write");
+            self.fail("one-order", detail);
+        }
         let dropped = self.dropped.entry(server).or_default();
         for all in self.order.values() {
             dropped.extend(all.iter().filter(|a| a.servers.contains(&server)).map(|a| a.entry.position));

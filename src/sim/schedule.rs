@@ -101,6 +101,7 @@ pub fn run(seed: u64) -> Report {
     if seed % 4 == 3 {
         // Safe mode: a majority must hold every write, and partitions come too.
         sim.min_replicas = initial as usize / 2 + 1;
+        sim.checker.majority_writes = true;
         report.min_replicas = sim.min_replicas;
     }
     for _ in 0..initial {

@@ -55,6 +55,13 @@ pub struct Member {
     pub may_take_over: bool,
 }
 
+impl Member {
+    /// A member just heard from, of which we know nothing yet.
+    fn new(now: Instant) -> Self {
+        Member { last_heard: now, acked: 0, in_sync: false, incarnation: None, may_take_over: true }
+    }
+}
+
 impl Leadership {
     /// A new leadership. The first commit waits one heartbeat interval, so that
     /// members whose election answer or hand-over listing was lost can report.
@@ -73,16 +80,7 @@ impl Leadership {
             .iter()
             .map(|(&id, &last)| {
                 let acked = if log.holds(last) { last.seq } else { 0 };
-                (
-                    id,
-                    Member {
-                        last_heard: now,
-                        acked,
-                        in_sync: last.seq >= log.commit(),
-                        incarnation: None,
-                        may_take_over: true,
-                    },
-                )
+                (id, Member { acked, in_sync: last.seq >= log.commit(), ..Member::new(now) })
             })
             .collect();
         Leadership {
@@ -206,11 +204,11 @@ impl Node {
         }
         let member = l.members.entry(sender).or_insert_with(|| {
             info!("server {sender} joined the group");
-            Member { last_heard: now, acked: 0, in_sync: false, incarnation: None, may_take_over: true }
+            Member::new(now)
         });
         if member.incarnation.is_some_and(|known| known != peer.incarnation) {
             // It restarted (same ID and address): what it acknowledged before may be gone.
-            *member = Member { last_heard: now, acked: 0, in_sync: false, incarnation: None, may_take_over: true };
+            *member = Member::new(now);
         }
         member.incarnation = Some(peer.incarnation);
         member.last_heard = now;

@@ -416,7 +416,8 @@ pub enum PeerBody {
     /// is merged and committed (or was already held), so the follower may
     /// drop its history and copy the leader's.
     OrphansTaken {
-        /// The last sequence number of the follower's entries covered.
+        /// The follower's commit point when it sent them (its envelope's):
+        /// every write it had committed up to there is covered.
         upto: u64,
     },
     /// Unicast from a replica: send me the log from `from_seq` on.

@@ -91,11 +91,19 @@ impl Node {
 
     /// A diverged follower's committed entries: merges the writes we do not
     /// hold, and says when all of them are merged and committed.
-    pub(super) fn on_orphans(&mut self, now: Instant, sender: NodeId, split_at: u64, entries: &[Entry]) {
+    /// `their_commit` is the follower's commit point when it sent them: what
+    /// `OrphansTaken` covers.
+    pub(super) fn on_orphans(
+        &mut self,
+        now: Instant,
+        sender: NodeId,
+        (split_at, their_commit): (u64, u64),
+        entries: &[Entry],
+    ) {
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);
         self.diverged.insert(sender);
-        let upto = entries.last().map_or(0, |e| e.position.seq);
+        let upto = their_commit;
         let foreign: Vec<&Entry> = entries.iter().filter(|e| !self.log.holds(e.position)).collect();
         let Some(first_foreign) = foreign.first().map(|e| e.position.seq) else {
             return self.send_to(sender, PeerBody::OrphansTaken { upto });

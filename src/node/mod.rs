@@ -526,7 +526,9 @@ impl Node {
             }
             PeerBody::HandOver { ref members, leaving } => self.on_hand_over(now, sender, &peer, (members, leaving)),
             PeerBody::Leaving => self.on_leaving(now, sender),
-            PeerBody::Orphans { split_at, ref entries } => self.on_orphans(now, sender, split_at, entries),
+            PeerBody::Orphans { split_at, ref entries } => {
+                self.on_orphans(now, sender, (split_at, peer.commit), entries);
+            }
             PeerBody::OrphansTaken { upto } => self.on_orphans_taken(now, sender, upto),
             PeerBody::IdInUse => self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr }),
             PeerBody::StaleTerm => {} // the envelope's newer term was taken in on_peer

@@ -114,3 +114,29 @@ fn malformed_command_is_a_local_error() {
     assert!(!oneshot.stderr.contains("no server answered"), "{oneshot}");
     assert!(oneshot.elapsed < Duration::from_secs(2), "{oneshot}");
 }
+
+/// On a terminal the client edits lines: the up arrow recalls the last
+/// command, and a malformed command is refused locally. Runs the client
+/// under `script` (a pseudo-terminal); needs /usr/bin/script.
+#[test]
+fn a_terminal_session_recalls_the_last_command_with_the_up_arrow() {
+    let group = TestGroup::new();
+    let _server = start_leader(&group, 300);
+    let Some(mut session) = ClientSession::start_in_terminal(&group) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: /usr/bin/script is missing");
+        println!("SKIPPED: /usr/bin/script is missing");
+        return;
+    };
+    session.read_until("Next command: ", PATIENCE);
+    session.send("rooms");
+    session.read_until("(From servers): SA318", PATIENCE);
+    session.read_until("Next command: ", PATIENCE);
+    session.send_raw("\x1b[A\r");
+    session.read_until("(From cache): SA318", PATIENCE);
+    session.read_until("Next command: ", PATIENCE);
+    session.send("bogus");
+    session.read_until("error: unknown command 'bogus'", PATIENCE);
+    session.read_until("Next command: ", PATIENCE);
+    session.send("quit");
+    session.read_until("(From servers): bye", PATIENCE);
+}

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::io::{self, BufRead, ErrorKind, Write};
+use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -107,6 +107,11 @@ struct Session {
     json: bool,
     /// Why the last send failed, for the message if no answer comes.
     send_failure: Option<String>,
+    /// On a terminal, the line editor's thread reads a line (showing the
+    /// prompt) each time it is asked here.
+    editor: Option<Sender<()>>,
+    /// A line was asked of the editor and has not arrived yet.
+    line_requested: bool,
 }
 
 impl Session {
@@ -117,7 +122,12 @@ impl Session {
         let receiver = socket.try_clone().map_err(net_error("sharing the unicast socket with its reader"))?;
         let (sender, inputs) = mpsc::channel();
         spawn("socket reader", receiver_loop(receiver, sender.clone()))?;
-        if interactive {
+        let mut editor = None;
+        if interactive && io::stdin().is_terminal() {
+            let (wants, requests) = mpsc::channel();
+            spawn("line editor", editor_loop(sender, requests))?;
+            editor = Some(wants);
+        } else if interactive {
             spawn("stdin reader", stdin_loop(sender))?;
         }
         Ok(Session {
@@ -129,7 +139,20 @@ impl Session {
             linger_until: None,
             json: options.json,
             send_failure: None,
+            editor,
+            line_requested: false,
         })
+    }
+
+    /// Shows the prompt: printed through a pipe, drawn by the line editor on
+    /// a terminal (asked once per line).
+    fn prompt(&mut self) -> Result<(), ClientError> {
+        let Some(editor) = &self.editor else { return prompt() };
+        if !self.line_requested {
+            editor.send(()).map_err(|_| readers_gone())?;
+            self.line_requested = true;
+        }
+        Ok(())
     }
 
     fn one_shot(&mut self, command: Command) -> Result<Exit, ClientError> {
@@ -140,7 +163,7 @@ impl Session {
     /// Prompts for and runs commands until end of input or `quit`.
     fn interactive(&mut self) -> Result<Exit, ClientError> {
         loop {
-            prompt()?;
+            self.prompt()?;
             let Some(line) = self.next_line()? else {
                 self.linger()?;
                 return Ok(Exit::Success);
@@ -190,8 +213,11 @@ impl Session {
             }
             if let Some(event) = self.step(None)? {
                 self.report(event)?;
-                // The report went below the prompt; show it again.
-                prompt()?;
+                // The report went below the prompt; show it again (the line
+                // editor keeps showing its own).
+                if self.editor.is_none() {
+                    prompt()?;
+                }
             }
         }
     }
@@ -230,6 +256,7 @@ impl Session {
         match input {
             Input::Datagram(from, bytes) => Ok(self.client.handle_datagram(Instant::now(), from, &bytes)),
             Input::Line(line) => {
+                self.line_requested = false;
                 self.backlog.push_back(line);
                 Ok(None)
             }
@@ -353,6 +380,41 @@ fn receiver_loop(socket: UdpSocket, inputs: Sender<Input>) -> impl FnOnce() + Se
             };
             let failed = matches!(input, Input::Failed(_));
             if inputs.send(input).is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// On a terminal: reads one line with editing and history (arrow keys) each
+/// time one is requested, so that the prompt appears after the last answer.
+fn editor_loop(inputs: Sender<Input>, requests: Receiver<()>) -> impl FnOnce() + Send + 'static {
+    move || {
+        let mut editor = match rustyline::DefaultEditor::new() {
+            Ok(editor) => editor,
+            Err(e) => {
+                let source = io::Error::other(e.to_string());
+                let _ = inputs.send(Input::Failed(ClientError::Io { action: "starting the line editor", source }));
+                return;
+            }
+        };
+        while requests.recv().is_ok() {
+            let input = match editor.readline("Next command: ") {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    Input::Line(Some(line))
+                }
+                // Ctrl-D or Ctrl-C end the session like the end of piped input.
+                Err(rustyline::error::ReadlineError::Eof | rustyline::error::ReadlineError::Interrupted) => {
+                    Input::Line(None)
+                }
+                Err(e) => Input::Failed(ClientError::Io {
+                    action: "reading a line from the terminal",
+                    source: io::Error::other(e.to_string()),
+                }),
+            };
+            let more = matches!(input, Input::Line(Some(_)));
+            if inputs.send(input).is_err() || !more {
                 return;
             }
         }

@@ -709,12 +709,25 @@ impl ClientSession {
         ClientSession { child, stdin, capture, cursor: 0, started: Instant::now(), label }
     }
 
+    /// Starts the client on a pseudo-terminal (`script`), as a user at a
+    /// terminal runs it: with the line editor. `None` without `script`.
+    pub fn start_in_terminal(group: &TestGroup) -> Option<ClientSession> {
+        let command = std::iter::once(CLIENT_BIN.to_string()).chain(client_args(group, &[])).collect::<Vec<_>>();
+        let args = ["-qfec".to_string(), command.join(" "), "/dev/null".to_string()];
+        let (mut child, capture) = spawn_captured("script", &args, |_| {});
+        let stdin = child.stdin.take();
+        let label = format!("client on a terminal (pid {}, script {:?})", child.id(), args);
+        Some(ClientSession { child, stdin, capture, cursor: 0, started: Instant::now(), label })
+            .filter(|_| std::path::Path::new("/usr/bin/script").exists())
+    }
+
     /// Writes `line` and a newline to the client's stdin.
     pub fn send(&mut self, line: &str) {
         self.send_raw(&format!("{line}\n"));
     }
 
-    fn send_raw(&mut self, text: &str) {
+    /// Writes `text` as it is (e.g. an escape sequence for an arrow key).
+    pub fn send_raw(&mut self, text: &str) {
         if text.is_empty() {
             return;
         }

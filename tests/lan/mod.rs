@@ -57,6 +57,11 @@ static LAN_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Runs `program args...`, optionally feeding `stdin`; `Err` carries the
 /// command and its output when it cannot run or exits non-zero.
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    run_output(program, args, stdin).map(drop)
+}
+
+/// Like [`run`], returning what the command printed on stdout.
+fn run_output(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
     let describe = || format!("`{program} {}`", args.join(" "));
     let mut command = Command::new(program);
     command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -68,7 +73,7 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> 
     }
     let out = child.wait_with_output().map_err(|e| format!("waiting for {}: {e}", describe()))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "{} failed ({}): {}{}",
@@ -82,6 +87,36 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> 
 
 fn ip(args: &[&str]) -> Result<(), String> {
     run("ip", args, None)
+}
+
+/// Deletes the namespaces of LANs whose test process is gone (killed by the
+/// test runner, e.g. when it cancels the run after a failure, before its
+/// cleanup could run). Only this harness's names (`rc<pid>n<k>b`,
+/// `rc<pid>n<k>h<i>`) with a dead `<pid>` and no process inside are touched.
+fn remove_abandoned_namespaces() {
+    let Ok(list) = run_output("ip", &["netns", "list"], None) else { return };
+    for name in list.lines().filter_map(|line| line.split_whitespace().next()) {
+        let Some(pid) = harness_namespace_pid(name) else { continue };
+        let owner_alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let empty = run_output("ip", &["netns", "pids", name], None).is_ok_and(|pids| pids.trim().is_empty());
+        if !owner_alive && empty {
+            match ip(&["netns", "del", name]) {
+                Ok(()) => eprintln!("removed namespace {name}, left behind by test process {pid}"),
+                Err(e) => eprintln!("warning: removing an abandoned namespace: {e}"),
+            }
+        }
+    }
+}
+
+/// The test process ID in a namespace name this harness makes, if it is one.
+fn harness_namespace_pid(name: &str) -> Option<u32> {
+    let (pid, rest) = name.strip_prefix("rc")?.split_once('n')?;
+    let (lan, host) = match rest.split_once('h') {
+        Some((lan, host)) => (lan, host),
+        None => (rest.strip_suffix('b')?, "0"),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(lan) && digits(host)).then(|| pid.parse().ok()).flatten()
 }
 
 /// Whether this process runs with effective UID 0 (Linux `/proc`).
@@ -240,6 +275,7 @@ impl Lan {
         if !tool_available("ip", "-V") {
             return Err("the `ip` command (iproute2) is not installed".to_string());
         }
+        remove_abandoned_namespaces();
         let pid = std::process::id();
         let n = LAN_COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("rc{pid}n{n}");
@@ -567,5 +603,19 @@ pub fn wait_agreement(servers: &[LanServer], leader: u64, since: Instant, timeou
             return None;
         }
         thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harness_namespace_pid;
+
+    #[test]
+    fn only_this_harness_namespace_names_are_recognised() {
+        assert_eq!(harness_namespace_pid("rc29512n0b"), Some(29512));
+        assert_eq!(harness_namespace_pid("rc29512n3h4"), Some(29512));
+        for other in ["rc29512", "rcxn0b", "rc1n0x", "rc1nh2", "rc1n0h", "docker0", "rc1n0bb"] {
+            assert_eq!(harness_namespace_pid(other), None, "{other}");
+        }
     }
 }

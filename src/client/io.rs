@@ -147,7 +147,7 @@ impl Session {
     /// Shows the prompt: printed through a pipe, drawn by the line editor on
     /// a terminal (asked once per line).
     fn prompt(&mut self) -> Result<(), ClientError> {
-        let Some(editor) = &self.editor else { return prompt() };
+        let Some(editor) = &self.editor else { return print_prompt() };
         if !self.line_requested {
             editor.send(()).map_err(|_| readers_gone())?;
             self.line_requested = true;
@@ -216,7 +216,7 @@ impl Session {
                 // The report went below the prompt; show it again (the line
                 // editor keeps showing its own).
                 if self.editor.is_none() {
-                    prompt()?;
+                    print_prompt()?;
                 }
             }
         }
@@ -335,7 +335,7 @@ impl Session {
     }
 }
 
-fn prompt() -> Result<(), ClientError> {
+fn print_prompt() -> Result<(), ClientError> {
     let mut out = io::stdout().lock();
     write!(out, "Next command: ").and_then(|()| out.flush()).map_err(stdout_error)
 }

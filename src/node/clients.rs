@@ -71,11 +71,24 @@ impl Node {
         if pending {
             return; // its outcome is not decided yet: it may still commit
         }
+        self.sequence(now, vec![(client, number, op)]);
+    }
+
+    /// Appends `writes` (client, request, op) to our log as leader, sends
+    /// them to the members and commits what it can.
+    pub(super) fn sequence(&mut self, now: Instant, writes: Vec<(u64, u64, Op)>) {
         let prev = self.log.last();
-        let position = LogPosition { term: self.term, seq: prev.seq + 1, leader: self.incarnation };
-        let entry = Entry { position, client, request: number, op };
-        self.log.push(entry.clone());
-        self.multicast(PeerBody::Append { prev, entries: vec![entry] });
+        let entries: Vec<Entry> = (prev.seq + 1..)
+            .zip(writes)
+            .map(|(seq, (client, request, op))| {
+                let position = LogPosition { term: self.term, seq, leader: self.incarnation };
+                Entry { position, client, request, op }
+            })
+            .collect();
+        for entry in &entries {
+            self.log.push(entry.clone());
+        }
+        self.multicast(PeerBody::Append { prev, entries });
         self.try_commit(now);
     }
 

@@ -366,8 +366,7 @@ pub(super) fn estimated_size(entry: &Entry) -> usize {
     48 + estimated_op_size(&entry.op)
 }
 
-fn estimated_op_size(op: &crate::wire::Op) -> usize {
-    use crate::wire::Op;
+fn estimated_op_size(op: &Op) -> usize {
     match op {
         Op::Genesis { .. } => 0,
         Op::Reserve(s) | Op::Cancel(s) => s.room.len() + s.timeslot.len() + s.day.len(),

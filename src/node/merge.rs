@@ -90,20 +90,21 @@ impl Node {
     }
 
     /// A diverged follower's committed entries: merges the writes we do not
-    /// hold, and says when all of them are merged and committed.
-    /// `their_commit` is the follower's commit point when it sent them: what
-    /// `OrphansTaken` covers.
+    /// hold, and says when all of them are merged and committed. What
+    /// `OrphansTaken` covers is the follower's commit point when it sent them
+    /// (its envelope's).
     pub(super) fn on_orphans(
         &mut self,
         now: Instant,
         sender: NodeId,
-        (split_at, their_commit): (u64, u64),
+        peer: &PeerMessage,
+        split_at: u64,
         entries: &[Entry],
     ) {
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);
         self.diverged.insert(sender);
-        let upto = their_commit;
+        let upto = peer.commit;
         let foreign: Vec<&Entry> = entries.iter().filter(|e| !self.log.holds(e.position)).collect();
         let Some(first_foreign) = foreign.first().map(|e| e.position.seq) else {
             return self.send_to(sender, PeerBody::OrphansTaken { upto });
@@ -120,7 +121,8 @@ impl Node {
             }
             merged_all = false;
             if !self.log.has_pending_merge(origin) {
-                fresh.push((origin, write, entry.client, entry.request));
+                let merged = Op::Merged { origin, since, write: Box::new(write) };
+                fresh.push((entry.client, entry.request, merged));
             }
         }
         if merged_all {
@@ -130,22 +132,7 @@ impl Node {
             return; // merges are under way; the follower asks again
         }
         info!("merging {} writes committed by {sender} while the group was split", fresh.len());
-        let prev = self.log.last();
-        let appended: Vec<Entry> = fresh
-            .into_iter()
-            .enumerate()
-            .map(|(i, (origin, write, client, request))| Entry {
-                position: LogPosition { term: self.term, seq: prev.seq + 1 + i as u64, leader: self.incarnation },
-                client,
-                request,
-                op: Op::Merged { origin, since, write: Box::new(write) },
-            })
-            .collect();
-        for entry in &appended {
-            self.log.push(entry.clone());
-        }
-        self.multicast(PeerBody::Append { prev, entries: appended });
-        self.try_commit(now);
+        self.sequence(now, fresh);
     }
 
     /// Our leader merged our committed writes: drop our history and copy its.

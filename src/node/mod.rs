@@ -418,6 +418,7 @@ impl Node {
         };
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let (table, catalog, timing) = (self.log.table(), &self.config.catalog, &self.config.timing);
+        let (conflicts_total, latest_conflicts) = table.conflicts();
         ServerStatus {
             role,
             leader: self.leader().map(|l| l.id),
@@ -431,8 +432,8 @@ impl Node {
             heartbeat_interval_ms: millis(timing.heartbeat_interval),
             heartbeat_timeout_ms: millis(timing.heartbeat_timeout),
             min_replicas: u32::try_from(self.config.min_replicas).unwrap_or(u32::MAX),
-            conflicts_total: table.conflicts().0,
-            conflicts: table.conflicts().1.rev().take(10).cloned().collect(),
+            conflicts_total,
+            conflicts: latest_conflicts.rev().take(10).cloned().collect(),
         }
     }
 
@@ -524,11 +525,9 @@ impl Node {
             PeerBody::SnapshotChunk { last, offset, total, ref data } => {
                 self.on_snapshot_chunk(now, sender, last, offset, total, data)
             }
-            PeerBody::HandOver { ref members, leaving } => self.on_hand_over(now, sender, &peer, (members, leaving)),
+            PeerBody::HandOver { ref members, leaving } => self.on_hand_over(now, sender, &peer, members, leaving),
             PeerBody::Leaving => self.on_leaving(now, sender),
-            PeerBody::Orphans { split_at, ref entries } => {
-                self.on_orphans(now, sender, (split_at, peer.commit), entries);
-            }
+            PeerBody::Orphans { split_at, ref entries } => self.on_orphans(now, sender, &peer, split_at, entries),
             PeerBody::OrphansTaken { upto } => self.on_orphans_taken(now, sender, upto),
             PeerBody::IdInUse => self.fatal(FatalError::IdInUse { id: self.me.id, other: sender.addr }),
             PeerBody::StaleTerm => {} // the envelope's newer term was taken in on_peer

@@ -15,7 +15,7 @@ use ::log::{info, warn};
 
 use super::election::Standing;
 use super::log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
-use super::{Node, NodeId, State, Timing};
+use super::{Node, NodeId, State};
 use crate::wire::{Entry, LogPosition, PeerBody, PeerMessage};
 
 /// Bytes of entries or snapshot sent in one datagram, well under the UDP limit.
@@ -63,18 +63,14 @@ impl Member {
 }
 
 impl Leadership {
-    /// A new leadership. The first commit waits one heartbeat interval, so that
-    /// members whose election answer or hand-over listing was lost can report.
-    /// The first leader of a new group, which heard from nobody, waits a whole
-    /// heartbeat timeout, announcing itself meanwhile, so that two servers that
-    /// start together and each think they are alone meet before either
-    /// confirms a write the other lacks.
+    /// A new leadership that commits nothing before `collecting_until` (see
+    /// `Node::become_leader`).
     pub(super) fn new(
         now: Instant,
         term: u64,
         voters: &BTreeMap<NodeId, LogPosition>,
         log: &ReplicatedLog,
-        (timing, collect): (Timing, bool),
+        collecting_until: Instant,
     ) -> Self {
         let members = voters
             .iter()
@@ -86,19 +82,13 @@ impl Leadership {
         Leadership {
             term,
             members,
-            collecting_until: match collect {
-                false => now,
-                true if voters.is_empty() && log.last().seq == 0 => now + timing.heartbeat_timeout,
-                true => now + timing.heartbeat_interval,
-            },
+            collecting_until,
             waiting: BTreeMap::new(),
             handing_over: None,
             inherited: log.last(),
         }
     }
-}
 
-impl Leadership {
     /// Stops counting `member` toward commits (its history diverged from ours).
     pub(super) fn set_out_of_sync(&mut self, member: NodeId) {
         if let Some(m) = self.members.get_mut(&member) {
@@ -288,7 +278,8 @@ impl Node {
         now: Instant,
         sender: NodeId,
         peer: &PeerMessage,
-        (members, leaving): (&[(u64, SocketAddrV4, LogPosition)], bool),
+        members: &[(u64, SocketAddrV4, LogPosition)],
+        leaving: bool,
     ) {
         let State::Follower(f) = &self.state else { return };
         if f.leader != sender || peer.term != self.term {

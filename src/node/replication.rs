@@ -292,7 +292,9 @@ impl Node {
         }
         if self.log.last() == peer.last {
             let members = members.iter().map(|&(id, addr, last)| (NodeId { id, addr }, last)).collect();
-            self.forget_server(sender);
+            if leaving {
+                self.forget_server(sender); // it is gone; an ordinary old leader stays a member
+            }
             // A leaving leader listed every member with its position: nobody's report is missing.
             self.become_leader(now, &members, !leaving);
         } else {

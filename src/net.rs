@@ -113,6 +113,18 @@ pub fn advertised_addr(addr: &GroupAddr, unicast: &UdpSocket) -> Result<SocketAd
             }
         }
     };
+    // Others would see an address this server does not know, and it would
+    // take its own datagrams for another member's.
+    if ip.is_unspecified() {
+        return Err(NetError {
+            action: format!("finding this server's address on the route to group {}", addr.group),
+            source: io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "the route gives no source address (a multicast route on `lo` needs `src 127.0.0.1`); \
+                 pass --interface ADDR or set `interface` in the config file",
+            ),
+        });
+    }
     Ok(SocketAddrV4::new(ip, port))
 }
 

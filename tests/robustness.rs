@@ -167,20 +167,45 @@ impl Drop for FakeResponder {
 #[test]
 fn a_client_that_cannot_send_says_why() {
     let started = std::time::Instant::now();
-    let output = std::process::Command::new("unshare")
-        .args(["-n", CLIENT_BIN, "--timeout", "700", "239.255.77.9", "11111", "rooms"])
-        .output();
-    let output = match output {
-        Ok(output) if !String::from_utf8_lossy(&output.stderr).contains("unshare failed") => output,
-        other => {
-            assert!(std::env::var_os("CI").is_none(), "CI must run this test: unshare -n failed: {other:?}");
-            println!("SKIPPED: unshare -n is not available here (needs root): {other:?}");
-            return;
-        }
+    let Some(output) = run_in_own_network(&format!("exec {CLIENT_BIN} --timeout 700 239.255.77.9 11111 rooms")) else {
+        return;
     };
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("no server answered within 0.7 s"), "{stderr}");
     assert!(stderr.contains("sending the request failed: Network is unreachable"), "{stderr}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(700), "gave up before its timeout: {stderr}");
+}
+
+/// A server on a host whose only multicast route (on `lo`) has no source
+/// address cannot tell which address the others see it at: it refuses to
+/// start and says how to fix it, instead of taking its own datagrams for a
+/// second member's. Needs root for `unshare -n`, like the test above.
+#[test]
+fn a_server_whose_route_has_no_source_address_says_how_to_fix_it() {
+    let script = format!(
+        "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && \
+         exec timeout 10 {SERVER_BIN} 239.255.77.9 11111 5"
+    );
+    let Some(output) = run_in_own_network(&script) else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("finding this server's address on the route to group 239.255.77.9"), "{stderr}");
+    assert!(stderr.contains("pass --interface ADDR"), "{stderr}");
+}
+
+/// Runs `script` with `sh` in a network namespace of its own (only a `lo`,
+/// down until the script brings it up), or `None` after saying why it cannot
+/// (a failure in CI).
+fn run_in_own_network(script: &str) -> Option<std::process::Output> {
+    match std::process::Command::new("unshare").args(["-n", "sh", "-c", script]).output() {
+        Ok(output) if !String::from_utf8_lossy(&output.stderr).contains("unshare failed") => Some(output),
+        other => {
+            assert!(std::env::var_os("CI").is_none(), "CI must run this test: unshare -n failed: {other:?}");
+            println!("SKIPPED: unshare -n is not available here (needs root): {other:?}");
+            None
+        }
+    }
 }

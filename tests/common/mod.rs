@@ -882,3 +882,36 @@ pub fn udp_addrs_of(pid: u32) -> Vec<std::net::SocketAddrV4> {
         })
         .collect()
 }
+
+/// Whether this process runs with effective UID 0 (Linux `/proc`).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?.to_string();
+            // Uid: real effective saved filesystem
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `program` runs and succeeds with `version_arg`.
+pub fn tool_available(program: &str, version_arg: &str) -> bool {
+    Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A reason `test` cannot build `what` (e.g. "the namespace LAN") here: panics
+/// when `CI` is set, so CI never passes such a test by skipping it; otherwise
+/// prints the reason (so a skipped test says so) and returns `None`.
+pub fn skip_or_fail<T>(test: &str, what: &str, reason: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: cannot build {what}, and CI is set so this is a failure, not a skip: {reason}");
+    }
+    eprintln!("SKIPPED {test}: {reason} (set CI=1 to make this a failure)");
+    None
+}

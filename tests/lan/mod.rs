@@ -36,7 +36,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, SERVER_BIN, indent, kill_child, last_leader_in, leader_in, send_signal,
+    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, SERVER_BIN, indent, is_root, kill_child, last_leader_in, leader_in,
+    send_signal, skip_or_fail, tool_available,
 };
 
 pub mod history;
@@ -117,37 +118,6 @@ fn harness_namespace_pid(name: &str) -> Option<u32> {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (digits(lan) && digits(host)).then(|| pid.parse().ok()).flatten()
-}
-
-/// Whether this process runs with effective UID 0 (Linux `/proc`).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Uid:"))?.to_string();
-            // Uid: real effective saved filesystem
-            line.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
-}
-
-fn tool_available(program: &str, version_arg: &str) -> bool {
-    Command::new(program)
-        .arg(version_arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A reason the LAN tests cannot run here: panics when `CI` is set, otherwise
-/// prints it (so a skipped test says so) and returns `None`.
-fn skip<T>(test: &str, reason: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: cannot build the namespace LAN, and CI is set so this is a failure, not a skip: {reason}");
-    }
-    eprintln!("SKIPPED {test}: {reason} (set CI=1 to make this a failure)");
-    None
 }
 
 // ---------------------------------------------------------------------------
@@ -298,11 +268,11 @@ impl Lan {
     /// instead when `CI` is set). `nft` says the test needs nftables (faults).
     pub fn new_or_skip(test: &str, hosts: usize, nft: bool) -> Option<Lan> {
         if nft && !tool_available("nft", "--version") {
-            return skip(test, "the `nft` command (nftables) is not installed");
+            return skip_or_fail(test, "the namespace LAN", "the `nft` command (nftables) is not installed");
         }
         match Lan::new(hosts) {
             Ok(lan) => Some(lan),
-            Err(reason) => skip(test, &reason),
+            Err(reason) => skip_or_fail(test, "the namespace LAN", &reason),
         }
     }
 

@@ -7,7 +7,7 @@
 //! refused with the key, the file and what to do.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::driver::ServerSettings;
 use crate::hooks::HookCommands;
-use crate::net::{GroupAddr, parse_group};
+use crate::net::{GroupAddr, parse_group, parse_peer};
 use crate::node::Timing;
 use crate::rooms::Catalog;
 
@@ -34,6 +34,8 @@ pub struct ServerOptions {
     pub interface: Option<Ipv4Addr>,
     /// Multicast TTL.
     pub ttl: Option<u32>,
+    /// Servers reached by unicast too, as "ADDR:PORT" (where multicast is dropped).
+    pub peers: Option<Vec<String>>,
     /// Heartbeat interval, in milliseconds.
     pub heartbeat_interval_ms: Option<u64>,
     /// Heartbeat timeout, in milliseconds.
@@ -129,6 +131,7 @@ pub fn resolve_server(
         return Err(fail("`min_replicas` must be at least 1 (the leader itself)".into()));
     }
     let catalog = resolve_catalog(cli, from_file).map_err(fail)?;
+    let peers = resolve_peers(cli, from_file).map_err(fail)?;
     let ms = Duration::from_millis;
     let settings = ServerSettings {
         group: GroupAddr {
@@ -137,6 +140,7 @@ pub fn resolve_server(
             interface: pick(&cli.interface, &from_file.interface),
             ttl: pick(&cli.ttl, &from_file.ttl).unwrap_or(1),
         },
+        peers,
         id: pick(&cli.id, &from_file.id),
         timing: Timing {
             heartbeat_interval: ms(interval),
@@ -165,6 +169,13 @@ pub fn resolve_server(
 /// The command line's value, else the file's.
 fn pick<T: Clone>(cli: &Option<T>, file: &Option<T>) -> Option<T> {
     cli.clone().or_else(|| file.clone())
+}
+
+/// The peers: every `--peer`, else the file's `peers`, each checked.
+fn resolve_peers(cli: &ServerOptions, file: &ServerOptions) -> Result<Vec<SocketAddrV4>, String> {
+    let key = if cli.peers.is_some() { "--peer" } else { "`peers`" };
+    let texts = pick(&cli.peers, &file.peers).unwrap_or_default();
+    texts.iter().map(|text| parse_peer(text).map_err(|e| format!("{key}: {e}"))).collect()
 }
 
 /// The catalog: a `--catalog`/`catalog` file, inline lists in the config
@@ -292,6 +303,15 @@ mod tests {
             ),
             ("group = \"224.1.1.1\"\nport = 1\nrooms = [\"A\"]", "give all three, or none"),
             ("group = \"224.1.1.1\"\nport = 1\nlog_level = \"loud\"", "`log_level` = \"loud\""),
+            (
+                "group = \"224.1.1.1\"\nport = 1\npeers = [\"10.0.0.2\"]",
+                "`peers`: '10.0.0.2' is not an IPv4 address and port",
+            ),
+            (
+                "group = \"224.1.1.1\"\nport = 1\npeers = [\"224.1.1.1:1\"]",
+                "`peers`: '224.1.1.1:1' is not one server's",
+            ),
+            ("group = \"224.1.1.1\"\nport = 1\npeers = [\"10.0.0.2:0\"]", "`peers`: '10.0.0.2:0': port 0"),
         ];
         for (text, want) in cases {
             let error = resolve_text(&ServerOptions::default(), text).expect_err(text);
@@ -300,6 +320,16 @@ mod tests {
         let cli = ServerOptions { heartbeat_timeout_ms: Some(50), ..ServerOptions::default() };
         let error = resolve_text(&cli, "group = \"224.1.1.1\"\nport = 1").expect_err("timeout below the interval");
         assert!(error.contains("--heartbeat-timeout (50 ms)"), "{error}");
+    }
+
+    #[test]
+    fn peers_from_the_command_line_replace_the_files() {
+        let file = "group = \"224.1.1.1\"\nport = 1\npeers = [\"10.0.0.2:1\", \"10.0.0.3:1\"]";
+        let from_file = resolve_text(&ServerOptions::default(), file).expect("valid").settings.peers;
+        assert_eq!(from_file, ["10.0.0.2:1".parse().unwrap(), "10.0.0.3:1".parse::<SocketAddrV4>().unwrap()]);
+        let cli = ServerOptions { peers: Some(vec!["10.0.0.9:1".into()]), ..ServerOptions::default() };
+        let from_cli = resolve_text(&cli, file).expect("valid").settings.peers;
+        assert_eq!(from_cli, ["10.0.0.9:1".parse::<SocketAddrV4>().unwrap()]);
     }
 
     #[test]

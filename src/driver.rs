@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::hooks::{HookCommands, Hooks, RoleChange};
-use crate::net::{self, GroupAddr, NetError};
+use crate::net::{self, GroupAddr, GroupTargets, NetError};
 use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Role, Timing};
 use crate::rooms::Catalog;
+use crate::silence::{GroupSilence, SilenceNews};
 use crate::storage::{Storage, StorageError};
 use crate::systemd::Notifier;
 use crate::wire;
@@ -25,12 +26,16 @@ use crate::wire;
 const GROUP: Token = Token(0);
 const UNICAST: Token = Token(1);
 const WAKE: Token = Token(2);
+const PEERS: Token = Token(3);
 
 /// What the server binary passes in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// Where the group is.
     pub group: GroupAddr,
+    /// Servers also reached by unicast at this address and port (`--peer`),
+    /// where the network does not carry multicast.
+    pub peers: Vec<SocketAddrV4>,
     /// Explicit server ID; `None` uses the process ID.
     pub id: Option<u64>,
     /// Protocol timings.
@@ -122,7 +127,10 @@ pub struct Server {
     poll: Poll,
     group_socket: UdpSocket,
     unicast: UdpSocket,
-    group: SocketAddrV4,
+    /// Receives what peers send by unicast; only with `--peer`.
+    peer_socket: Option<UdpSocket>,
+    targets: GroupTargets,
+    silence: GroupSilence,
     node: Node,
     storage: Option<Storage>,
     stopper: Stopper,
@@ -141,6 +149,18 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry().register(&mut group_socket, GROUP, Interest::READABLE)?;
         poll.registry().register(&mut unicast, UNICAST, Interest::READABLE)?;
+        let mut peer_socket = match settings.peers.is_empty() {
+            true => None,
+            false => Some(UdpSocket::from_std(net::peer_socket(&settings.group)?)),
+        };
+        if let Some(socket) = &mut peer_socket {
+            poll.registry().register(socket, PEERS, Interest::READABLE)?;
+        }
+        // A shared config file lists every server, this one too.
+        let own_peer_addr = SocketAddrV4::new(*addr.ip(), settings.group.port);
+        let peers = settings.peers.iter().copied().filter(|peer| *peer != own_peer_addr).collect();
+        let targets = GroupTargets { group: settings.group.socket_addr(), peers };
+        let silence = GroupSilence::new(Instant::now(), settings.timing.heartbeat_timeout);
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let config = NodeConfig {
             id: settings.id.unwrap_or_else(|| u64::from(std::process::id())),
@@ -161,8 +181,19 @@ impl Server {
         let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
         let notifier = Notifier::from_env(Instant::now());
         let hooks = Hooks::start(settings.hooks, node.id().id)?;
-        let group = settings.group.socket_addr();
-        Ok(Server { poll, group_socket, unicast, group, node, storage, stopper, notifier, hooks })
+        Ok(Server {
+            poll,
+            group_socket,
+            unicast,
+            peer_socket,
+            targets,
+            silence,
+            node,
+            storage,
+            stopper,
+            notifier,
+            hooks,
+        })
     }
 
     /// A handle that stops [`Server::run`].
@@ -177,10 +208,10 @@ impl Server {
         self.node.start(Instant::now());
         self.flush()?;
         while !self.stopper.flag.load(Ordering::SeqCst) {
-            let wake = match (self.node.poll_timeout(), self.notifier.next_wake()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [self.node.poll_timeout(), self.notifier.next_wake(), self.silence.next_wake()]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = wake.map(|t| t.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
@@ -189,11 +220,21 @@ impl Server {
                 return Err(e.into());
             }
             for event in events.iter() {
-                match event.token() {
-                    GROUP => drain(&self.group_socket, &mut self.node, &mut buffer),
-                    UNICAST => drain(&self.unicast, &mut self.node, &mut buffer),
-                    _ => {}
+                let from_group = match (event.token(), &self.peer_socket) {
+                    (GROUP, _) => drain(&self.group_socket, &mut self.node, &mut buffer),
+                    (PEERS, Some(socket)) => drain(socket, &mut self.node, &mut buffer),
+                    (UNICAST, _) => {
+                        drain(&self.unicast, &mut self.node, &mut buffer);
+                        false // answers to our own messages say nothing about the group
+                    }
+                    _ => false,
+                };
+                if from_group && let Some(news) = self.silence.heard(Instant::now()) {
+                    self.report_silence(news);
                 }
+            }
+            if let Some(news) = self.silence.check(Instant::now()) {
+                self.report_silence(news);
             }
             self.node.handle_timeout(Instant::now());
             self.flush()?;
@@ -215,14 +256,16 @@ impl Server {
             storage.save(self.node.log(), changes)?;
         }
         while let Some(transmit) = self.node.poll_transmit() {
-            let to = match transmit.dst {
-                Destination::Group => self.group,
-                Destination::Peer(addr) => addr,
-            };
             let bytes = wire::encode(&transmit.message);
-            if let Err(e) = self.unicast.send_to(&bytes, SocketAddr::V4(to)) {
-                // UDP gives no delivery guarantee anyway; the protocol retries.
-                warn!("sending {} bytes to {to} failed: {e}", bytes.len());
+            let send = |to: SocketAddrV4| {
+                if let Err(e) = self.unicast.send_to(&bytes, SocketAddr::V4(to)) {
+                    // UDP gives no delivery guarantee anyway; the protocol retries.
+                    warn!("sending {} bytes to {to} failed: {e}", bytes.len());
+                }
+            };
+            match transmit.dst {
+                Destination::Group => self.targets.all().for_each(send),
+                Destination::Peer(addr) => send(addr),
             }
         }
         while let Some(event) = self.node.poll_event() {
@@ -240,6 +283,30 @@ impl Server {
         }
         Ok(())
     }
+
+    fn report_silence(&self, news: SilenceNews) {
+        let heard_from = match self.targets.peers.is_empty() {
+            true => format!("group {}", self.targets.group),
+            false => format!("group {} or from any --peer", self.targets.group),
+        };
+        match news {
+            SilenceNews::Silent(quiet) => warn!(
+                "heard nothing on {heard_from} for {:.1} s, not even this server's own datagrams: \
+                 multicast does not reach this server. Likely causes: a firewall on this host dropping \
+                 UDP port {} or multicast (`nft list ruleset`), no multicast route through the interface \
+                 meant (`ip route get {}`; --interface ADDR picks one), an interface without MULTICAST \
+                 (`ip link`). Where the network drops multicast (cloud, container overlays, switches with \
+                 IGMP snooping and no querier), list the servers with --peer ADDR:PORT (`peers` in the \
+                 config file)",
+                quiet.as_secs_f64(),
+                self.targets.group.port(),
+                self.targets.group.ip()
+            ),
+            SilenceNews::HeardAgain(quiet) => {
+                info!("hearing the group again after {:.1} s of silence", quiet.as_secs_f64())
+            }
+        }
+    }
 }
 
 /// A one-line status for the service manager.
@@ -251,20 +318,22 @@ fn describe_role(node: &Node) -> String {
     }
 }
 
-/// Reads every datagram waiting on `socket` into the node.
-fn drain(socket: &UdpSocket, node: &mut Node, buffer: &mut [u8]) {
+/// Reads every datagram waiting on `socket` into the node; true if any came.
+fn drain(socket: &UdpSocket, node: &mut Node, buffer: &mut [u8]) -> bool {
+    let mut any = false;
     loop {
         match socket.recv_from(buffer) {
             Ok((len, SocketAddr::V4(from))) => node.handle_datagram(Instant::now(), from, &buffer[..len]),
             Ok((_, SocketAddr::V6(from))) => warn!("dropped datagram from IPv6 address {from}"),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return any,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 // ICMP errors from earlier sends surface here; they are not fatal.
                 debug!("receive error: {e}");
-                return;
+                return any;
             }
         }
+        any = true;
     }
 }
 

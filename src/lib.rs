@@ -26,6 +26,7 @@ pub mod hooks;
 pub mod net;
 pub mod node;
 pub mod rooms;
+pub mod silence;
 pub mod sim;
 pub mod storage;
 pub mod systemd;

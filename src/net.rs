@@ -27,6 +27,36 @@ impl GroupAddr {
     }
 }
 
+/// Where a datagram for the whole group goes: the multicast group, and each
+/// peer given with `--peer` by unicast, for networks that drop multicast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTargets {
+    /// The multicast group and port.
+    pub group: SocketAddrV4,
+    /// Servers reached by unicast as well, at their group port.
+    pub peers: Vec<SocketAddrV4>,
+}
+
+impl GroupTargets {
+    /// The group first, then every peer.
+    pub fn all(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
+        std::iter::once(self.group).chain(self.peers.iter().copied())
+    }
+}
+
+/// Parses a `--peer ADDR:PORT`: a unicast IPv4 address and a port other than 0.
+pub fn parse_peer(text: &str) -> Result<SocketAddrV4, String> {
+    let peer: SocketAddrV4 =
+        text.parse().map_err(|_| format!("'{text}' is not an IPv4 address and port, e.g. 10.0.0.2:11111"))?;
+    if peer.port() == 0 {
+        return Err(format!("'{text}': port 0 is not a port; use the group's port, e.g. {}:11111", peer.ip()));
+    }
+    if peer.ip().is_multicast() || peer.ip().is_unspecified() || peer.ip().is_broadcast() {
+        return Err(format!("'{text}' is not one server's address: give the unicast address of a server's host"));
+    }
+    Ok(peer)
+}
+
 /// Error of a socket operation, with what was being attempted.
 #[derive(Debug)]
 pub struct NetError {
@@ -75,6 +105,20 @@ pub fn group_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
     attempt(socket.join_multicast_v4(&addr.group, &iface), || {
         format!("joining multicast group {} on interface {}", addr.group, describe(addr.interface))
     })?;
+    attempt(socket.set_nonblocking(true), what)?;
+    Ok(socket.into())
+}
+
+/// Opens the socket that receives what peers (`--peer`) send to this host's
+/// group port by unicast. It takes no multicast, which the group socket gets.
+pub fn peer_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
+    let local = SocketAddrV4::new(addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED), addr.port);
+    let what = || format!("opening the peer socket on {local}");
+    let socket = attempt(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
+    // Shares the port with the group sockets bound to the group address.
+    attempt(socket.set_reuse_address(true), what)?;
+    attempt(socket.set_multicast_all_v4(false), what)?;
+    attempt(socket.bind(&SocketAddr::V4(local).into()), || format!("binding the peer socket to {local}"))?;
     attempt(socket.set_nonblocking(true), what)?;
     Ok(socket.into())
 }
@@ -141,5 +185,34 @@ fn describe(interface: Option<Ipv4Addr>) -> String {
     match interface {
         Some(ip) => ip.to_string(),
         None => "chosen by the kernel".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_one_servers_unicast_address_and_port() {
+        assert_eq!(parse_peer("10.0.0.2:11111"), Ok(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 11111)));
+        for (text, want) in [
+            ("10.0.0.2", "is not an IPv4 address and port"),
+            ("host:1", "is not an IPv4 address and port"),
+            ("10.0.0.2:0", "port 0 is not a port"),
+            ("224.1.1.1:11111", "not one server's address"),
+            ("0.0.0.0:11111", "not one server's address"),
+            ("255.255.255.255:11111", "not one server's address"),
+        ] {
+            let error = parse_peer(text).expect_err(text);
+            assert!(error.contains(want), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_group_goes_first_then_every_peer() {
+        let addr = |last: u8| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, last), 1);
+        let targets =
+            GroupTargets { group: SocketAddrV4::new(Ipv4Addr::new(224, 1, 1, 1), 1), peers: vec![addr(2), addr(3)] };
+        assert_eq!(targets.all().collect::<Vec<_>>(), [targets.group, addr(2), addr(3)]);
     }
 }

@@ -467,3 +467,63 @@ fn a_healed_partition_keeps_both_sides_writes_and_reports_the_conflict() {
         converged.as_millis()
     );
 }
+
+/// Where the network drops multicast (every host's `eth0` drops 224.0.0.0/4
+/// both ways), plain servers each lead alone; given each other with `--peer`
+/// (the same list on every host, this one's own address included, as from one
+/// config file) they elect the highest, serve a client that names them too,
+/// fail over by unicast when the leader is killed, and none warns that it
+/// hears nothing.
+#[test]
+fn peers_carry_the_group_where_the_network_drops_multicast() {
+    let Some(lan) = Lan::new_or_skip("peers_carry_the_group_where_the_network_drops_multicast", 3, true) else {
+        return;
+    };
+    for host in 0..lan.hosts() {
+        lan.drop_multicast(host);
+    }
+    let fast = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500"];
+    {
+        let lone: Vec<LanServer> = (0..3).map(|host| lan.start_server(host, Some(host_id(host)), &fast)).collect();
+        for server in &lone {
+            server.wait_for(&format!("Election completed. Group Leader: {}", server.id()), PATIENCE);
+        }
+    } // killed: multicast does not cross this network
+
+    let port = lan.group_args()[1].clone();
+    let peers: Vec<String> = (0..3).flat_map(|h| ["--peer".to_string(), format!("{}:{port}", lan.addr(h))]).collect();
+    let with_peers: Vec<&str> = fast.iter().copied().chain(peers.iter().map(String::as_str)).collect();
+    let started = Instant::now();
+    let mut servers: Vec<LanServer> =
+        (0..3).map(|host| lan.start_server(host, Some(host_id(host)), &with_peers)).collect();
+    let Some(agreed) = wait_agreement(&servers, 300, started, PATIENCE) else {
+        panic!("the servers did not agree on 300 through their peers\n{}", dump_all(&servers));
+    };
+    let client_peers = &peers[..];
+    let reserve = |host: usize, timeslot: &str| {
+        let args: Vec<&str> =
+            client_peers.iter().map(String::as_str).chain(["reserve", "SA318", timeslot, "Monday"]).collect();
+        lan.run_client(host, &args)
+    };
+    reserve(0, "8:30-9:30").assert_success(&["(From servers): Reservation confirmed"]);
+
+    servers[2].kill();
+    let failover = wait_agreement_among(&servers[..2], &[true, true], 200);
+    reserve(1, "9:30-10:30").assert_success(&["(From servers): Reservation confirmed"]);
+    let check: Vec<&str> = client_peers.iter().map(String::as_str).chain(["check", "SA318"]).collect();
+    lan.run_client(0, &check).assert_success(&["(From servers): SA318 8:30-9:30 Monday", "SA318 9:30-10:30 Monday"]);
+
+    // The silence warning comes after three heartbeat timeouts (1.5 s): run past it.
+    while started.elapsed() < Duration::from_secs(2) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for server in &servers[..2] {
+        assert!(!server.lines().iter().any(|l| l.contains("heard nothing")), "{}", server.dump());
+    }
+    println!(
+        "peers: with multicast dropped, 3 servers agreed on 300 by unicast in {} ms; after 300 was killed \
+         200 and 100 agreed on 200 {} ms later and confirmed a write",
+        agreed.as_millis(),
+        failover.as_millis()
+    );
+}

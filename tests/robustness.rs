@@ -209,3 +209,26 @@ fn run_in_own_network(script: &str) -> Option<std::process::Output> {
         }
     }
 }
+
+/// A server that hears nothing at all from its group, not even its own
+/// announcements (here a firewall rule on its host drops multicast input),
+/// says so after three heartbeat timeouts, naming the likely causes and
+/// `--peer`. Needs root for `unshare -n` and `nft`.
+#[test]
+fn a_server_that_hears_nothing_from_its_group_says_why() {
+    if !is_root() || !tool_available("nft", "--version") {
+        skip_or_fail::<()>("a_server_that_hears_nothing_from_its_group_says_why", "its network", "needs root and nft");
+        return;
+    }
+    let setup = "ip link set lo up && ip link set lo multicast on \
+                 && ip route add 224.0.0.0/4 dev lo src 127.0.0.1 \
+                 && nft add table ip firewall \
+                 && nft add chain ip firewall input '{ type filter hook input priority 0; }' \
+                 && nft add rule ip firewall input ip daddr 224.0.0.0/4 drop";
+    let args = ["--heartbeat-interval", "100", "--heartbeat-timeout", "300", "239.255.77.9", "11111", "5"];
+    let server = ServerProcess::start_in_own_network(setup, &args, Some(5));
+    let warning = server.wait_for("heard nothing on group 239.255.77.9:11111 for 0.9 s", PATIENCE);
+    for cause in ["not even this server's own datagrams", "firewall", "ip route get 239.255.77.9", "--peer ADDR:PORT"] {
+        assert!(warning.contains(cause), "{cause:?} missing from: {warning}");
+    }
+}

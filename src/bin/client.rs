@@ -1,7 +1,7 @@
 //! The roomcast client: sends room-reservation commands to the server group
 //! and prints the leader's answers.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,6 +32,11 @@ struct Args {
     /// Multicast time-to-live: 0 keeps requests on this host, 1 on the local network.
     #[arg(long, value_name = "N", default_value_t = 1)]
     ttl: u32,
+    /// A server's host to send each request to by unicast as well, at
+    /// ADDR:PORT (PORT: the group's port), where the network drops multicast.
+    /// Repeat for each server.
+    #[arg(long = "peer", value_name = "ADDR:PORT", value_parser = roomcast::net::parse_peer)]
+    peers: Vec<SocketAddrV4>,
     /// Total time to wait for an answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let options = Options {
         group: GroupAddr { group: args.group, port: args.port, interface: args.interface, ttl: args.ttl },
+        peers: args.peers,
         config: ClientConfig { timeout: Duration::from_millis(args.timeout), ..ClientConfig::default() },
         command: args.command,
         json: args.json,

@@ -19,9 +19,14 @@ const IDS: [u64; 3] = [100, 200, 300];
 
 fn main() -> ExitCode {
     match start_servers() {
-        Ok(group) => {
-            io::run(&Options { group, config: ClientConfig::default(), command: Vec::new(), json: false }).into()
-        }
+        Ok(group) => io::run(&Options {
+            group,
+            peers: Vec::new(),
+            config: ClientConfig::default(),
+            command: Vec::new(),
+            json: false,
+        })
+        .into(),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -42,6 +47,7 @@ fn start_servers() -> Result<GroupAddr, Box<dyn std::error::Error>> {
     for id in IDS {
         let settings = ServerSettings {
             group,
+            peers: Vec::new(),
             id: Some(id),
             timing: Timing::default(),
             catalog: Catalog::default(),

@@ -1,7 +1,7 @@
 //! `server GROUP PORT [ID]`: a roomcast server. Parses arguments, sets up
 //! logging and signals, and runs the driver.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,6 +40,11 @@ struct Args {
     /// Multicast TTL: 0 keeps traffic on this host, 1 on the local network [default: 1].
     #[arg(long, value_name = "N")]
     ttl: Option<u32>,
+    /// Another server's host, reached by unicast at ADDR:PORT (PORT: the
+    /// group's port) besides multicast, where the network drops multicast.
+    /// Repeat for each server; one server per address. Replaces `peers` in --config.
+    #[arg(long = "peer", value_name = "ADDR:PORT", value_parser = roomcast::net::parse_peer)]
+    peers: Vec<SocketAddrV4>,
     /// How often followers heartbeat the leader, in milliseconds [default: 200].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_interval: Option<u64>,
@@ -92,6 +97,7 @@ impl Args {
             id: self.id.or(self.id_option),
             interface: self.interface,
             ttl: self.ttl,
+            peers: (!self.peers.is_empty()).then(|| self.peers.iter().map(ToString::to_string).collect()),
             heartbeat_interval_ms: self.heartbeat_interval,
             heartbeat_timeout_ms: self.heartbeat_timeout,
             election_timeout_ms: self.election_timeout,

@@ -21,7 +21,7 @@ use super::command::{self, Line};
 use super::error::ClientError;
 use super::{Client, ClientConfig, ClientEvent, Responder, Source, Submitted};
 use super::{json, render};
-use crate::net::{self, GroupAddr, NetError};
+use crate::net::{self, GroupAddr, GroupTargets, NetError};
 use crate::wire::{Answer, Command, MAX_DATAGRAM, WriteOutcome};
 
 /// How long the client keeps listening after its last answer, to catch a
@@ -53,6 +53,8 @@ impl From<Exit> for ExitCode {
 pub struct Options {
     /// The group to send requests to, and how.
     pub group: GroupAddr,
+    /// Servers to send each request to by unicast as well (`--peer`).
+    pub peers: Vec<SocketAddrV4>,
     /// Retry interval and timeout.
     pub config: ClientConfig,
     /// The words of a command to run once; empty to read commands from stdin.
@@ -98,7 +100,7 @@ enum Input {
 struct Session {
     client: Client,
     socket: UdpSocket,
-    group: SocketAddrV4,
+    targets: GroupTargets,
     inputs: Receiver<Input>,
     /// Lines that arrived while a request was in flight, for the next prompts.
     backlog: VecDeque<Option<String>>,
@@ -133,7 +135,7 @@ impl Session {
         Ok(Session {
             client: Client::new(random_id(), options.config),
             socket,
-            group: options.group.socket_addr(),
+            targets: GroupTargets { group: options.group.socket_addr(), peers: options.peers.clone() },
             inputs,
             backlog: VecDeque::new(),
             linger_until: None,
@@ -269,9 +271,11 @@ impl Session {
     /// and a timeout reports the last failure.
     fn flush(&mut self) {
         while let Some(datagram) = self.client.poll_transmit() {
-            if let Err(e) = self.socket.send_to(&datagram, self.group) {
-                log::debug!("sending a request to {} failed: {e}", self.group);
-                self.send_failure = Some(e.to_string());
+            for to in self.targets.all() {
+                if let Err(e) = self.socket.send_to(&datagram, to) {
+                    log::debug!("sending a request to {to} failed: {e}");
+                    self.send_failure = Some(format!("{e} (to {to})"));
+                }
             }
         }
     }
@@ -294,7 +298,7 @@ impl Session {
             }
             ClientEvent::TimedOut { request, waited } => {
                 let send_failure = self.send_failure.take();
-                let error = ClientError::NoAnswer { waited, group: self.group, send_failure };
+                let error = ClientError::NoAnswer { waited, group: self.targets.group, send_failure };
                 (error, json::no_answer(client, request, waited))
             }
             ClientEvent::DuplicateReply { request, first, second } => (

@@ -371,7 +371,20 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start_with_args`], with these environment variables set.
     pub fn start_with_env(args: Vec<String>, id: Option<u64>, env: &[(&str, &str)]) -> ServerProcess {
-        let (child, capture) = spawn_captured(SERVER_BIN, &args, |command| {
+        ServerProcess::spawn(SERVER_BIN, args, id, env)
+    }
+
+    /// Starts `server ARGS...` in a network namespace of its own (`unshare
+    /// -n`, so root only) after `setup`, shell commands that build its network
+    /// (its `lo` is down until they bring it up). `exec` keeps the PID the server's.
+    pub fn start_in_own_network(setup: &str, args: &[&str], id: Option<u64>) -> ServerProcess {
+        assert!(args.iter().all(|a| !a.contains([' ', '\'', '"', '\\'])), "plain words only: {args:?}");
+        let script = format!("{setup} && exec {SERVER_BIN} {}", args.join(" "));
+        ServerProcess::spawn("unshare", vec!["-n".into(), "sh".into(), "-c".into(), script], id, &[])
+    }
+
+    fn spawn(program: &str, args: Vec<String>, id: Option<u64>, env: &[(&str, &str)]) -> ServerProcess {
+        let (child, capture) = spawn_captured(program, &args, |command| {
             if std::env::var_os("RUST_LOG").is_none() {
                 command.env("RUST_LOG", "info");
             }

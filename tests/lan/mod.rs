@@ -131,6 +131,8 @@ struct Faults {
     loss: u8,
     /// Peers whose traffic is dropped both ways.
     blocked: BTreeSet<Ipv4Addr>,
+    /// Multicast is dropped both ways, as by a network that does not carry it.
+    multicast_dropped: bool,
 }
 
 /// The namespaces of one LAN; deleted on drop. Shared by [`Lan`] and every
@@ -189,13 +191,17 @@ impl Net {
     /// the stack as congestion, which UDP sockets ignore (unless IP_RECVERR).
     fn apply_faults(&self, host: usize, faults: &Faults) {
         let mut script = String::from("table netdev rcfault {}\ndelete table netdev rcfault\n");
-        if faults.loss > 0 || !faults.blocked.is_empty() {
+        if faults.loss > 0 || !faults.blocked.is_empty() || faults.multicast_dropped {
             let mut ingress = Vec::new();
             let mut egress = Vec::new();
             if !faults.blocked.is_empty() {
                 let set = faults.blocked.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
                 ingress.push(format!("ip saddr {{ {set} }} drop"));
                 egress.push(format!("ip daddr {{ {set} }} drop"));
+            }
+            if faults.multicast_dropped {
+                ingress.push("ip daddr 224.0.0.0/4 drop".to_string());
+                egress.push("ip daddr 224.0.0.0/4 drop".to_string());
             }
             if faults.loss > 0 {
                 ingress.push(format!("numgen random mod 100 < {} drop", faults.loss));
@@ -393,7 +399,14 @@ impl Lan {
         self.update_faults(b.iter().copied(), |f| f.blocked.extend(a_addrs.iter().copied()));
     }
 
-    /// Removes every fault (partitions and loss) from every host.
+    /// Drops every multicast packet into and out of host `host`'s `eth0`, as
+    /// a cloud network, a container overlay or a switch with IGMP snooping and
+    /// no querier would. The host's own multicast still loops back to it.
+    pub fn drop_multicast(&self, host: usize) {
+        self.update_faults([host], |f| f.multicast_dropped = true);
+    }
+
+    /// Removes every fault (partitions, loss, dropped multicast) from every host.
     pub fn heal(&self) {
         self.update_faults(0..self.hosts(), |f| *f = Faults::default());
     }

@@ -123,9 +123,12 @@ fn build(word: &str, args: &[&str]) -> Option<Line> {
 /// The text `help` prints: every command with what it does and an example.
 pub fn help() -> String {
     let mut text = String::from("Commands (the command word may be in any case):");
+    let form = |spec: &Spec| format!("{} {}", spec.word, spec.needs);
+    // Columns as wide as their longest entry, plus a gap.
+    let form_width = SPECS.iter().map(|spec| form(spec).len()).max().unwrap_or(0) + 2;
+    let summary_width = SPECS.iter().map(|spec| spec.summary.len()).max().unwrap_or(0) + 2;
     for spec in &SPECS {
-        let form = format!("{} {}", spec.word, spec.needs);
-        text.push_str(&format!("\n  {form:<28}{:<28}e.g. {}", spec.summary, spec.example));
+        text.push_str(&format!("\n  {:<form_width$}{:<summary_width$}e.g. {}", form(spec), spec.summary, spec.example));
     }
     text
 }
@@ -190,6 +193,11 @@ mod tests {
             assert!(text.contains(&format!("e.g. {}", spec.example)), "{} missing", spec.word);
             assert!(parse(spec.example).is_ok(), "example {:?} does not parse", spec.example);
         }
-        assert!(text.contains("\n  reserve ROOM TIMESLOT DAY   reserve a room              e.g. reserve ME4326"));
+        // Aligned columns: each wide enough for its longest entry.
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        let column = lines[0].find("e.g. ").expect("an example");
+        for line in lines {
+            assert!(line.find("e.g. ") == Some(column) && line[..column].ends_with("  "), "{text}");
+        }
     }
 }

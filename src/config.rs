@@ -66,6 +66,17 @@ pub struct ServerOptions {
     pub on_follower: Option<String>,
 }
 
+impl ServerOptions {
+    /// These options with relative `catalog` and `data_dir` paths taken as
+    /// relative to the directory of `config_file`, as a reader of the file
+    /// expects (a service's working directory is usually `/`).
+    fn paths_relative_to(&self, config_file: &Path) -> ServerOptions {
+        let dir = config_file.parent().unwrap_or(Path::new(""));
+        let beside = |path: &Option<PathBuf>| path.as_ref().map(|p| dir.join(p));
+        ServerOptions { catalog: beside(&self.catalog), data_dir: beside(&self.data_dir), ..self.clone() }
+    }
+}
+
 /// What the server runs with once the command line, the config file and the
 /// defaults are merged and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +104,14 @@ pub fn resolve_server(
     file: Option<(&Path, &ServerOptions)>,
 ) -> Result<ResolvedServer, ConfigError> {
     let empty = ServerOptions::default();
-    let (path, from_file) = file.map_or((Path::new("the command line"), &empty), |(p, f)| (p, f));
+    let beside_file;
+    let (path, from_file) = match file {
+        Some((path, options)) => {
+            beside_file = options.paths_relative_to(path);
+            (path, &beside_file)
+        }
+        None => (Path::new("the command line"), &empty),
+    };
     let fail = |problem: String| ConfigError { path: path.to_path_buf(), problem };
     // Says where a value came from, for error messages.
     let origin = |flag: &str, key: &str, given_on_cli: bool| match given_on_cli {
@@ -330,6 +348,24 @@ mod tests {
         let cli = ServerOptions { peers: Some(vec!["10.0.0.9:1".into()]), ..ServerOptions::default() };
         let from_cli = resolve_text(&cli, file).expect("valid").settings.peers;
         assert_eq!(from_cli, ["10.0.0.9:1".parse::<SocketAddrV4>().unwrap()]);
+    }
+
+    #[test]
+    fn relative_paths_in_a_config_file_are_beside_it() {
+        let file = options("group = \"224.1.1.1\"\nport = 1\ndata_dir = \"state\"");
+        let resolved = resolve_server(&ServerOptions::default(), Some((Path::new("/etc/roomcast/r.toml"), &file)));
+        assert_eq!(resolved.expect("valid").settings.data_dir, Some(PathBuf::from("/etc/roomcast/state")));
+        let absolute = options("group = \"224.1.1.1\"\nport = 1\ndata_dir = \"/var/lib/rc\"");
+        let resolved = resolve_server(&ServerOptions::default(), Some((Path::new("/etc/roomcast/r.toml"), &absolute)));
+        assert_eq!(resolved.expect("valid").settings.data_dir, Some(PathBuf::from("/var/lib/rc")));
+        // On the command line a relative path stays relative to the working directory.
+        let cli = ServerOptions { data_dir: Some("here".into()), ..ServerOptions::default() };
+        let resolved = resolve_server(&cli, Some((Path::new("/etc/roomcast/r.toml"), &file)));
+        assert_eq!(resolved.expect("valid").settings.data_dir, Some(PathBuf::from("here")));
+        let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roomcast.toml");
+        let beside = options("group = \"224.1.1.1\"\nport = 1\ncatalog = \"catalog.toml\"");
+        let resolved = resolve_server(&ServerOptions::default(), Some((&catalog, &beside)));
+        assert_eq!(resolved.expect("the shipped catalog, found beside the file").settings.catalog, Catalog::default());
     }
 
     #[test]

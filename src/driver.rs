@@ -271,7 +271,7 @@ impl Server {
         while let Some(event) = self.node.poll_event() {
             match event {
                 Event::Fatal(e) => return Err(ServerError::Fatal(e)),
-                Event::Applied(..) | Event::HistoryDropped => {}
+                Event::Applied(..) | Event::HistoryDropped | Event::SnapshotInstalled { .. } => {}
                 Event::Ready => self.notifier.ready(&describe_role(&self.node)),
                 Event::RoleChanged { role, leader, term } => {
                     self.notifier.status(&describe_role(&self.node));

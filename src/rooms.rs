@@ -294,7 +294,9 @@ impl ReservationTable {
         write: &Op,
         entry: &Entry,
     ) -> Option<Conflict> {
-        if !self.merged.insert(origin) {
+        if !self.merged.insert(origin) || self.request_done(entry.client, entry.request) {
+            // The same request also ran here and did its work (its run was
+            // still in flight when the merge was sequenced): nothing to replay.
             return None;
         }
         let (Op::Reserve(slot) | Op::Cancel(slot)) = write else { return None };
@@ -329,6 +331,13 @@ impl ReservationTable {
             self.conflicts.pop_front();
         }
         Some(conflict)
+    }
+
+    /// True when this client request ran here and changed the table.
+    fn request_done(&self, client: u64, request: u64) -> bool {
+        self.sessions.get(&client).is_some_and(|s| {
+            s.request == request && matches!(s.outcome, WriteOutcome::Reserved | WriteOutcome::Cancelled)
+        })
     }
 
     fn remember(&mut self, client: u64, request: u64, outcome: WriteOutcome, seq: u64) {
@@ -397,6 +406,22 @@ mod tests {
         assert_eq!(cancel, Applied::Merged(Some(Conflict { slot: taken, reserve: false, client: 3, request: 4 })));
         let (total, latest) = log.table.conflicts();
         assert_eq!((total, latest.count()), (2, 2));
+    }
+
+    #[test]
+    fn a_request_that_ran_on_both_sides_is_merged_only_where_it_was_refused() {
+        let mut log = Log::new();
+        let (mine, theirs) = (slot("SA318", "8:30-9:30", "Monday"), slot("SA318", "9:30-10:30", "Monday"));
+        // Client 5's request 1 reserved `mine` here and on the other side: done once.
+        log.run(5, 1, Op::Reserve(mine.clone()));
+        assert_eq!(log.run(5, 1, merged(7, 1, Op::Reserve(mine.clone()))), Applied::Merged(None));
+        assert_eq!(log.table.outcome_of(5, 1), Some(&WriteOutcome::Reserved), "retries still hear it was done");
+        assert_eq!(log.table.conflicts().0, 0, "no conflict with itself");
+        // Client 6's request 1 was refused here (slot taken) but done there: a conflict to report.
+        log.run(4, 1, Op::Reserve(theirs.clone()));
+        log.run(6, 1, Op::Reserve(theirs.clone()));
+        let conflict = Conflict { slot: theirs, reserve: true, client: 6, request: 1 };
+        assert_eq!(log.run(6, 1, merged(8, 1, Op::Reserve(conflict.slot.clone()))), Applied::Merged(Some(conflict)));
     }
 
     #[test]

@@ -134,9 +134,9 @@ impl ReplicatedLog {
     }
 
     /// True when a committed entry still held carries this client request,
-    /// run directly or merged.
-    pub fn ran_request(&self, client: u64, request: u64) -> bool {
-        self.entries.iter().any(|e| e.position.seq <= self.commit && e.client == client && e.request == request)
+    /// run directly or merged, and changed the table (a refusal did not).
+    pub fn request_changed_table(&self, client: u64, request: u64) -> bool {
+        self.committed_writes().any(|e| e.client == client && e.request == request)
     }
 
     /// True when an entry not yet applied carries this client request.

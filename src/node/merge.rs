@@ -115,8 +115,11 @@ impl Node {
         let mut fresh = Vec::new();
         for entry in foreign {
             let Some((origin, write)) = merged_write(entry) else { continue };
-            // A client that reached both sides had the same request run on each.
-            if self.log.table().has_merged(origin) || self.log.ran_request(entry.client, entry.request) {
+            // A client that reached both sides had the same request run on
+            // each. Where it changed our table too, it is done; where ours
+            // refused it, the other side's confirmation is replayed like any
+            // other, and reported as a conflict if it cannot be.
+            if self.log.table().has_merged(origin) || self.log.request_changed_table(entry.client, entry.request) {
                 continue;
             }
             merged_all = false;

@@ -154,6 +154,14 @@ pub enum Event {
     /// its leader's after a partition (`merge`): it applies the leader's
     /// entries from the start now.
     HistoryDropped,
+    /// The server installed a snapshot of `source`'s table up to `last`,
+    /// replacing its own log.
+    SnapshotInstalled {
+        /// The ID of the server the snapshot came from.
+        source: u64,
+        /// The last entry the snapshot holds.
+        last: LogPosition,
+    },
     /// The server cannot go on and must exit.
     Fatal(FatalError),
 }

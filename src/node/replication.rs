@@ -525,10 +525,14 @@ impl Node {
         } else {
             let bytes = std::mem::take(&mut assembly.data);
             c.snapshot = None;
-            if self.install_snapshot(sender, last, &bytes)
-                && let Some(c) = &mut self.catchup
-            {
-                c.retry_at = now;
+            if self.install_snapshot(sender, last, &bytes) {
+                if let Some(c) = &mut self.catchup {
+                    c.retry_at = now;
+                }
+            } else if self.on_divergence(now, sender, last) {
+                // Its whole log is older than our committed one and differs
+                // from it: pulling again would fetch the same snapshot forever.
+                return;
             }
         }
         self.after_progress(now);
@@ -541,6 +545,7 @@ impl Node {
             Ok(table) if table.applied() == last && last.seq > self.log.table().applied().seq => {
                 info!("installed a snapshot from {sender} ({} bytes, {} reservations)", bytes.len(), table.len());
                 self.log.install(table);
+                self.events.push_back(super::Event::SnapshotInstalled { source: sender.id, last });
                 if let State::Follower(f) = &mut self.state {
                     f.verified = f.verified.max(last.seq);
                 }

@@ -4,9 +4,9 @@
 //!
 //! | name | rule |
 //! |---|---|
-//! | `one-order` | no two replicas apply different entries at one sequence number, unless every replica that applied one of them dropped that history (a healed partition: `node/merge.rs`) |
-//! | `at-most-once` | a client request is executed at one sequence number at most in the surviving history |
-//! | `acknowledged-writes` | every answer a client got for a write is the outcome of that write in the surviving history, or the write was executed in an abandoned history and merged into the surviving one |
+//! | `one-order` | no two entries at one sequence number survive: some replica still holds each (applied it or took a snapshot holding it, and did not drop that history when a partition healed, `node/merge.rs`, nor restart without its data since) |
+//! | `at-most-once` | a client request is executed at one sequence number at most among the surviving entries |
+//! | `acknowledged-writes` | every answer a client got for a write is the outcome of that write in the surviving history, or of a run that was merged into it (replayed, or dropped as a reported conflict), or a refusal from a history that did not survive |
 //! | `convergence` | after the faults stop: one leader, every replica holds the same table |
 //! | `liveness` | a run stays within its step budget (no message storm, no livelock) |
 //!
@@ -42,8 +42,9 @@ pub struct Checker {
     /// Every distinct entry applied at each sequence number, and the servers
     /// that applied it.
     order: BTreeMap<u64, Vec<Applications>>,
-    /// Positions each server applied before it last dropped its history.
-    dropped: HashMap<u64, HashSet<LogPosition>>,
+    /// The positions each server holds: applied, or taken over in a snapshot,
+    /// and not lost since by dropping its history or restarting without data.
+    held: HashMap<u64, HashSet<LogPosition>>,
     /// Origins of the writes merged into the surviving history.
     merged: HashSet<LogPosition>,
     /// Where each (client, request) was executed, and with what outcome.
@@ -87,6 +88,7 @@ impl Checker {
 
     /// A replica applied an entry.
     pub fn on_applied(&mut self, server: u64, entry: &Entry, applied: &Applied) {
+        self.held.entry(server).or_default().insert(entry.position);
         let all = self.order.entry(entry.position.seq).or_default();
         match all.iter_mut().find(|a| a.entry == *entry) {
             Some(known) => drop(known.servers.insert(server)),
@@ -113,26 +115,29 @@ impl Checker {
             let detail = format!("server {server} dropped its history although a majority holds every write");
             self.fail("one-order", detail);
         }
-        let dropped = self.dropped.entry(server).or_default();
-        for all in self.order.values() {
-            dropped.extend(all.iter().filter(|a| a.servers.contains(&server)).map(|a| a.entry.position));
-        }
+        self.on_memory_lost(server);
     }
 
-    /// True when every server that applied `a` has since dropped that history.
-    fn abandoned(&self, a: &Applications) -> bool {
-        a.servers.iter().all(|s| self.dropped.get(s).is_some_and(|d| d.contains(&a.entry.position)))
+    /// A replica restarted without its data directory: what it held is gone.
+    pub fn on_memory_lost(&mut self, server: u64) {
+        self.held.remove(&server);
+    }
+
+    /// A replica installed `source`'s snapshot up to `last`: it holds what
+    /// `source` held up to there, and nothing of its own log any more.
+    pub fn on_snapshot_installed(&mut self, server: u64, source: u64, last: LogPosition) {
+        let taken = self.held.get(&source).into_iter().flatten().filter(|p| p.seq <= last.seq).copied().collect();
+        self.held.insert(server, taken);
     }
 
     /// Once the run is over: `one-order` and `at-most-once` over the
-    /// surviving history (entries of histories abandoned when a partition
-    /// healed do not count), and every answered write checked against it. A
-    /// write executed only in an abandoned history must have been merged.
+    /// surviving history, the entries some replica still holds (histories
+    /// abandoned when a partition healed, or lost with every replica that held
+    /// them, do not count), and every answered write checked against it.
     pub fn check_histories(&mut self) {
-        let mut abandoned = HashSet::new();
+        let held: HashSet<LogPosition> = self.held.values().flatten().copied().collect();
         for (seq, all) in &self.order {
-            let (lost, kept): (Vec<&Applications>, Vec<&Applications>) = all.iter().partition(|a| self.abandoned(a));
-            abandoned.extend(lost.iter().map(|a| a.entry.position));
+            let kept: Vec<&Applications> = all.iter().filter(|a| held.contains(&a.entry.position)).collect();
             if let [first, second, ..] = kept[..] {
                 let detail = format!(
                     "servers {:?} applied {:?} at seq {seq}, servers {:?} {:?}",
@@ -142,7 +147,7 @@ impl Checker {
             }
         }
         for ((client, request), runs) in &self.executed {
-            let surviving: Vec<_> = runs.iter().filter(|(p, _)| !abandoned.contains(p)).collect();
+            let surviving: Vec<_> = runs.iter().filter(|(p, _)| held.contains(p)).collect();
             if surviving.len() > 1 {
                 let detail = format!("client {client} request {request} executed at {surviving:?}");
                 self.violations.push(Violation { invariant: "at-most-once", detail });
@@ -150,19 +155,37 @@ impl Checker {
         }
         for (client, request, outcome) in std::mem::take(&mut self.acks) {
             let runs = self.executed.get(&(client, request)).map(Vec::as_slice).unwrap_or_default();
-            let surviving = runs.iter().find(|(p, _)| !abandoned.contains(p));
-            let merged = runs.iter().any(|(p, _)| self.merged.contains(p));
-            let detail = match surviving {
-                Some((_, done)) if *done == outcome => None,
-                None if merged => None,
-                Some((position, done)) => Some(format!("was told {outcome:?}, but {position:?} did {done:?}")),
-                None if runs.is_empty() => Some(format!("was told {outcome:?}, but no replica executed it")),
-                None => Some(format!("was told {outcome:?}, executed only in an abandoned history, never merged")),
-            };
-            if let Some(detail) = detail {
+            if let Some(detail) = self.wrong_answer(&held, runs, &outcome) {
                 self.fail("acknowledged-writes", format!("client {client} request {request} {detail}"));
             }
             self.acks.push((client, request, outcome));
+        }
+    }
+
+    /// Why `outcome` is not what the runs of its request did, if it is not.
+    /// An answer stands when a surviving run gave it; when its run was merged
+    /// (replayed after the winner's history, or dropped as a conflict that
+    /// every server reports); and for a refusal from a history that did not
+    /// survive: that side knew only its own writes.
+    fn wrong_answer(
+        &self,
+        held: &HashSet<LogPosition>,
+        runs: &[(LogPosition, WriteOutcome)],
+        outcome: &WriteOutcome,
+    ) -> Option<String> {
+        let stands = |(p, done): &(LogPosition, WriteOutcome)| {
+            done == outcome && (held.contains(p) || self.merged.contains(p) || matches!(done, WriteOutcome::Refused(_)))
+        };
+        let surviving = runs.iter().find(|(p, _)| held.contains(p));
+        let merged = runs.iter().any(|(p, _)| self.merged.contains(p));
+        match surviving {
+            _ if runs.iter().any(stands) => None,
+            None if merged => None,
+            Some((position, done)) => {
+                Some(format!("was told {outcome:?}, but {position:?} did {done:?} (runs: {runs:?})"))
+            }
+            None if runs.is_empty() => Some(format!("was told {outcome:?}, but no replica executed it")),
+            None => Some(format!("was told {outcome:?}, executed only in histories nobody holds, never merged")),
         }
     }
 

@@ -234,6 +234,9 @@ impl Sim {
 
     fn restart_from(&mut self, index: usize, disk: Option<ReplicatedLog>) {
         let (id, explicit_id) = (self.servers[index].node.id().id, self.servers[index].explicit_id);
+        if disk.is_none() {
+            self.checker.on_memory_lost(id);
+        }
         self.servers[index].node = self.new_node(index, id, explicit_id, disk);
         self.servers[index].liveness = Liveness::Up;
         self.flush(index);
@@ -455,6 +458,7 @@ impl Sim {
             match event {
                 Event::Applied(entry, applied) => self.checker.on_applied(id, &entry, &applied),
                 Event::HistoryDropped => self.checker.on_history_dropped(id),
+                Event::SnapshotInstalled { source, last } => self.checker.on_snapshot_installed(id, source, last),
                 Event::Fatal(_) => {
                     self.fatal.push((index, event));
                     self.servers[index].liveness = Liveness::Down;

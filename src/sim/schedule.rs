@@ -174,7 +174,7 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         return;
     }
     let safe = sim.min_replicas > 1;
-    if safe && partition_or_heal(sim, report) {
+    if (safe || default_mode_partitions(report.seed)) && partition_or_heal(sim, report) {
         return;
     }
     // In safe mode the group keeps its size: a majority of the first servers
@@ -201,6 +201,13 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         sim.pause(victim);
         report.pauses += 1;
     }
+}
+
+/// Whether this default-mode seed also gets partitions: seeds 1 (mod 4) when
+/// `SIM_DEFAULT_PARTITIONS` is set. A trial of the merge on heal
+/// (`node/merge.rs`), not in the CI gate yet: some seeds still fail.
+fn default_mode_partitions(seed: u64) -> bool {
+    seed % 4 == 1 && std::env::var_os("SIM_DEFAULT_PARTITIONS").is_some()
 }
 
 /// Heals a partition half of the time, or starts one a fifth of the time

@@ -310,12 +310,12 @@ impl ReservationTable {
                 None => true, // cancelled on both sides
             },
         };
+        let conflict = Conflict { slot: catalog.name(key), reserve, client: entry.client, request: entry.request };
         // A retry of the request, here, gets what the merge did.
         let outcome = match (done, reserve) {
             (true, true) => WriteOutcome::Reserved,
             (true, false) => WriteOutcome::Cancelled,
-            (false, true) => WriteOutcome::Refused(Refusal::AlreadyReserved(catalog.name(key))),
-            (false, false) => WriteOutcome::Refused(Refusal::NotReserved(catalog.name(key))),
+            (false, _) => conflict.outcome(),
         };
         if !self.is_superseded(entry.client, entry.request) {
             self.remember(entry.client, entry.request, outcome, entry.position.seq);
@@ -324,7 +324,6 @@ impl ReservationTable {
             self.room_changed.insert(key.room, entry.position.seq);
             return None;
         }
-        let conflict = Conflict { slot: catalog.name(key), reserve, client: entry.client, request: entry.request };
         self.conflicts_total += 1;
         self.conflicts.push_back(conflict.clone());
         if self.conflicts.len() > MAX_CONFLICTS {

@@ -340,6 +340,16 @@ pub struct Conflict {
     pub request: u64,
 }
 
+impl Conflict {
+    /// What a retry of the dropped request is told where the merge ran.
+    pub fn outcome(&self) -> WriteOutcome {
+        match self.reserve {
+            true => WriteOutcome::Refused(Refusal::AlreadyReserved(self.slot.clone())),
+            false => WriteOutcome::Refused(Refusal::NotReserved(self.slot.clone())),
+        }
+    }
+}
+
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (what, why) = match self.reserve {

@@ -309,11 +309,7 @@ impl ReplicatedLog {
         while self.table.applied().seq < target {
             let Some(entry) = self.get(self.table.applied().seq + 1).cloned() else { break };
             let outcome = self.table.apply(catalog, &entry);
-            let changed = matches!(
-                outcome,
-                Applied::Executed(WriteOutcome::Reserved | WriteOutcome::Cancelled) | Applied::Merged(None)
-            );
-            if changed {
+            if changes_table(&outcome) {
                 self.effective.insert(entry.position.seq);
             }
             applied.push((entry, outcome));
@@ -333,6 +329,15 @@ impl ReplicatedLog {
     /// The committed entries still held that changed the table, oldest first.
     pub fn committed_writes(&self) -> impl DoubleEndedIterator<Item = &Entry> {
         self.entries.iter().filter(|e| e.position.seq <= self.commit && self.effective.contains(&e.position.seq))
+    }
+
+    /// The entries after the applied ones that would change the table if
+    /// they were committed now: writes that a leader now gone may have
+    /// confirmed before we learnt it.
+    pub fn uncommitted_writes(&self, catalog: &Catalog) -> Vec<&Entry> {
+        let mut table = self.table.clone();
+        let pending = self.entries.iter().filter(|e| e.position.seq > self.table.applied().seq);
+        pending.filter(|e| changes_table(&table.apply(catalog, e))).collect()
     }
 
     /// Replaces everything with a snapshot of a committed table.
@@ -372,6 +377,11 @@ fn estimated_op_size(op: &Op) -> usize {
         Op::Reserve(s) | Op::Cancel(s) => s.room.len() + s.timeslot.len() + s.day.len(),
         Op::Merged { write, .. } => 48 + estimated_op_size(write),
     }
+}
+
+/// Whether an applied entry changed the table (a refusal or a repeat did not).
+fn changes_table(applied: &Applied) -> bool {
+    matches!(applied, Applied::Executed(WriteOutcome::Reserved | WriteOutcome::Cancelled) | Applied::Merged(None))
 }
 
 #[cfg(test)]

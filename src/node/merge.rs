@@ -66,16 +66,20 @@ impl Node {
         true
     }
 
-    /// Sends our latest committed writes that changed the table (refused or
-    /// repeated requests must not be replayed), as many as fit a datagram,
-    /// to our leader; the sequence number of the oldest sent.
+    /// Sends our latest writes that changed the table (refused or repeated
+    /// requests must not be replayed), as many as fit a datagram, to our
+    /// leader; the sequence number of the oldest sent. Writes we hold beyond
+    /// our commit point go too: the leader of our side may have confirmed
+    /// them and be gone before telling us.
     pub(super) fn send_orphans(&mut self) -> u64 {
         let State::Follower(f) = &self.state else { return 0 };
         let (leader, split_at) = (f.leader, f.diverged.unwrap_or(u64::MAX));
         let mut budget = CHUNK_BUDGET;
+        let uncommitted = self.log.uncommitted_writes(&self.config.catalog);
         let mut entries: Vec<Entry> = self
             .log
             .committed_writes()
+            .chain(uncommitted)
             .rev()
             .take_while(|e| {
                 budget = budget.saturating_sub(estimated_size(e));

@@ -47,6 +47,9 @@ pub struct Checker {
     held: HashMap<u64, HashSet<LogPosition>>,
     /// Origins of the writes merged into the surviving history.
     merged: HashSet<LogPosition>,
+    /// Where each (client, request) was merged, and what a retry of it is
+    /// told there: its outcome, or a refusal where it was a conflict.
+    merge_outcomes: HashMap<(u64, u64), Vec<(LogPosition, WriteOutcome)>>,
     /// Where each (client, request) was executed, and with what outcome.
     executed: HashMap<(u64, u64), Vec<(LogPosition, WriteOutcome)>>,
     /// Answers clients received for writes: (client, request, outcome).
@@ -97,8 +100,14 @@ impl Checker {
                 all.push(Applications { entry: entry.clone(), servers });
             }
         }
-        if let (Applied::Merged(_), Op::Merged { origin, .. }) = (applied, &entry.op) {
+        if let (Applied::Merged(conflict), Op::Merged { origin, write, .. }) = (applied, &entry.op) {
             self.merged.insert(*origin);
+            let outcome = match (conflict, write.as_ref()) {
+                (Some(conflict), _) => conflict.outcome(),
+                (None, Op::Cancel(_)) => WriteOutcome::Cancelled,
+                (None, _) => WriteOutcome::Reserved,
+            };
+            self.merge_outcomes.entry((entry.client, entry.request)).or_default().push((entry.position, outcome));
         }
         if let Applied::Executed(outcome) = applied {
             let runs = self.executed.entry((entry.client, entry.request)).or_default();
@@ -155,7 +164,8 @@ impl Checker {
         }
         for (client, request, outcome) in std::mem::take(&mut self.acks) {
             let runs = self.executed.get(&(client, request)).map(Vec::as_slice).unwrap_or_default();
-            if let Some(detail) = self.wrong_answer(&held, runs, &outcome) {
+            let merges = self.merge_outcomes.get(&(client, request)).map(Vec::as_slice).unwrap_or_default();
+            if let Some(detail) = self.wrong_answer(&held, runs, merges, &outcome) {
                 self.fail("acknowledged-writes", format!("client {client} request {request} {detail}"));
             }
             self.acks.push((client, request, outcome));
@@ -165,12 +175,14 @@ impl Checker {
     /// Why `outcome` is not what the runs of its request did, if it is not.
     /// An answer stands when a surviving run gave it; when its run was merged
     /// (replayed after the winner's history, or dropped as a conflict that
-    /// every server reports); and for a refusal from a history that did not
-    /// survive: that side knew only its own writes.
+    /// every server reports; `merges` says what retries are told where it was
+    /// merged); and for a refusal from a history that did not survive: that
+    /// side knew only its own writes.
     fn wrong_answer(
         &self,
         held: &HashSet<LogPosition>,
         runs: &[(LogPosition, WriteOutcome)],
+        merges: &[(LogPosition, WriteOutcome)],
         outcome: &WriteOutcome,
     ) -> Option<String> {
         let stands = |(p, done): &(LogPosition, WriteOutcome)| {
@@ -179,13 +191,15 @@ impl Checker {
         let surviving = runs.iter().find(|(p, _)| held.contains(p));
         let merged = runs.iter().any(|(p, _)| self.merged.contains(p));
         match surviving {
-            _ if runs.iter().any(stands) => None,
+            _ if runs.iter().chain(merges).any(stands) => None,
             None if merged => None,
             Some((position, done)) => {
                 Some(format!("was told {outcome:?}, but {position:?} did {done:?} (runs: {runs:?})"))
             }
             None if runs.is_empty() => Some(format!("was told {outcome:?}, but no replica executed it")),
-            None => Some(format!("was told {outcome:?}, executed only in histories nobody holds, never merged")),
+            None => Some(format!(
+                "was told {outcome:?}, executed only in histories nobody holds, never merged (runs: {runs:?})"
+            )),
         }
     }
 

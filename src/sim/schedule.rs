@@ -258,10 +258,15 @@ fn pick_victim(sim: &mut Sim) -> Option<usize> {
 }
 
 /// True when a running server other than `victim` holds every entry ever
-/// committed (as the checker saw it applied, also by servers since restarted).
+/// committed (as the checker saw it applied, also by servers since restarted),
+/// and one holds `victim`'s own committed entries: after a partition these
+/// may be a history of their own, which a restart without data would lose.
 fn another_holds_everything(sim: &Sim, victim: usize) -> bool {
     let committed = sim.checker.newest_applied().unwrap_or_default();
-    sim.up().into_iter().any(|i| i != victim && sim.node(i).log().holds(committed))
+    let log = sim.node(victim).log();
+    let own = log.position_at(log.commit()).unwrap_or_default();
+    let held_by_another = |position| sim.up().into_iter().any(|i| i != victim && sim.node(i).log().holds(position));
+    held_by_another(committed) && held_by_another(own)
 }
 
 /// Stops every fault, lets the clients finish, and waits for convergence.

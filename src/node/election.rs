@@ -381,7 +381,10 @@ impl Node {
     /// (for a leader: when it was elected). Such a server must be caught up
     /// from before anyone leads.
     pub(super) fn lacks_entries_of(&self, theirs: Standing, ours: LogPosition) -> bool {
+        // An entry where we hold a different committed one is another history
+        // (a partition's), to merge, not to fetch.
         !self.log.holds(theirs.last)
+            && !self.log.diverges_at(theirs.last)
             && (theirs > Standing { commit: self.log.commit(), last: ours } || theirs.last > ours)
     }
 

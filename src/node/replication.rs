@@ -533,6 +533,9 @@ impl Node {
                 // Its whole log is older than our committed one and differs
                 // from it: pulling again would fetch the same snapshot forever.
                 return;
+            } else if matches!(self.state, State::Candidate(_)) {
+                info!("{sender} has nothing newer than our table to fetch; deciding without it");
+                return self.forget_catchup_source(now, sender);
             }
         }
         self.after_progress(now);

@@ -229,3 +229,66 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Slot;
+
+    const RESERVED: WriteOutcome = WriteOutcome::Reserved;
+
+    /// Client 1's request `request`, reserving a slot, at `(term, seq)`.
+    fn write(term: u64, seq: u64, request: u64) -> Entry {
+        let slot = Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: "Monday".into() };
+        Entry { position: LogPosition::new(term, seq), client: 1, request, op: Op::Reserve(slot) }
+    }
+
+    fn invariants(checker: &mut Checker) -> Vec<&'static str> {
+        checker.check_histories();
+        checker.violations().iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn two_surviving_histories_break_one_order_unless_one_was_dropped() {
+        let mut checker = Checker::default();
+        checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
+        checker.on_applied(200, &write(2, 5, 2), &Applied::Executed(RESERVED));
+        assert_eq!(invariants(&mut checker), ["one-order"]);
+
+        let mut checker = Checker::default();
+        checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
+        checker.on_applied(200, &write(2, 5, 2), &Applied::Executed(RESERVED));
+        checker.on_history_dropped(200);
+        assert_eq!(invariants(&mut checker), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_confirmed_write_lost_with_its_history_is_caught_unless_merged() {
+        let mut checker = Checker::default();
+        checker.on_applied(200, &write(2, 5, 1), &Applied::Executed(RESERVED));
+        checker.on_write_answer(1, 1, RESERVED);
+        checker.on_history_dropped(200);
+        assert_eq!(invariants(&mut checker), ["acknowledged-writes"]);
+
+        let mut checker = Checker::default();
+        checker.on_applied(200, &write(2, 5, 1), &Applied::Executed(RESERVED));
+        checker.on_write_answer(1, 1, RESERVED);
+        let merged = Op::Merged { origin: LogPosition::new(2, 5), since: 5, write: Box::new(write(2, 5, 1).op) };
+        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
+        checker.on_applied(100, &entry, &Applied::Merged(None));
+        checker.on_history_dropped(200);
+        assert_eq!(invariants(&mut checker), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_snapshot_keeps_entries_alive_after_their_last_applier_lost_them() {
+        let mut checker = Checker::default();
+        checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
+        checker.on_write_answer(1, 1, RESERVED);
+        checker.on_snapshot_installed(200, 100, LogPosition::new(1, 5));
+        checker.on_memory_lost(100);
+        assert_eq!(invariants(&mut checker), Vec::<&str>::new());
+        checker.on_memory_lost(200);
+        assert_eq!(invariants(&mut checker), ["acknowledged-writes"], "nobody holds it any more");
+    }
+}

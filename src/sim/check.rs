@@ -190,8 +190,12 @@ impl Checker {
         };
         let surviving = runs.iter().find(|(p, _)| held.contains(p));
         let merged = runs.iter().any(|(p, _)| self.merged.contains(p));
+        // The surviving history dropped this request as a conflict, which every
+        // server logs and `status` shows: whatever the client was told, the
+        // operator is told what became of it.
+        let reported = merges.iter().any(|(p, done)| held.contains(p) && matches!(done, WriteOutcome::Refused(_)));
         match surviving {
-            _ if runs.iter().chain(merges).any(stands) => None,
+            _ if reported || runs.iter().chain(merges).any(stands) => None,
             None if merged => None,
             Some((position, done)) => {
                 Some(format!("was told {outcome:?}, but {position:?} did {done:?} (runs: {runs:?})"))
@@ -277,6 +281,20 @@ mod tests {
         let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
         checker.on_applied(100, &entry, &Applied::Merged(None));
         checker.on_history_dropped(200);
+        assert_eq!(invariants(&mut checker), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_confirmed_write_dropped_as_a_reported_conflict_is_accounted_for() {
+        // The confirmation came from a side whose history is gone (its run is
+        // not even on record); the surviving history reports the conflict.
+        let mut checker = Checker::default();
+        checker.on_write_answer(1, 1, RESERVED);
+        let merged = Op::Merged { origin: LogPosition::new(2, 5), since: 5, write: Box::new(write(2, 5, 1).op) };
+        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
+        let Op::Reserve(slot) = write(2, 5, 1).op else { unreachable!() };
+        let conflict = crate::wire::Conflict { slot, reserve: true, client: 1, request: 1 };
+        checker.on_applied(100, &entry, &Applied::Merged(Some(conflict)));
         assert_eq!(invariants(&mut checker), Vec::<&str>::new());
     }
 

@@ -105,6 +105,9 @@ impl Node {
         split_at: u64,
         entries: &[Entry],
     ) {
+        if sender > self.me {
+            return self.yield_to_higher_history(now, sender);
+        }
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);
         self.diverged.insert(sender);

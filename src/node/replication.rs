@@ -169,6 +169,26 @@ impl Node {
         self.release_unconfirmable(now);
     }
 
+    /// Stops leading and runs the election again.
+    pub(super) fn elect_again(&mut self, now: Instant) {
+        let State::Leader(l) = &self.state else { return };
+        // What we added since we took over was never confirmed to anyone, and
+        // it would make our log look newer than one we missed.
+        let inherited = l.inherited.seq;
+        self.log.drop_uncommitted_after(inherited);
+        self.become_candidate(now, 0);
+    }
+
+    /// A higher server's committed history differs from ours (a healed
+    /// partition): the highest server's history stands (`merge`), so we stop
+    /// leading; once it leads, we hand it our writes to merge.
+    pub(super) fn yield_to_higher_history(&mut self, now: Instant, higher: NodeId) {
+        warn!(
+            "server {higher} has a higher ID and a different committed history, which stands; running the election again"
+        );
+        self.elect_again(now);
+    }
+
     /// A follower's `Heartbeat` or `AppendAck`.
     pub(super) fn on_member_report(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {
         let State::Leader(l) = &self.state else {
@@ -178,15 +198,15 @@ impl Node {
             return;
         };
         let inherited = l.inherited;
+        if sender > self.me && self.log.diverges_at(peer.last) {
+            return self.yield_to_higher_history(now, sender);
+        }
         if !self.still_diverged(sender, peer) && self.lacks_entries_of(Standing::of(peer), inherited) {
             // It holds entries we did not have when elected (its answer was lost, or
             // it still follows our previous run), and some may be committed: we must
             // not lead with less than it holds. Elect again; this time we hear it.
             warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
-            // What we added since were never confirmed to anyone, and they would
-            // make our log look newer than the one we missed.
-            self.log.drop_uncommitted_after(inherited.seq);
-            return self.become_candidate(now, 0);
+            return self.elect_again(now);
         }
         let State::Leader(l) = &mut self.state else { return };
         if peer.term != l.term {

@@ -205,6 +205,16 @@ impl Node {
         self.enter_round(sender.id);
         let leading = matches!(self.state, State::Leader(_));
         self.send_to(sender, PeerBody::ElectionReply { leading });
+        if let State::Follower(f) = &self.state
+            && f.leader == sender
+            && f.diverged.is_some()
+            && sender < self.me
+        {
+            // Our lower leader stopped leading because our history differs from
+            // its own and ours stands (`yield_to_higher_history`): take over now
+            // rather than after a heartbeat timeout.
+            return self.become_candidate(now, sender.id);
+        }
         if leading && sender < self.me {
             self.multicast(PeerBody::Coordinator);
             self.complete_round(self.me, false);

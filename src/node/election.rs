@@ -210,10 +210,9 @@ impl Node {
             && f.diverged.is_some()
             && sender < self.me
         {
-            // Our lower leader stopped leading (our log is newer than its own,
-            // or our history differs and stands: `yield_to_higher_history`):
-            // take over now rather than after a heartbeat timeout, while it
-            // waits for us and might lead again meanwhile.
+            // Our lower leader stopped leading because our history differs from
+            // its own and ours stands (`yield_to_higher_history`): take over now
+            // rather than after a heartbeat timeout.
             return self.become_candidate(now, sender.id);
         }
         if leading && sender < self.me {
@@ -353,17 +352,9 @@ impl Node {
             c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
             return;
         }
-        let ours = Standing { commit: self.log.commit(), last: self.log.last() };
-        let State::Candidate(c) = &mut self.state else { return };
         if let Some((leader, term)) = c.leader {
-            let theirs = c.voters.get(&leader).copied();
-            // A lower leader known to lack entries we hold would step down as
-            // soon as we report them, while we wait to catch up from it: lead
-            // instead. (Its answer may be lost: then we follow it.)
-            if !theirs.is_some_and(|theirs| ours.last.seq > theirs.last.seq && ours > theirs) {
-                let last = theirs.map(|t| t.last).unwrap_or_default();
-                return self.become_follower(now, leader, LeaderView { term, commit: 0, last });
-            }
+            let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
+            return self.become_follower(now, leader, LeaderView { term, commit: 0, last });
         }
         self.catch_up_or_lead(now);
     }

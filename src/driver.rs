@@ -233,12 +233,13 @@ impl Server {
                     self.report_silence(news);
                 }
             }
-            if let Some(news) = self.silence.check(Instant::now()) {
+            let now = Instant::now();
+            if let Some(news) = self.silence.check(now) {
                 self.report_silence(news);
             }
-            self.node.handle_timeout(Instant::now());
+            self.node.handle_timeout(now);
             self.flush()?;
-            self.notifier.tick(Instant::now());
+            self.notifier.tick(now);
         }
         self.notifier.stopping();
         // Hand over (or tell the leader) rather than leave the group to notice

@@ -335,8 +335,12 @@ impl ReplicatedLog {
     /// they were committed now: writes that a leader now gone may have
     /// confirmed before we learnt it.
     pub fn uncommitted_writes(&self, catalog: &Catalog) -> Vec<&Entry> {
+        let applied = self.table.applied().seq;
+        if self.last().seq <= applied {
+            return Vec::new(); // nothing to try: spare the table's copy (resent every heartbeat)
+        }
         let mut table = self.table.clone();
-        let pending = self.entries.iter().filter(|e| e.position.seq > self.table.applied().seq);
+        let pending = self.entries.iter().filter(|e| e.position.seq > applied);
         pending.filter(|e| changes_table(&table.apply(catalog, e))).collect()
     }
 

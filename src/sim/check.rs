@@ -247,6 +247,15 @@ mod tests {
         Entry { position: LogPosition::new(term, seq), client: 1, request, op: Op::Reserve(slot) }
     }
 
+    /// Server 100 applies, at (3, 6), the merge of client 1's request 1 that
+    /// ran at (2, 5) on the other side, with `conflict` if it was dropped.
+    fn merge_applied(checker: &mut Checker, conflict: Option<crate::wire::Conflict>) {
+        let original = write(2, 5, 1);
+        let merged = Op::Merged { origin: original.position, since: 5, write: Box::new(original.op) };
+        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
+        checker.on_applied(100, &entry, &Applied::Merged(conflict));
+    }
+
     fn invariants(checker: &mut Checker) -> Vec<&'static str> {
         checker.check_histories();
         checker.violations().iter().map(|v| v.invariant).collect()
@@ -277,9 +286,7 @@ mod tests {
         let mut checker = Checker::default();
         checker.on_applied(200, &write(2, 5, 1), &Applied::Executed(RESERVED));
         checker.on_write_answer(1, 1, RESERVED);
-        let merged = Op::Merged { origin: LogPosition::new(2, 5), since: 5, write: Box::new(write(2, 5, 1).op) };
-        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
-        checker.on_applied(100, &entry, &Applied::Merged(None));
+        merge_applied(&mut checker, None);
         checker.on_history_dropped(200);
         assert_eq!(invariants(&mut checker), Vec::<&str>::new());
     }
@@ -290,11 +297,8 @@ mod tests {
         // not even on record); the surviving history reports the conflict.
         let mut checker = Checker::default();
         checker.on_write_answer(1, 1, RESERVED);
-        let merged = Op::Merged { origin: LogPosition::new(2, 5), since: 5, write: Box::new(write(2, 5, 1).op) };
-        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
         let Op::Reserve(slot) = write(2, 5, 1).op else { unreachable!() };
-        let conflict = crate::wire::Conflict { slot, reserve: true, client: 1, request: 1 };
-        checker.on_applied(100, &entry, &Applied::Merged(Some(conflict)));
+        merge_applied(&mut checker, Some(crate::wire::Conflict { slot, reserve: true, client: 1, request: 1 }));
         assert_eq!(invariants(&mut checker), Vec::<&str>::new());
     }
 

@@ -43,10 +43,10 @@ fn a_bad_config_file_is_refused_with_the_key_and_the_file() {
         let stderr = server.stderr();
         assert!(stderr.contains(want) && stderr.contains(file.path()), "{extra:?}: {stderr}");
     }
-    let mut bad_group = ServerProcess::start_with_args(
-        ["--config", config_file(&group, "").path(), "10.0.0.1", "5000"].map(String::from).to_vec(),
-        None,
-    );
+    // The command line's group is checked even when a (valid) file is given.
+    let file = config_file(&group, "");
+    let mut bad_group =
+        ServerProcess::start_with_args(["--config", file.path(), "10.0.0.1", "5000"].map(String::from).to_vec(), None);
     assert_eq!(bad_group.wait_exit(PATIENCE).code(), Some(2), "{}", bad_group.dump());
     assert!(bad_group.stderr().contains("not a multicast address"), "{}", bad_group.dump());
 }

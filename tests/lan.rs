@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DAYS, FROM_SERVERS, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
+use common::{DAYS, FAST_HEARTBEAT, FROM_SERVERS, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
 use lan::history::{History, SlotName, Write};
 use lan::{Lan, LanServer, dump_all, wait_agreement};
 
@@ -143,7 +143,7 @@ fn min_replicas_keeps_a_partition_from_confirming_conflicting_writes() {
     else {
         return;
     };
-    let args = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500", "--min-replicas", "3"];
+    let args = [&FAST_HEARTBEAT[..], &["--min-replicas", "3"]].concat();
     let servers = start_five(&lan, &args);
     let room = ROOMS[4];
     let before = [room, TIMESLOTS[0], DAYS[0]];
@@ -180,11 +180,7 @@ fn min_replicas_keeps_a_partition_from_confirming_conflicting_writes() {
 /// The server of `host` in the scenarios: fast heartbeats and a data directory.
 fn start_scenario_server(lan: &Lan, host: usize, dir: &tempfile::TempDir) -> LanServer {
     let dir = dir.path().to_str().expect("a UTF-8 temporary path");
-    lan.start_server(
-        host,
-        Some(host_id(host)),
-        &["--heartbeat-interval", "100", "--heartbeat-timeout", "500", "--data-dir", dir],
-    )
+    lan.start_server(host, Some(host_id(host)), &[&FAST_HEARTBEAT[..], &["--data-dir", dir]].concat())
 }
 
 /// The scenarios' five servers with their data directories, once all follow 500.
@@ -426,8 +422,7 @@ fn a_healed_partition_keeps_both_sides_writes_and_reports_the_conflict() {
     else {
         return;
     };
-    let args = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500"];
-    let servers = start_five(&lan, &args);
+    let servers = start_five(&lan, &FAST_HEARTBEAT);
     let room = ROOMS[3];
     let contested = [room, TIMESLOTS[0], DAYS[0]];
     let (kept, merged) = ([room, TIMESLOTS[1], DAYS[0]], [room, TIMESLOTS[2], DAYS[0]]);
@@ -483,9 +478,9 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
     for host in 0..lan.hosts() {
         lan.drop_multicast(host);
     }
-    let fast = ["--heartbeat-interval", "100", "--heartbeat-timeout", "500"];
     {
-        let lone: Vec<LanServer> = (0..3).map(|host| lan.start_server(host, Some(host_id(host)), &fast)).collect();
+        let lone: Vec<LanServer> =
+            (0..3).map(|host| lan.start_server(host, Some(host_id(host)), &FAST_HEARTBEAT)).collect();
         for server in &lone {
             server.wait_for(&format!("Election completed. Group Leader: {}", server.id()), PATIENCE);
         }
@@ -493,17 +488,16 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
 
     let port = lan.group_args()[1].clone();
     let peers: Vec<String> = (0..3).flat_map(|h| ["--peer".to_string(), format!("{}:{port}", lan.addr(h))]).collect();
-    let with_peers: Vec<&str> = fast.iter().copied().chain(peers.iter().map(String::as_str)).collect();
+    let with_peers: Vec<&str> = FAST_HEARTBEAT.iter().copied().chain(peers.iter().map(String::as_str)).collect();
     let started = Instant::now();
     let mut servers: Vec<LanServer> =
         (0..3).map(|host| lan.start_server(host, Some(host_id(host)), &with_peers)).collect();
     let Some(agreed) = wait_agreement(&servers, 300, started, PATIENCE) else {
         panic!("the servers did not agree on 300 through their peers\n{}", dump_all(&servers));
     };
-    let client_peers = &peers[..];
     let reserve = |host: usize, timeslot: &str| {
         let args: Vec<&str> =
-            client_peers.iter().map(String::as_str).chain(["reserve", "SA318", timeslot, "Monday"]).collect();
+            peers.iter().map(String::as_str).chain(["reserve", "SA318", timeslot, "Monday"]).collect();
         lan.run_client(host, &args)
     };
     reserve(0, "8:30-9:30").assert_success(&["(From servers): Reservation confirmed"]);
@@ -511,8 +505,19 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
     servers[2].kill();
     let failover = wait_agreement_among(&servers[..2], &[true, true], 200);
     reserve(1, "9:30-10:30").assert_success(&["(From servers): Reservation confirmed"]);
-    let check: Vec<&str> = client_peers.iter().map(String::as_str).chain(["check", "SA318"]).collect();
+    let check: Vec<&str> = peers.iter().map(String::as_str).chain(["check", "SA318"]).collect();
     lan.run_client(0, &check).assert_success(&["(From servers): SA318 8:30-9:30 Monday", "SA318 9:30-10:30 Monday"]);
+
+    // Multicast dropped, the servers hear each other only through their peer
+    // sockets (the ingress drop takes their own looped-back multicast too),
+    // which must keep the silence warning (after 3 heartbeat timeouts, 1.5 s)
+    // away. Run past it before multicast comes back.
+    while started.elapsed() < Duration::from_secs(2) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for server in &servers {
+        assert!(!server.lines().iter().any(|l| l.contains("heard nothing")), "{}", server.dump());
+    }
 
     // Multicast back as well: every group datagram now arrives twice, which
     // must change nothing (one leader, one answer per request).
@@ -522,14 +527,6 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
         panic!("with multicast and peers both working, no agreement on 300\n{}", dump_all(&servers));
     }
     reserve(2, "10:30-11:30").assert_success(&["(From servers): Reservation confirmed"]);
-
-    // The silence warning comes after three heartbeat timeouts (1.5 s): run past it.
-    while started.elapsed() < Duration::from_secs(2) {
-        thread::sleep(Duration::from_millis(50));
-    }
-    for server in &servers {
-        assert!(!server.lines().iter().any(|l| l.contains("heard nothing")), "{}", server.dump());
-    }
     println!(
         "peers: with multicast dropped, 3 servers agreed on 300 by unicast in {} ms; after 300 was killed \
          200 and 100 agreed on 200 {} ms later and confirmed a write",

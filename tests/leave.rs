@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -61,13 +61,15 @@ fn a_follower_stopped_cleanly_is_dropped_at_once() {
 
     let stopped = Instant::now();
     follower.signal("TERM");
-    leader.wait_for("server 100 (127.0.0.1", PATIENCE);
-    leader.wait_for("left the group", PATIENCE);
+    let left = leader.wait_for("left the group", PATIENCE);
     let dropped = stopped.elapsed();
+    assert!(left.contains("server 100 (127.0.0.1"), "{left}");
     assert!(follower.wait_exit(PATIENCE).success(), "{}", follower.dump());
     assert!(follower.has_printed("leaving the group: telling leader 300"), "{}", follower.dump());
     run_client(&group, &["reserve", "SA318", "8:30-9:30", "Monday"])
         .assert_success(&["(From servers): Reservation confirmed"]);
+    // Before its heartbeat timeout (1 s): by a message, not by silence.
+    assert!(dropped < Duration::from_secs(1), "dropped after {dropped:?}\n{}", leader.dump());
     assert!(!leader.has_printed("stopped sending heartbeats"), "{}", leader.dump());
     println!("clean follower stop: the leader dropped it {} ms after SIGTERM", dropped.as_millis());
 }

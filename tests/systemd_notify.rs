@@ -10,18 +10,27 @@ use common::*;
 
 /// Datagrams received on `socket` until one contains `needle`; panics after `timeout`.
 fn receive_until(socket: &UnixDatagram, needle: &str, timeout: Duration) -> Vec<String> {
+    let seen = receive_for(socket, timeout, |m| m.contains(needle));
+    if seen.last().is_some_and(|m| m.contains(needle)) {
+        return seen;
+    }
+    panic!("no notification containing {needle:?} within {timeout:?}; got {seen:?}");
+}
+
+/// Datagrams received on `socket` for `window`, or until one satisfies `last`.
+fn receive_for(socket: &UnixDatagram, window: Duration, last: impl Fn(&str) -> bool) -> Vec<String> {
     let started = Instant::now();
     let mut seen = Vec::new();
     let mut buffer = [0u8; 4096];
-    while started.elapsed() < timeout {
+    while started.elapsed() < window {
         if let Ok(n) = socket.recv(&mut buffer) {
             seen.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
-            if seen.last().is_some_and(|m| m.contains(needle)) {
-                return seen;
+            if seen.last().is_some_and(|m| last(m)) {
+                break;
             }
         }
     }
-    panic!("no notification containing {needle:?} within {timeout:?}; got {seen:?}");
+    seen
 }
 
 #[test]
@@ -42,14 +51,16 @@ fn the_server_notifies_ready_feeds_the_watchdog_and_says_it_stops() {
     let before_ready = receive_until(&socket, "READY=1", PATIENCE);
     assert!(before_ready.last().is_some_and(|m| m.contains("STATUS=leading the group as 300")), "{before_ready:?}");
     server.wait_for("Election completed. Group Leader: 300", PATIENCE);
-    // Fed at twice the rate asked: at least two within one 400 ms period.
-    let started = Instant::now();
+    // Fed at twice the rate asked (every 200 ms): in 1.2 s six feeds are due.
+    // At least four, so a feed no faster than the 400 ms limit (three) fails,
+    // while a busy machine's jitter does not.
     receive_until(&socket, "WATCHDOG=1", PATIENCE);
-    receive_until(&socket, "WATCHDOG=1", PATIENCE);
-    let two_feeds = started.elapsed();
+    let window = Duration::from_millis(1200);
+    let feeds = receive_for(&socket, window, |_| false).iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(feeds >= 4, "{feeds} WATCHDOG=1 within {window:?} (every 200 ms expected)\n{}", server.dump());
 
     server.signal("TERM");
     receive_until(&socket, "STOPPING=1", PATIENCE);
     assert!(server.wait_exit(PATIENCE).success(), "{}", server.dump());
-    println!("systemd notify: READY=1 after the first election; two WATCHDOG=1 within {} ms", two_feeds.as_millis());
+    println!("systemd notify: READY=1 after the first election; {feeds} WATCHDOG=1 within {} ms", window.as_millis());
 }

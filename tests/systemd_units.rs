@@ -137,6 +137,10 @@ impl Container {
             let state = container.run(&["systemctl", "is-system-running"]);
             matches!(String::from_utf8_lossy(&state.stdout).trim(), "running" | "degraded")
         });
+        // Never touch this machine's own network: the container must have its own.
+        let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+        let ours = namespace("self");
+        assert!(ours.is_some() && namespace(&container.init_pid.to_string()) != ours, "not a private network");
         // The private network has only `lo`; give it what a LAN interface has.
         container.run_ok(&["ip", "link", "set", "lo", "multicast", "on"]);
         container.run_ok(&["ip", "route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1"]);

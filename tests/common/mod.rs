@@ -725,13 +725,15 @@ impl ClientSession {
     /// Starts the client on a pseudo-terminal (`script`), as a user at a
     /// terminal runs it: with the line editor. `None` without `script`.
     pub fn start_in_terminal(group: &TestGroup) -> Option<ClientSession> {
+        if !tool_available("script", "--version") {
+            return None;
+        }
         let command = std::iter::once(CLIENT_BIN.to_string()).chain(client_args(group, &[])).collect::<Vec<_>>();
         let args = ["-qfec".to_string(), command.join(" "), "/dev/null".to_string()];
         let (mut child, capture) = spawn_captured("script", &args, |_| {});
         let stdin = child.stdin.take();
         let label = format!("client on a terminal (pid {}, script {:?})", child.id(), args);
         Some(ClientSession { child, stdin, capture, cursor: 0, started: Instant::now(), label })
-            .filter(|_| std::path::Path::new("/usr/bin/script").exists())
     }
 
     /// Writes `line` and a newline to the client's stdin.

@@ -401,7 +401,8 @@ impl Lan {
 
     /// Drops every multicast packet into and out of host `host`'s `eth0`, as
     /// a cloud network, a container overlay or a switch with IGMP snooping and
-    /// no querier would. The host's own multicast still loops back to it.
+    /// no querier would. The ingress drop also takes the copy of the host's
+    /// own multicast that loops back through `eth0`.
     pub fn drop_multicast(&self, host: usize) {
         self.update_faults([host], |f| f.multicast_dropped = true);
     }

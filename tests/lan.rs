@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{DAYS, FAST_HEARTBEAT, FROM_SERVERS, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
 use lan::history::{History, SlotName, Write};
-use lan::{Lan, LanServer, dump_all, wait_agreement};
+use lan::{Lan, LanServer, dump_all, expect_agreement, wait_agreement};
 
 /// Ten servers, two on each of five hosts, started at once with their PIDs as
 /// IDs: within 2 s of the last start every server names the highest PID as
@@ -70,9 +70,7 @@ fn lan_loss_still_serves_reservations() {
     };
     let servers: Vec<LanServer> =
         [100, 200, 300].iter().enumerate().map(|(host, &id)| lan.start_server(host, Some(id), &[])).collect();
-    if wait_agreement(&servers, 300, Instant::now(), PATIENCE).is_none() {
-        panic!("servers 100, 200, 300 did not agree on leader 300 before any loss\n{}", dump_all(&servers));
-    }
+    expect_agreement(&servers, |_| true, 300); // before any loss
     let marks: Vec<usize> = servers.iter().map(|s| s.lines().len()).collect();
 
     for host in 0..lan.hosts() {
@@ -115,9 +113,7 @@ fn host_id(host: usize) -> u64 {
 /// Servers 100 to 500 on hosts 0 to 4 with `args`, once all follow 500.
 fn start_five(lan: &Lan, args: &[&str]) -> Vec<LanServer> {
     let servers: Vec<LanServer> = (0..5).map(|host| lan.start_server(host, Some(host_id(host)), args)).collect();
-    if wait_agreement(&servers, 500, Instant::now(), PATIENCE).is_none() {
-        panic!("the five servers did not agree on leader 500\n{}", dump_all(&servers));
-    }
+    expect_agreement(&servers, |_| true, 500);
     servers
 }
 
@@ -187,7 +183,7 @@ fn start_scenario_server(lan: &Lan, host: usize, dir: &tempfile::TempDir) -> Lan
 fn start_scenario(lan: &Lan) -> (Vec<tempfile::TempDir>, Vec<LanServer>) {
     let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().expect("temporary directory")).collect();
     let servers: Vec<LanServer> = (0..5).map(|host| start_scenario_server(lan, host, &dirs[host])).collect();
-    wait_agreement_among(&servers, &[true; 5], 500);
+    expect_agreement(&servers, |_| true, 500);
     (dirs, servers)
 }
 
@@ -245,20 +241,6 @@ fn wait_confirmed(history: &History, since: usize, n: usize, servers: &[LanServe
     }
 }
 
-/// Polls until every server in `servers` whose index `alive` holds names
-/// `leader`; the time it took, or a panic with every log on the deadline.
-fn wait_agreement_among(servers: &[LanServer], alive: &[bool], leader: u64) -> Duration {
-    let started = Instant::now();
-    loop {
-        let agreed = servers.iter().zip(alive).filter(|(_, up)| **up).all(|(s, _)| s.last_leader() == Some(leader));
-        if agreed {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < PATIENCE, "no agreement on leader {leader}\n{}", dump_all(servers));
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// After the run: waits until `status` shows every server with one leader and
 /// the same table, then returns what `check` lists for the contested rooms.
 fn settled_reservations(lan: &Lan, servers: &[LanServer]) -> BTreeSet<SlotName> {
@@ -309,7 +291,7 @@ fn history_holds_while_leaders_are_killed_under_loss() {
         return;
     };
     let (dirs, mut servers) = start_scenario(&lan);
-    let mut alive = vec![true; 5];
+    let mut alive = [true; 5];
     for host in 0..5 {
         lan.set_loss(host, 10);
     }
@@ -328,14 +310,14 @@ fn history_holds_while_leaders_are_killed_under_loss() {
             alive[leader] = false;
             dead.push(leader);
             let next = (0..5).rev().find(|&i| alive[i]).expect("a live server");
-            max_leaderless = max_leaderless.max(wait_agreement_among(&servers, &alive, servers[next].id()));
+            max_leaderless = max_leaderless.max(expect_agreement(&servers, |i| alive[i], servers[next].id()));
             failovers += 1;
             if dead.len() == 2 {
                 let back = dead.remove(0);
                 servers[back] = start_scenario_server(&lan, back, &dirs[back]);
                 alive[back] = true;
                 let top = (0..5).rev().find(|&i| alive[i]).expect("a live server");
-                wait_agreement_among(&servers, &alive, servers[top].id());
+                expect_agreement(&servers, |i| alive[i], servers[top].id());
                 takeovers += 1;
             }
         }
@@ -346,7 +328,7 @@ fn history_holds_while_leaders_are_killed_under_loss() {
         }
     });
     lan.heal();
-    wait_agreement_among(&servers, &alive, 500);
+    expect_agreement(&servers, |i| alive[i], 500);
     let reserved = settled_reservations(&lan, &servers);
     let summary = check_history("scenario 1", &history, &reserved, &servers);
     println!(
@@ -368,7 +350,7 @@ fn a_leader_paused_for_three_seconds_answers_nothing_stale() {
         return;
     };
     let (_dirs, servers) = start_scenario(&lan);
-    let mut alive = vec![true; 5];
+    let mut alive = [true; 5];
     let (history, stop) = (History::default(), AtomicBool::new(false));
     let pause = Duration::from_secs(3);
     let (mut leaderless, mut resumed_at, mut back_at) = (Duration::ZERO, None, None);
@@ -379,7 +361,7 @@ fn a_leader_paused_for_three_seconds_answers_nothing_stale() {
         servers[4].signal("STOP");
         let paused_at = Instant::now();
         alive[4] = false;
-        leaderless = wait_agreement_among(&servers, &alive, 400);
+        leaderless = expect_agreement(&servers, |i| alive[i], 400);
         let confirmed = wait_confirmed(&history, confirmed, 5, &servers);
         // The fault itself: the pause lasts 3 s however quickly the others took over.
         thread::sleep(pause.saturating_sub(paused_at.elapsed()));
@@ -387,7 +369,7 @@ fn a_leader_paused_for_three_seconds_answers_nothing_stale() {
         resumed_at = Some(Instant::now());
         alive[4] = true;
         servers[4].wait_for_since(mark, "stepping down", PATIENCE);
-        wait_agreement_among(&servers, &alive, 500);
+        expect_agreement(&servers, |i| alive[i], 500);
         back_at = Some(Instant::now());
         wait_confirmed(&history, confirmed, 10, &servers);
         stop.store(true, Ordering::Relaxed);
@@ -503,7 +485,7 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
     reserve(0, "8:30-9:30").assert_success(&["(From servers): Reservation confirmed"]);
 
     servers[2].kill();
-    let failover = wait_agreement_among(&servers[..2], &[true, true], 200);
+    let failover = expect_agreement(&servers[..2], |_| true, 200);
     reserve(1, "9:30-10:30").assert_success(&["(From servers): Reservation confirmed"]);
     let check: Vec<&str> = peers.iter().map(String::as_str).chain(["check", "SA318"]).collect();
     lan.run_client(0, &check).assert_success(&["(From servers): SA318 8:30-9:30 Monday", "SA318 9:30-10:30 Monday"]);
@@ -523,9 +505,7 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
     // must change nothing (one leader, one answer per request).
     lan.heal();
     servers[2] = lan.start_server(2, Some(300), &with_peers);
-    if wait_agreement(&servers, 300, Instant::now(), PATIENCE).is_none() {
-        panic!("with multicast and peers both working, no agreement on 300\n{}", dump_all(&servers));
-    }
+    expect_agreement(&servers, |_| true, 300); // with multicast and peers both working
     reserve(2, "10:30-11:30").assert_success(&["(From servers): Reservation confirmed"]);
     println!(
         "peers: with multicast dropped, 3 servers agreed on 300 by unicast in {} ms; after 300 was killed \

@@ -36,8 +36,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, SERVER_BIN, indent, is_root, kill_child, last_leader_in, leader_in,
-    send_signal, skip_or_fail, tool_available,
+    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, PATIENCE, SERVER_BIN, indent, is_root, kill_child, last_leader_in,
+    leader_in, send_signal, skip_or_fail, tool_available,
 };
 
 pub mod history;
@@ -579,8 +579,27 @@ pub fn dump_all(servers: &[LanServer]) -> String {
 /// Polls until every server's last elected leader is `leader`; returns the
 /// time from `since` to that moment, or `None` once `timeout` after `since` passed.
 pub fn wait_agreement(servers: &[LanServer], leader: u64, since: Instant, timeout: Duration) -> Option<Duration> {
+    poll_agreement(servers, |_| true, leader, since, timeout)
+}
+
+/// Waits until every server that `counted` picks (by index; the others are
+/// down) names `leader`, and returns how long that took; panics with every
+/// server's output after [`PATIENCE`].
+pub fn expect_agreement(servers: &[LanServer], counted: impl Fn(usize) -> bool, leader: u64) -> Duration {
+    poll_agreement(servers, counted, leader, Instant::now(), PATIENCE)
+        .unwrap_or_else(|| panic!("no agreement on leader {leader} within {PATIENCE:?}\n{}", dump_all(servers)))
+}
+
+fn poll_agreement(
+    servers: &[LanServer],
+    counted: impl Fn(usize) -> bool,
+    leader: u64,
+    since: Instant,
+    timeout: Duration,
+) -> Option<Duration> {
     loop {
-        if servers.iter().all(|s| s.last_leader() == Some(leader)) {
+        let mut voters = servers.iter().enumerate().filter(|(i, _)| counted(*i));
+        if voters.all(|(_, s)| s.last_leader() == Some(leader)) {
             return Some(since.elapsed());
         }
         if since.elapsed() >= timeout {

@@ -198,7 +198,10 @@ impl Node {
             return;
         };
         let inherited = l.inherited;
-        if sender > self.me && self.log.diverges_at(peer.last) {
+        // Its last entry is committed on its side and differs from ours: a
+        // history of its own. (An uncommitted tail, say of a restarted former
+        // leader, is no history: it is replaced when it catches up.)
+        if sender > self.me && peer.last.seq <= peer.commit && self.log.diverges_at(peer.last) {
             return self.yield_to_higher_history(now, sender);
         }
         if !self.still_diverged(sender, peer) && self.lacks_entries_of(Standing::of(peer), inherited) {

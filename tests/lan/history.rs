@@ -245,23 +245,28 @@ fn check_alternation(slot: &SlotName, ops: &[&Op]) -> Vec<String> {
         confirmed.sort_by_key(|o| o.ended);
         for pair in confirmed.windows(2) {
             let (first, second) = (pair[0], pair[1]);
-            // A write of unknown outcome may take effect any time after it
+            // The two took effect in either order: the one that ended later
+            // may have started first and been answered late (its reply lost,
+            // then repeated from the leader's session). So the write between
+            // them took effect after the earlier start and before the later
+            // end. One of unknown outcome may take effect any time after it
             // started (its entry can commit after the client gave up).
+            let earlier_start = first.started.min(second.started);
             let between = ops.iter().any(|o| {
-                let could_follow_first = o.ended > first.started || matches!(o.outcome, Outcome::Unknown(_));
-                o.write != kind && o.may_have_effect() && o.started < second.ended && could_follow_first
+                let could_follow_one = o.ended > earlier_start || matches!(o.outcome, Outcome::Unknown(_));
+                o.write != kind && o.may_have_effect() && o.started < second.ended && could_follow_one
             });
             if !between {
+                let span = |o: &Op| {
+                    let (from, to) = (o.started - earlier_start, o.ended - earlier_start);
+                    format!("host {} from {from:?} to {to:?}, answered by {:?}", o.host, o.answered_by)
+                };
                 violations.push(format!(
-                    "{} was {:?} twice with nothing in between: by host {} ({:?} after the first started) \
-                     and by host {} (answered by {:?} and {:?})",
+                    "{} was {:?} twice with nothing in between: {} and {}",
                     slot.join(" "),
                     kind,
-                    first.host,
-                    second.started.saturating_duration_since(first.started),
-                    second.host,
-                    first.answered_by,
-                    second.answered_by
+                    span(first),
+                    span(second)
                 ));
             }
         }
@@ -340,6 +345,25 @@ mod tests {
             let summary = h.check(&reserved()).expect("legal");
             assert_eq!(summary.requests, 3);
         }
+    }
+
+    #[test]
+    fn a_write_answered_late_may_have_taken_effect_before_the_other() {
+        // Host 1's reserve took effect first, its reply was lost and repeated
+        // after host 0's: host 2's cancel fits between them.
+        let t0 = Instant::now();
+        let h = history(vec![
+            op(t0, 1, Write::Reserve, (0, 1500), Outcome::Confirmed),
+            op(t0, 2, Write::Cancel, (20, 30), Outcome::Confirmed),
+            op(t0, 0, Write::Reserve, (40, 50), Outcome::Confirmed),
+        ]);
+        h.check(&reserved()).expect("legal: reserve, cancel, reserve");
+        let without_cancel = history(vec![
+            op(t0, 1, Write::Reserve, (0, 1500), Outcome::Confirmed),
+            op(t0, 0, Write::Reserve, (40, 50), Outcome::Confirmed),
+        ]);
+        let violations = without_cancel.check(&reserved()).expect_err("a double booking");
+        assert!(violations[0].contains("Reserve twice"), "{violations:?}");
     }
 
     #[test]

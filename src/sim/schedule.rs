@@ -294,11 +294,15 @@ fn heal(sim: &mut Sim, report: &mut Report) {
     sim.checker.check_histories();
 }
 
+/// One leader, every running server follows it (none is still a candidate)
+/// and has applied its whole log.
 fn converged(sim: &Sim) -> bool {
     let leaders = sim.leaders();
     let [leader] = leaders[..] else { return false };
-    let target = sim.node(leader).log().last();
-    sim.up().into_iter().all(|i| sim.node(i).log().table().applied() == target)
+    let (leader_id, target) = (sim.node(leader).id(), sim.node(leader).log().last());
+    sim.up()
+        .into_iter()
+        .all(|i| sim.node(i).leader() == Some(leader_id) && sim.node(i).log().table().applied() == target)
 }
 
 fn describe(sim: &Sim, index: usize) -> String {

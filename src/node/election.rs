@@ -83,6 +83,14 @@ impl Candidacy {
         }
     }
 
+    /// `server` says it does not lead (it runs an election, or answered ours
+    /// so): a claim of leadership we heard from it before is stale.
+    fn forget_leader(&mut self, server: NodeId) {
+        if self.leader.is_some_and(|(leader, _)| leader == server) {
+            self.leader = None;
+        }
+    }
+
     /// The server to fetch from while catching up, if that is what we do.
     pub(super) fn catchup_source(&self) -> Option<NodeId> {
         match self.phase {
@@ -201,18 +209,19 @@ impl Node {
             // Its envelope says how much of the log it holds: as good as an answer,
             // and it may be the only word we get from it if datagrams are lost.
             c.voters.insert(sender, Standing::of(peer));
+            c.forget_leader(sender);
         }
         self.enter_round(sender.id);
         let leading = matches!(self.state, State::Leader(_));
         self.send_to(sender, PeerBody::ElectionReply { leading });
         if let State::Follower(f) = &self.state
             && f.leader == sender
-            && f.diverged.is_some()
             && sender < self.me
         {
-            // Our lower leader stopped leading because our history differs from
-            // its own and ours stands (`yield_to_higher_history`): take over now
-            // rather than after a heartbeat timeout.
+            // Our lower leader stopped leading (our history differs from its
+            // own and ours stands, or we hold entries it lacks): as in the
+            // bully algorithm, the higher server bids now rather than after a
+            // heartbeat timeout.
             return self.become_candidate(now, sender.id);
         }
         if leading && sender < self.me {
@@ -244,6 +253,8 @@ impl Node {
         }
         if leading {
             c.leader = Some((sender, peer.term));
+        } else {
+            c.forget_leader(sender);
         }
     }
 

@@ -282,6 +282,34 @@ fn a_write_stranded_by_a_partition_is_reported_unconfirmed() {
     assert!(sim.run_until(SETTLE, |s| s.up().iter().all(|&i| reservations_on(s, i) == [stranded.clone()])));
 }
 
+/// After a partition in safe mode, the higher server that led its side alone
+/// holds an entry the lower side's leader lacks. When that leader finds out
+/// and stops leading, the higher server bids at once, as the bully algorithm
+/// has it: waiting for its heartbeats to the lower server to fail (while that
+/// one waited for its announcement) left the group without a leader for over
+/// a second (simulation seed 4415).
+#[test]
+fn a_higher_follower_bids_when_its_lower_leader_stops_leading() {
+    let mut sim = Sim::new(15, Faults::default());
+    sim.min_replicas = 2;
+    for id in [100, 200, 300] {
+        sim.add_server(id, true);
+    }
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
+    sim.run_for(SETTLE);
+    sim.partition(&[2]);
+    let stranded = slot("SA318", "8:30-9:30", "Monday");
+    assert_eq!(reserve(&mut sim, 1, stranded), Answer::Unconfirmed { reachable: 1, required: 2 });
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 200) || s.leaders().len() == 2));
+    assert!(sim.run_until(SETTLE, |s| s.node(0).leader().map(|l| l.id) == Some(200)));
+
+    sim.heal_partition();
+    let healed_at = sim.elapsed();
+    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)), "leaders: {:?}", leader_id(&sim));
+    let leaderless = sim.elapsed() - healed_at;
+    assert!(leaderless < Duration::from_secs(1), "the group agreed on 300 only {leaderless:?} after the heal");
+}
+
 /// With `--min-replicas 3`, a lower leader whose entries cannot commit yet
 /// still hands over to a higher server that holds them all. Waiting for the
 /// commit first deadlocked a group started together: the servers between

@@ -46,9 +46,11 @@ pub enum Outcome {
     Confirmed,
     /// Refused (already reserved, not reserved, too few replicas): no effect.
     Refused(String),
-    /// No answer, `Not confirmed`, or a broken output: it may or may not have
-    /// taken effect.
+    /// No answer, or `Not confirmed`: it may or may not have taken effect.
     Unknown(String),
+    /// The client broke its promise (no JSON output, or a second reply
+    /// without its error): a violation, and the outcome is unknown too.
+    Broken(String),
 }
 
 /// One client run.
@@ -70,6 +72,11 @@ impl Op {
     /// Could this write have changed the table?
     fn may_have_effect(&self) -> bool {
         !matches!(self.outcome, Outcome::Refused(_))
+    }
+
+    /// Nobody knows whether, or when, this write took effect.
+    fn outcome_unknown(&self) -> bool {
+        matches!(self.outcome, Outcome::Unknown(_) | Outcome::Broken(_))
     }
 }
 
@@ -143,10 +150,10 @@ impl History {
             }
         }
         if events.is_empty() {
-            op.outcome = Outcome::Unknown(format!("no JSON output; {out}"));
+            op.outcome = Outcome::Broken(format!("no JSON output; {out}"));
         }
         if op.duplicate && !(out.code() == 3 && out.stderr.contains("more than one server answered")) {
-            op.outcome = Outcome::Unknown(format!("BAD: a duplicate reply without the client's error; {out}"));
+            op.outcome = Outcome::Broken(format!("a duplicate reply without the client's error; {out}"));
         }
         self.record(op.clone());
         op
@@ -180,9 +187,7 @@ impl History {
             match &op.outcome {
                 Outcome::Confirmed => summary.confirmed += 1,
                 Outcome::Refused(_) => summary.refused += 1,
-                Outcome::Unknown(why) if why.starts_with("BAD") || why.starts_with("no JSON") => {
-                    violations.push(format!("{op:?}"));
-                }
+                Outcome::Broken(_) => violations.push(format!("{op:?}")),
                 Outcome::Unknown(_) => summary.unknown += 1,
             }
             summary.duplicates += usize::from(op.duplicate);
@@ -253,7 +258,7 @@ fn check_alternation(slot: &SlotName, ops: &[&Op]) -> Vec<String> {
             // started (its entry can commit after the client gave up).
             let earlier_start = first.started.min(second.started);
             let between = ops.iter().any(|o| {
-                let could_follow_one = o.ended > earlier_start || matches!(o.outcome, Outcome::Unknown(_));
+                let could_follow_one = o.ended > earlier_start || o.outcome_unknown();
                 o.write != kind && o.may_have_effect() && o.started < second.ended && could_follow_one
             });
             if !between {
@@ -283,7 +288,7 @@ fn decided_last<'a>(ops: &[&'a Op]) -> Option<&'a Op> {
     let decided = ops.iter().filter(|o| !std::ptr::eq(**o, *last)).all(|o| match o.outcome {
         Outcome::Confirmed => o.ended < last.started,
         Outcome::Refused(_) => true,
-        Outcome::Unknown(_) => o.write == last.write,
+        Outcome::Unknown(_) | Outcome::Broken(_) => o.write == last.write,
     });
     decided.then_some(*last)
 }

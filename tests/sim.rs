@@ -11,7 +11,8 @@
 //!   first seed).
 //!
 //! - `sim_gate_*` is the CI gate: seeds 0 to 1,999, in four parts that run in
-//!   parallel.
+//!   parallel, and `sim_seeds_once_found_by_soaks` replays the seeds beyond
+//!   it that once failed.
 
 use std::io::Write;
 
@@ -59,6 +60,17 @@ fn sim_gate_seeds_1000_to_1499() {
 #[test]
 fn sim_gate_seeds_1500_to_1999() {
     gate(3);
+}
+
+/// Seeds beyond the gate that a soak found failing, each fixed since (the
+/// git log names the fix): they stay fixed.
+const FIXED_SOAK_SEEDS: [u64; 5] = [4415, 5831, 25527, 31459, 38645];
+
+#[test]
+fn sim_seeds_once_found_by_soaks() {
+    for seed in FIXED_SOAK_SEEDS {
+        run_seeds(seed, 1);
+    }
 }
 
 /// Runs `SIM_SEEDS` seeds from `SIM_FIRST`; run it in release mode.

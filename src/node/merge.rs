@@ -156,6 +156,9 @@ impl Node {
         f.verified = 0;
         f.leader_saw_our_log = false;
         self.log = ReplicatedLog::emptied();
+        // Whose history differed from the one we drop is no longer known: a
+        // stale entry would have us, leading later, ignore a longer log.
+        self.diverged.clear();
         self.incarnation = xorshift(&mut self.rng);
         self.catchup = None;
         self.snapshot_cache = None;

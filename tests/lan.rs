@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DAYS, FAST_HEARTBEAT, FROM_SERVERS, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
+use common::{ClientOutput, DAYS, FAST_HEARTBEAT, FROM_SERVERS, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
 use lan::history::{History, SlotName, Write};
 use lan::{Lan, LanServer, dump_all, expect_agreement, wait_agreement};
 
@@ -244,15 +244,10 @@ fn wait_confirmed(history: &History, since: usize, n: usize, servers: &[LanServe
 /// After the run: waits until `status` shows every server with one leader and
 /// the same table, then returns what `check` lists for the contested rooms.
 fn settled_reservations(lan: &Lan, servers: &[LanServer]) -> BTreeSet<SlotName> {
-    let started = Instant::now();
-    loop {
-        let out = lan.run_client(0, &["status"]);
-        let summary = format!("{} servers answered; leader", servers.len());
-        if out.code() == 0 && out.stdout.contains(&summary) && out.stdout.contains("every table identical") {
-            break;
-        }
-        assert!(started.elapsed() < PATIENCE, "the servers did not converge: {out}\n{}", dump_all(servers));
-    }
+    let summary = format!("{} servers answered; leader", servers.len());
+    wait_for_status(lan, servers, |out| {
+        out.code() == 0 && out.stdout.contains(&summary) && out.stdout.contains("every table identical")
+    });
     let mut reserved = BTreeSet::new();
     for room in &ROOMS[..2] {
         let out = lan.run_client(0, &["check", room]);
@@ -266,6 +261,19 @@ fn settled_reservations(lan: &Lan, servers: &[LanServer]) -> BTreeSet<SlotName> 
         }
     }
     reserved
+}
+
+/// Asks for `status` from host 0 until `settled` holds for its output, which
+/// it returns; panics with every server's log after [`PATIENCE`].
+fn wait_for_status(lan: &Lan, servers: &[LanServer], settled: impl Fn(&ClientOutput) -> bool) -> ClientOutput {
+    let started = Instant::now();
+    loop {
+        let out = lan.run_client(0, &["status"]);
+        if settled(&out) {
+            return out;
+        }
+        assert!(started.elapsed() < PATIENCE, "the servers did not converge: {out}\n{}", dump_all(servers));
+    }
 }
 
 fn check_history(scenario: &str, history: &History, reserved: &BTreeSet<SlotName>, servers: &[LanServer]) -> String {
@@ -422,13 +430,7 @@ fn a_healed_partition_keeps_both_sides_writes_and_reports_the_conflict() {
     let heal_started = Instant::now();
     lan.heal();
     let summary = "5 servers answered; leader 500; every table identical";
-    let status = loop {
-        let out = lan.run_client(0, &["status"]);
-        if out.stdout.contains(summary) {
-            break out;
-        }
-        assert!(heal_started.elapsed() < PATIENCE, "no convergence after the heal: {out}\n{}", dump_all(&servers));
-    };
+    let status = wait_for_status(&lan, &servers, |out| out.stdout.contains(summary));
     let converged = heal_started.elapsed();
     let items = [contested.join(" "), kept.join(" "), merged.join(" ")];
     let items: Vec<&str> = items.iter().map(String::as_str).collect();

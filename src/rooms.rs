@@ -15,6 +15,9 @@ use crate::wire::{Conflict, Entry, LogPosition, Op, Refusal, RoomVersion, Slot, 
 pub const MAX_SESSIONS: usize = 10_000;
 /// How many of the latest merge conflicts the table keeps for `status`.
 const MAX_CONFLICTS: usize = 100;
+/// How many leaderships the table remembers the first entry of: one per
+/// failover or hand-over whose leader wrote, so years of them on a LAN.
+const MAX_LINEAGE: usize = 4096;
 
 /// The rooms, timeslots and days a group offers. Every server of a group must
 /// use the same catalog (checked through [`Catalog::fingerprint`]).
@@ -137,6 +140,11 @@ pub struct ReservationTable {
     /// The latest writes a merge had to drop, oldest first.
     conflicts: VecDeque<Conflict>,
     conflicts_total: u64,
+    /// The first applied entry of each leadership (term and leader), oldest
+    /// first: which history the table holds, even once its entries are
+    /// compacted, so that a snapshot from the other side of a healed
+    /// partition is recognised as another history instead of installed.
+    lineage: VecDeque<LogPosition>,
 }
 
 /// What a client's write resolved to when its entry was applied.
@@ -200,6 +208,31 @@ impl ReservationTable {
         self.booked.keys().map(|&key| catalog.name(key)).collect()
     }
 
+    /// The position of the applied entry at `seq`, as the lineage tells it;
+    /// `None` beyond the applied entries or before the oldest leadership
+    /// remembered.
+    pub fn applied_at(&self, seq: u64) -> Option<LogPosition> {
+        if seq == 0 {
+            return Some(LogPosition::default());
+        }
+        if seq > self.applied.seq {
+            return None;
+        }
+        let later = self.lineage.partition_point(|first| first.seq <= seq);
+        let first = self.lineage.get(later.checked_sub(1)?)?;
+        Some(LogPosition { seq, ..*first })
+    }
+
+    fn extend_lineage(&mut self, position: LogPosition) {
+        let same_leadership = |first: &LogPosition| (first.term, first.leader) == (position.term, position.leader);
+        if !self.lineage.back().is_some_and(same_leadership) {
+            self.lineage.push_back(position);
+            if self.lineage.len() > MAX_LINEAGE {
+                self.lineage.pop_front();
+            }
+        }
+    }
+
     /// True when the merged write from `origin` was applied.
     pub fn has_merged(&self, origin: LogPosition) -> bool {
         self.merged.contains(&origin)
@@ -226,6 +259,7 @@ impl ReservationTable {
     pub fn apply(&mut self, catalog: &Catalog, entry: &Entry) -> Applied {
         debug_assert_eq!(entry.position.seq, self.applied.seq + 1, "entries applied out of order");
         self.applied = entry.position;
+        self.extend_lineage(entry.position);
         let slot = match &entry.op {
             Op::Genesis { epoch } => {
                 if self.epoch == 0 {

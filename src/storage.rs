@@ -2,7 +2,7 @@
 //! table plus an append-only log of what changed after it.
 //!
 //! ```text
-//! DIR/snapshot   "RCSNAP02" | length u64 LE | CRC-32 u32 LE | table (bincode)
+//! DIR/snapshot   "RCSNAP03" | length u64 LE | CRC-32 u32 LE | table (bincode)
 //! DIR/log        "RCLOG002" | record*
 //! record         length u32 LE | CRC-32 of length u32 LE | CRC-32 of payload u32 LE | Record (bincode)
 //! ```
@@ -38,9 +38,10 @@ use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::Catalog;
 use crate::wire::Entry;
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP02";
-/// The snapshot format before slot holders and merge records; refused with its own message.
-const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"RCSNAP01";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP03";
+/// The snapshot formats before slot holders and merge records (1) and before
+/// the table's lineage (2); refused with their own message.
+const OLD_SNAPSHOT_MAGICS: [&[u8; 8]; 2] = [b"RCSNAP01", b"RCSNAP02"];
 const LOG_MAGIC: &[u8; 8] = b"RCLOG002";
 /// The log format before one record per save; refused with its own message.
 const LOG_MAGIC_V1: &[u8; 8] = b"RCLOG001";
@@ -204,7 +205,9 @@ fn read_snapshot(path: &Path) -> Result<ReplicatedLog, StorageError> {
     let Some(bytes) = read_if_exists(path)? else { return Ok(ReplicatedLog::default()) };
     let header = SNAPSHOT_MAGIC.len() + 12;
     match bytes.get(..SNAPSHOT_MAGIC.len()) {
-        Some(magic) if magic == SNAPSHOT_MAGIC_V1 => return Err(StorageError::OldFormat { path: path.to_path_buf() }),
+        Some(magic) if OLD_SNAPSHOT_MAGICS.iter().any(|old| magic == *old) => {
+            return Err(StorageError::OldFormat { path: path.to_path_buf() });
+        }
         Some(magic) if magic == SNAPSHOT_MAGIC && bytes.len() >= header => {}
         _ => return Err(corrupt(path, "not a roomcast snapshot (bad header)")),
     }
@@ -454,7 +457,8 @@ mod tests {
 
     #[test]
     fn files_in_the_old_formats_are_refused_with_their_own_message() {
-        for (file, magic) in [(LOG_FILE, LOG_MAGIC_V1), (SNAPSHOT_FILE, SNAPSHOT_MAGIC_V1)] {
+        let old_snapshots = OLD_SNAPSHOT_MAGICS.map(|magic| (SNAPSHOT_FILE, magic));
+        for (file, magic) in [(LOG_FILE, LOG_MAGIC_V1)].into_iter().chain(old_snapshots) {
             let dir = tempfile::tempdir().expect("temporary directory");
             fs::write(dir.path().join(file), magic).expect("write");
             let error = reopen(dir.path()).expect_err("an old file must not be read as empty");
@@ -507,7 +511,7 @@ mod tests {
     #[test]
     fn a_damaged_snapshot_is_an_error() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP02 but not really").expect("write");
+        fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP03 but not really").expect("write");
         assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
     }
 

@@ -24,7 +24,7 @@ pub const MAX_DATAGRAM: usize = 65_507;
 pub const HEADER_LEN: usize = 4;
 
 const MAGIC: [u8; 2] = *b"RC";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// The largest message body bincode may decode (and allocate for).
 const BODY_LIMIT: usize = MAX_DATAGRAM - HEADER_LEN;

@@ -91,22 +91,21 @@ impl ReplicatedLog {
     }
 
     /// The position of the entry at `seq`: the default for the empty prefix,
-    /// `None` when the entry is not held (beyond the end, or compacted away).
+    /// the table's lineage for compacted entries, `None` beyond the end (or
+    /// older than the lineage remembers).
     pub fn position_at(&self, seq: u64) -> Option<LogPosition> {
-        if seq == 0 {
-            return Some(LogPosition::default());
+        match self.get(seq) {
+            Some(entry) => Some(entry.position),
+            None => self.table.applied_at(seq),
         }
-        if seq == self.table.applied().seq {
-            return Some(self.table.applied());
-        }
-        self.get(seq).map(|e| e.position)
     }
 
     /// True when `position` is in this log (or compacted below the table).
     pub fn holds(&self, position: LogPosition) -> bool {
         match self.position_at(position.seq) {
             Some(held) => held == position,
-            // Compacted entries were committed, and committed entries are the same everywhere.
+            // Older than the lineage remembers: committed long ago, and taken
+            // to be the same everywhere.
             None => position.seq < self.first_seq(),
         }
     }
@@ -457,5 +456,26 @@ mod tests {
         let table = decode_snapshot(&log.encode_snapshot()).unwrap();
         assert_eq!(&table, log.table());
         assert!(decode_snapshot(&[0xFF; 3]).is_err());
+    }
+
+    /// Compacted entries are still known by leadership (term and leader):
+    /// another history's entry at a compacted position is not taken for ours,
+    /// and a snapshot tells which history it holds.
+    #[test]
+    fn compacted_entries_keep_their_leadership() {
+        let mut terms = vec![1; RETAINED_APPLIED];
+        terms.extend([2; 10]);
+        let mut log = log_with(&terms);
+        log.commit_to(terms.len() as u64, &Catalog::default());
+        assert!(log.holds(LogPosition::new(1, 5)), "a compacted entry of ours");
+        assert!(!log.holds(LogPosition::new(3, 5)), "another history's entry at a compacted position");
+        assert!(log.diverges_at(LogPosition::new(3, 5)));
+        let table = decode_snapshot(&log.encode_snapshot()).unwrap();
+        assert_eq!(table.applied_at(5), Some(LogPosition::new(1, 5)));
+        assert_eq!(
+            table.applied_at(RETAINED_APPLIED as u64 + 1),
+            Some(LogPosition::new(2, RETAINED_APPLIED as u64 + 1))
+        );
+        assert_eq!(table.applied_at(terms.len() as u64 + 1), None, "beyond the applied entries");
     }
 }

@@ -548,7 +548,14 @@ impl Node {
         } else {
             let bytes = std::mem::take(&mut assembly.data);
             c.snapshot = None;
-            if self.install_snapshot(sender, last, &bytes) {
+            let installed = self.install_snapshot(sender, last, &bytes);
+            if let Err(SnapshotRefused::OtherHistory(theirs)) = installed {
+                // It lacks our committed entries (the other side of a healed
+                // partition): merge, do not copy.
+                self.on_divergence(now, sender, theirs);
+                return;
+            }
+            if installed.is_ok() {
                 if let Some(c) = &mut self.catchup {
                     c.retry_at = now;
                 }
@@ -564,24 +571,35 @@ impl Node {
         self.after_progress(now);
     }
 
-    /// Installs a received snapshot if it is newer than our table; returns
-    /// whether it was installed.
-    fn install_snapshot(&mut self, sender: NodeId, last: LogPosition, bytes: &[u8]) -> bool {
-        match decode_snapshot(bytes) {
-            Ok(table) if table.applied() == last && last.seq > self.log.table().applied().seq => {
-                info!("installed a snapshot from {sender} ({} bytes, {} reservations)", bytes.len(), table.len());
-                self.log.install(table);
-                self.events.push_back(super::Event::SnapshotInstalled { source: sender.id, last });
-                if let State::Follower(f) = &mut self.state {
-                    f.verified = f.verified.max(last.seq);
-                }
-                true
-            }
-            Ok(_) => false,
-            Err(e) => {
-                warn!("snapshot from {sender} could not be decoded: {e}");
-                false
-            }
+    /// Installs a received snapshot if it is newer than our table and holds
+    /// our committed entries.
+    fn install_snapshot(&mut self, sender: NodeId, last: LogPosition, bytes: &[u8]) -> Result<(), SnapshotRefused> {
+        let table = decode_snapshot(bytes).map_err(|e| {
+            warn!("snapshot from {sender} could not be decoded: {e}");
+            SnapshotRefused::Undecodable
+        })?;
+        if table.applied() != last || last.seq <= self.log.table().applied().seq {
+            return Err(SnapshotRefused::NotNewer);
         }
+        let ours = self.log.position_at(self.log.commit());
+        if let Some(theirs) = ours.and_then(|ours| table.applied_at(ours.seq)).filter(|theirs| Some(*theirs) != ours) {
+            return Err(SnapshotRefused::OtherHistory(theirs));
+        }
+        info!("installed a snapshot from {sender} ({} bytes, {} reservations)", bytes.len(), table.len());
+        self.log.install(table);
+        self.events.push_back(super::Event::SnapshotInstalled { source: sender.id, last });
+        if let State::Follower(f) = &mut self.state {
+            f.verified = f.verified.max(last.seq);
+        }
+        Ok(())
     }
+}
+
+/// Why a received snapshot was not installed.
+enum SnapshotRefused {
+    Undecodable,
+    /// It is no newer than our table.
+    NotNewer,
+    /// Its history holds another entry (this one) where we hold a committed one.
+    OtherHistory(LogPosition),
 }

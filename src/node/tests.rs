@@ -157,7 +157,7 @@ fn garbage_is_dropped_and_serving_continues() {
     let mut truncated =
         wire::encode(&wire::Message::Request(wire::Request { client: 1, request: 1, command: Command::Rooms }));
     truncated.pop();
-    for bytes in [vec![], b"hello".to_vec(), b"RC\x01\x00\xff\xff\xff\xff\xff".to_vec(), truncated] {
+    for bytes in [vec![], b"hello".to_vec(), b"RC\x02\x00\xff\xff\xff\xff\xff".to_vec(), truncated] {
         sim.inject(CLIENT, bytes);
     }
     sim.run_for(Duration::from_millis(10));

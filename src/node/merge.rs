@@ -108,6 +108,13 @@ impl Node {
         if sender > self.me {
             return self.yield_to_higher_history(now, sender);
         }
+        if self.log.commit() == 0 && matches!(self.state, State::Leader(_)) {
+            // We never committed anything (a leader that heard nobody and
+            // wrote a genesis of its own): there is no history of ours to
+            // merge into. Its history stands; catch up from it.
+            warn!("server {sender} holds a committed history and we hold none; running the election again");
+            return self.elect_again(now);
+        }
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);
         self.diverged.insert(sender);

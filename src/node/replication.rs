@@ -597,6 +597,7 @@ impl Node {
 
 /// Why a received snapshot was not installed.
 enum SnapshotRefused {
+    /// It could not be decoded (logged).
     Undecodable,
     /// It is no newer than our table.
     NotNewer,

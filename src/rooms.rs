@@ -147,6 +147,16 @@ pub struct ReservationTable {
     lineage: VecDeque<LogPosition>,
 }
 
+/// What a retry of a merged write is told where the merge ran: done as
+/// asked, or refused as the `conflict` it became.
+pub fn merged_outcome(write: &Op, conflict: Option<&Conflict>) -> WriteOutcome {
+    match (conflict, write) {
+        (Some(conflict), _) => conflict.outcome(),
+        (None, Op::Cancel(_)) => WriteOutcome::Cancelled,
+        (None, _) => WriteOutcome::Reserved,
+    }
+}
+
 /// What a client's write resolved to when its entry was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
@@ -346,11 +356,7 @@ impl ReservationTable {
         };
         let conflict = Conflict { slot: catalog.name(key), reserve, client: entry.client, request: entry.request };
         // A retry of the request, here, gets what the merge did.
-        let outcome = match (done, reserve) {
-            (true, true) => WriteOutcome::Reserved,
-            (true, false) => WriteOutcome::Cancelled,
-            (false, _) => conflict.outcome(),
-        };
+        let outcome = merged_outcome(write, (!done).then_some(&conflict));
         if !self.is_superseded(entry.client, entry.request) {
             self.remember(entry.client, entry.request, outcome, entry.position.seq);
         }

@@ -548,24 +548,26 @@ impl Node {
         } else {
             let bytes = std::mem::take(&mut assembly.data);
             c.snapshot = None;
-            let installed = self.install_snapshot(sender, last, &bytes);
-            if let Err(SnapshotRefused::OtherHistory(theirs)) = installed {
-                // It lacks our committed entries (the other side of a healed
-                // partition): merge, do not copy.
-                self.on_divergence(now, sender, theirs);
-                return;
-            }
-            if installed.is_ok() {
-                if let Some(c) = &mut self.catchup {
-                    c.retry_at = now;
+            match self.install_snapshot(sender, last, &bytes) {
+                Ok(()) => {
+                    if let Some(c) = &mut self.catchup {
+                        c.retry_at = now;
+                    }
                 }
-            } else if self.on_divergence(now, sender, last) {
+                Err(SnapshotRefused::OtherHistory(theirs)) => {
+                    // It lacks our committed entries (the other side of a
+                    // healed partition): merge, do not copy.
+                    self.on_divergence(now, sender, theirs);
+                    return;
+                }
                 // Its whole log is older than our committed one and differs
                 // from it: pulling again would fetch the same snapshot forever.
-                return;
-            } else if matches!(self.state, State::Candidate(_)) {
-                info!("{sender} has nothing newer than our table to fetch; deciding without it");
-                return self.forget_catchup_source(now, sender);
+                Err(SnapshotRefused::Unusable) if self.on_divergence(now, sender, last) => return,
+                Err(SnapshotRefused::Unusable) if matches!(self.state, State::Candidate(_)) => {
+                    info!("{sender} has nothing newer than our table to fetch; deciding without it");
+                    return self.forget_catchup_source(now, sender);
+                }
+                Err(SnapshotRefused::Unusable) => {}
             }
         }
         self.after_progress(now);
@@ -576,13 +578,12 @@ impl Node {
     fn install_snapshot(&mut self, sender: NodeId, last: LogPosition, bytes: &[u8]) -> Result<(), SnapshotRefused> {
         let table = decode_snapshot(bytes).map_err(|e| {
             warn!("snapshot from {sender} could not be decoded: {e}");
-            SnapshotRefused::Undecodable
+            SnapshotRefused::Unusable
         })?;
         if table.applied() != last || last.seq <= self.log.table().applied().seq {
-            return Err(SnapshotRefused::NotNewer);
+            return Err(SnapshotRefused::Unusable);
         }
-        let ours = self.log.position_at(self.log.commit());
-        if let Some(theirs) = ours.and_then(|ours| table.applied_at(ours.seq)).filter(|theirs| Some(*theirs) != ours) {
+        if let Some(theirs) = table.applied_at(self.log.commit()).filter(|theirs| self.log.diverges_at(*theirs)) {
             return Err(SnapshotRefused::OtherHistory(theirs));
         }
         info!("installed a snapshot from {sender} ({} bytes, {} reservations)", bytes.len(), table.len());
@@ -597,10 +598,8 @@ impl Node {
 
 /// Why a received snapshot was not installed.
 enum SnapshotRefused {
-    /// It could not be decoded (logged).
-    Undecodable,
-    /// It is no newer than our table.
-    NotNewer,
+    /// It could not be decoded (logged), or is no newer than our table.
+    Unusable,
     /// Its history holds another entry (this one) where we hold a committed one.
     OtherHistory(LogPosition),
 }

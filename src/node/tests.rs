@@ -231,16 +231,35 @@ fn confirmed_writes_survive_loss_and_a_leader_crash_across_seeds() {
     }
 }
 
-/// With `--min-replicas 2`, a leader left alone refuses writes (and confirms
-/// nothing), and takes them again once a second server is back.
-#[test]
-fn a_leader_short_of_min_replicas_refuses_writes() {
-    let mut sim = Sim::new(12, Faults::default());
+/// Servers 100, 200 and 300 with `--min-replicas 2`, agreed on 300.
+fn safe_mode_trio(seed: u64) -> Sim {
+    let mut sim = Sim::new(seed, Faults::default());
     sim.min_replicas = 2;
     for id in [100, 200, 300] {
         sim.add_server(id, true);
     }
     assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
+    sim
+}
+
+/// What 300 answers, cut off from both members, for a write it sequenced.
+const UNCONFIRMED: Answer = Answer::Unconfirmed { reachable: 1, required: 2 };
+
+/// Cuts 300 off from its members once they are in sync (so that it
+/// sequences the write) and has it answer a reserve `Unconfirmed`; the slot.
+fn strand_a_write_on_300(sim: &mut Sim) -> Slot {
+    sim.run_for(SETTLE);
+    sim.partition(&[2]);
+    let stranded = slot("SA318", "8:30-9:30", "Monday");
+    assert_eq!(reserve(sim, 1, stranded.clone()), UNCONFIRMED);
+    stranded
+}
+
+/// With `--min-replicas 2`, a leader left alone refuses writes (and confirms
+/// nothing), and takes them again once a second server is back.
+#[test]
+fn a_leader_short_of_min_replicas_refuses_writes() {
+    let mut sim = safe_mode_trio(12);
     assert_eq!(reserve(&mut sim, 1, slot("SA318", "8:30-9:30", "Monday")), Answer::Write(WriteOutcome::Reserved));
 
     sim.crash(0);
@@ -261,20 +280,10 @@ fn a_leader_short_of_min_replicas_refuses_writes() {
 /// the same answer, and after the heal the retry is confirmed exactly once.
 #[test]
 fn a_write_stranded_by_a_partition_is_reported_unconfirmed() {
-    let mut sim = Sim::new(13, Faults::default());
-    sim.min_replicas = 2;
-    for id in [100, 200, 300] {
-        sim.add_server(id, true);
-    }
-    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
-    sim.run_for(SETTLE); // until both members are in sync, so the write is sequenced
-
-    sim.partition(&[2]);
-    let stranded = slot("SA318", "8:30-9:30", "Monday");
-    let unconfirmed = Answer::Unconfirmed { reachable: 1, required: 2 };
-    assert_eq!(reserve(&mut sim, 1, stranded.clone()), unconfirmed);
+    let mut sim = safe_mode_trio(13);
+    let stranded = strand_a_write_on_300(&mut sim);
     assert!(sim.node(2).log().has_pending(1, 1), "the entry stays in the leader's log");
-    assert_eq!(reserve(&mut sim, 1, stranded.clone()), unconfirmed, "a retry while still short");
+    assert_eq!(reserve(&mut sim, 1, stranded.clone()), UNCONFIRMED, "a retry while still short");
 
     sim.heal_partition();
     assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
@@ -290,16 +299,8 @@ fn a_write_stranded_by_a_partition_is_reported_unconfirmed() {
 /// a second (simulation seed 4415).
 #[test]
 fn a_higher_follower_bids_when_its_lower_leader_stops_leading() {
-    let mut sim = Sim::new(15, Faults::default());
-    sim.min_replicas = 2;
-    for id in [100, 200, 300] {
-        sim.add_server(id, true);
-    }
-    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
-    sim.run_for(SETTLE);
-    sim.partition(&[2]);
-    let stranded = slot("SA318", "8:30-9:30", "Monday");
-    assert_eq!(reserve(&mut sim, 1, stranded), Answer::Unconfirmed { reachable: 1, required: 2 });
+    let mut sim = safe_mode_trio(15);
+    strand_a_write_on_300(&mut sim);
     assert!(sim.run_until(SETTLE, |s| agreed_on(s, 200) || s.leaders().len() == 2));
     assert!(sim.run_until(SETTLE, |s| s.node(0).leader().map(|l| l.id) == Some(200)));
 

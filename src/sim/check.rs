@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
-use crate::rooms::{Applied, ReservationTable};
+use crate::rooms::{Applied, ReservationTable, merged_outcome};
 use crate::wire::{Entry, LogPosition, Op, WriteOutcome};
 
 /// A broken invariant, with what shows it.
@@ -102,11 +102,7 @@ impl Checker {
         }
         if let (Applied::Merged(conflict), Op::Merged { origin, write, .. }) = (applied, &entry.op) {
             self.merged.insert(*origin);
-            let outcome = match (conflict, write.as_ref()) {
-                (Some(conflict), _) => conflict.outcome(),
-                (None, Op::Cancel(_)) => WriteOutcome::Cancelled,
-                (None, _) => WriteOutcome::Reserved,
-            };
+            let outcome = merged_outcome(write, conflict.as_ref());
             self.merge_outcomes.entry((entry.client, entry.request)).or_default().push((entry.position, outcome));
         }
         if let Applied::Executed(outcome) = applied {
@@ -263,29 +259,32 @@ mod tests {
 
     #[test]
     fn two_surviving_histories_break_one_order_unless_one_was_dropped() {
-        let mut checker = Checker::default();
-        checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
-        checker.on_applied(200, &write(2, 5, 2), &Applied::Executed(RESERVED));
-        assert_eq!(invariants(&mut checker), ["one-order"]);
+        let two_histories = || {
+            let mut checker = Checker::default();
+            checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
+            checker.on_applied(200, &write(2, 5, 2), &Applied::Executed(RESERVED));
+            checker
+        };
+        assert_eq!(invariants(&mut two_histories()), ["one-order"]);
 
-        let mut checker = Checker::default();
-        checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
-        checker.on_applied(200, &write(2, 5, 2), &Applied::Executed(RESERVED));
+        let mut checker = two_histories();
         checker.on_history_dropped(200);
         assert_eq!(invariants(&mut checker), Vec::<&str>::new());
     }
 
     #[test]
     fn a_confirmed_write_lost_with_its_history_is_caught_unless_merged() {
-        let mut checker = Checker::default();
-        checker.on_applied(200, &write(2, 5, 1), &Applied::Executed(RESERVED));
-        checker.on_write_answer(1, 1, RESERVED);
+        let confirmed_by_200 = || {
+            let mut checker = Checker::default();
+            checker.on_applied(200, &write(2, 5, 1), &Applied::Executed(RESERVED));
+            checker.on_write_answer(1, 1, RESERVED);
+            checker
+        };
+        let mut checker = confirmed_by_200();
         checker.on_history_dropped(200);
         assert_eq!(invariants(&mut checker), ["acknowledged-writes"]);
 
-        let mut checker = Checker::default();
-        checker.on_applied(200, &write(2, 5, 1), &Applied::Executed(RESERVED));
-        checker.on_write_answer(1, 1, RESERVED);
+        let mut checker = confirmed_by_200();
         merge_applied(&mut checker, None);
         checker.on_history_dropped(200);
         assert_eq!(invariants(&mut checker), Vec::<&str>::new());

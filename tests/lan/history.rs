@@ -357,16 +357,12 @@ mod tests {
         // Host 1's reserve took effect first, its reply was lost and repeated
         // after host 0's: host 2's cancel fits between them.
         let t0 = Instant::now();
-        let h = history(vec![
-            op(t0, 1, Write::Reserve, (0, 1500), Outcome::Confirmed),
-            op(t0, 2, Write::Cancel, (20, 30), Outcome::Confirmed),
-            op(t0, 0, Write::Reserve, (40, 50), Outcome::Confirmed),
-        ]);
+        let answered_late = op(t0, 1, Write::Reserve, (0, 1500), Outcome::Confirmed);
+        let answered_early = op(t0, 0, Write::Reserve, (40, 50), Outcome::Confirmed);
+        let cancel = op(t0, 2, Write::Cancel, (20, 30), Outcome::Confirmed);
+        let h = history(vec![answered_late.clone(), cancel, answered_early.clone()]);
         h.check(&reserved()).expect("legal: reserve, cancel, reserve");
-        let without_cancel = history(vec![
-            op(t0, 1, Write::Reserve, (0, 1500), Outcome::Confirmed),
-            op(t0, 0, Write::Reserve, (40, 50), Outcome::Confirmed),
-        ]);
+        let without_cancel = history(vec![answered_late, answered_early]);
         let violations = without_cancel.check(&reserved()).expect_err("a double booking");
         assert!(violations[0].contains("Reserve twice"), "{violations:?}");
     }

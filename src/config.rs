@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::file::read_server_keys;
 use crate::driver::ServerSettings;
 use crate::hooks::HookCommands;
 use crate::net::{GroupAddr, parse_group, parse_peer};
@@ -64,6 +65,8 @@ pub struct ServerOptions {
     pub on_leader: Option<String>,
     /// Command run when this server becomes a follower.
     pub on_follower: Option<String>,
+    /// The group's server key file (`--generate-key`); none runs without keys.
+    pub key_file: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -73,7 +76,12 @@ impl ServerOptions {
     fn paths_relative_to(&self, config_file: &Path) -> ServerOptions {
         let dir = config_file.parent().unwrap_or(Path::new(""));
         let beside = |path: &Option<PathBuf>| path.as_ref().map(|p| dir.join(p));
-        ServerOptions { catalog: beside(&self.catalog), data_dir: beside(&self.data_dir), ..self.clone() }
+        ServerOptions {
+            catalog: beside(&self.catalog),
+            data_dir: beside(&self.data_dir),
+            key_file: beside(&self.key_file),
+            ..self.clone()
+        }
     }
 }
 
@@ -150,6 +158,10 @@ pub fn resolve_server(
     }
     let catalog = resolve_catalog(cli, from_file).map_err(fail)?;
     let peers = resolve_peers(cli, from_file).map_err(fail)?;
+    let keys = match pick(&cli.key_file, &from_file.key_file) {
+        Some(path) => Some(read_server_keys(&path).map_err(|e| fail(e.to_string()))?),
+        None => None,
+    };
     let ms = Duration::from_millis;
     let settings = ServerSettings {
         group: GroupAddr {
@@ -174,6 +186,7 @@ pub fn resolve_server(
             on_leader: pick(&cli.on_leader, &from_file.on_leader),
             on_follower: pick(&cli.on_follower, &from_file.on_follower),
         },
+        keys,
     };
     let log_level = pick(&cli.log_level, &from_file.log_level);
     if let Some(level) = &log_level

@@ -14,6 +14,8 @@ use log::{debug, info, warn};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::auth::ServerKeys;
+use crate::auth::frame::Boot;
 use crate::hooks::{HookCommands, Hooks, RoleChange};
 use crate::net::{self, GroupAddr, GroupTargets, NetError};
 use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Role, Timing};
@@ -48,6 +50,8 @@ pub struct ServerSettings {
     pub min_replicas: usize,
     /// Commands to run on role changes.
     pub hooks: HookCommands,
+    /// The group's keys (`--key-file`); `None` runs without keys.
+    pub keys: Option<ServerKeys>,
 }
 
 /// Why the server stopped with an error.
@@ -65,11 +69,15 @@ pub enum ServerError {
 
 impl ServerError {
     /// True when restarting cannot help until an operator acts: a damaged or
-    /// old data directory, an ID already in use, a different catalog.
+    /// old data directory, one whose reservations the catalog no longer
+    /// holds, an ID already in use, a catalog other servers do not share.
     pub fn needs_operator(&self) -> bool {
         matches!(
             self,
-            ServerError::Fatal(_) | ServerError::Storage(StorageError::Corrupt { .. } | StorageError::OldFormat { .. })
+            ServerError::Fatal(_)
+                | ServerError::Storage(
+                    StorageError::Corrupt { .. } | StorageError::OldFormat { .. } | StorageError::CatalogChanged { .. }
+                )
         )
     }
 }
@@ -170,6 +178,8 @@ impl Server {
             catalog: settings.catalog,
             seed: random_seed(),
             min_replicas: settings.min_replicas,
+            keys: settings.keys,
+            boot: random_boot()?,
         };
         let (node, storage) = match &settings.data_dir {
             Some(dir) => {
@@ -256,15 +266,14 @@ impl Server {
         {
             storage.save(self.node.log(), changes)?;
         }
-        while let Some(transmit) = self.node.poll_transmit() {
-            let bytes = wire::encode(&transmit.message);
+        while let Some((dst, bytes)) = self.node.poll_datagram() {
             let send = |to: SocketAddrV4| {
                 if let Err(e) = self.unicast.send_to(&bytes, SocketAddr::V4(to)) {
                     // UDP gives no delivery guarantee anyway; the protocol retries.
                     warn!("sending {} bytes to {to} failed: {e}", bytes.len());
                 }
             };
-            match transmit.dst {
+            match dst {
                 Destination::Group => self.targets.all().for_each(send),
                 Destination::Peer(addr) => send(addr),
             }
@@ -338,7 +347,15 @@ fn drain(socket: &UdpSocket, node: &mut Node, buffer: &mut [u8]) -> bool {
     }
 }
 
-/// A seed that differs between processes and runs, for nonces and epochs.
+/// A boot nonce from the OS's random source: sealed datagrams' nonces
+/// depend on it never repeating, so a clock or a PID would not do.
+pub fn random_boot() -> Result<Boot, ServerError> {
+    let mut bytes = [0u8; crate::auth::frame::BOOT_LEN];
+    getrandom::fill(&mut bytes).map_err(|e| ServerError::Io(io::Error::other(format!("no random numbers: {e}"))))?;
+    Ok(Boot(bytes))
+}
+
+/// A seed that differs between processes and runs, for epochs and cookies.
 fn random_seed() -> u64 {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     nanos ^ u64::from(std::process::id()).rotate_left(32)

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{Conflict, Entry, LogPosition, Op, Refusal, RoomVersion, Slot, WriteOutcome};
+use crate::wire::{Conflict, Entry, LogPosition, Op, Principal, Refusal, Reservation, RoomVersion, Slot, WriteOutcome};
 
 /// How many clients' last writes are remembered for at-most-once execution.
 /// The oldest is forgotten first; a client retries for seconds, not hours.
@@ -80,22 +80,26 @@ impl Catalog {
         Self::position(&self.rooms, name)
     }
 
-    /// Resolves a slot to catalog indices, or says which part is unknown.
-    fn resolve(&self, slot: &Slot) -> Result<SlotKey, Refusal> {
+    /// Resolves a slot to catalog indices and the names as the catalog spells
+    /// them, or says which part is unknown.
+    fn resolve(&self, slot: &Slot) -> Result<(SlotKey, Slot), Refusal> {
         let room = self.room_index(&slot.room).ok_or_else(|| Refusal::UnknownRoom(slot.room.clone()))?;
         let timeslot = Self::position(&self.timeslots, &slot.timeslot)
             .ok_or_else(|| Refusal::UnknownTimeslot(slot.timeslot.clone()))?;
         let day = Self::position(&self.days, &slot.day).ok_or_else(|| Refusal::UnknownDay(slot.day.clone()))?;
-        Ok(SlotKey { room, day, timeslot })
+        let key = SlotKey { room, day, timeslot };
+        let spelled = self.name(key).ok_or_else(|| Refusal::UnknownRoom(slot.room.clone()))?;
+        Ok((key, spelled))
     }
 
-    /// The slot's names as the catalog spells them.
-    fn name(&self, key: SlotKey) -> Slot {
-        Slot {
-            room: self.rooms[key.room as usize].clone(),
-            timeslot: self.timeslots[key.timeslot as usize].clone(),
-            day: self.days[key.day as usize].clone(),
-        }
+    /// The slot's names as the catalog spells them; `None` for indices this
+    /// catalog does not have (a table built under another catalog).
+    fn name(&self, key: SlotKey) -> Option<Slot> {
+        Some(Slot {
+            room: self.rooms.get(key.room as usize)?.clone(),
+            timeslot: self.timeslots.get(key.timeslot as usize)?.clone(),
+            day: self.days.get(key.day as usize)?.clone(),
+        })
     }
 }
 
@@ -109,11 +113,27 @@ struct SlotKey {
 }
 
 /// What holds a reserved slot: the sequence number of the write that reserved
-/// it (in its own side's log, for a merged write), and whether it was merged.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+/// it (in its own side's log, for a merged write), whether it was merged, and
+/// the name of the key that reserved it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 struct Holder {
     seq: u64,
     merged: bool,
+    owner: Option<String>,
+}
+
+/// Whether a cancel by `by` may remove a reservation held by `owner`.
+///
+/// A reservation made with a key belongs to that key's name: only the same
+/// name, or an administrator's key, may cancel it. Without keys on either
+/// side there is no one to tell apart, and anyone may cancel, as roomcast
+/// always allowed. Safe because every replica applies the same entries, each
+/// carrying its authenticated `by`, so every replica decides the same.
+pub fn may_cancel(owner: Option<&str>, by: Option<&Principal>) -> bool {
+    match (owner, by) {
+        (Some(owner), Some(by)) => by.admin || by.name == owner,
+        (None, _) | (_, None) => true,
+    }
 }
 
 /// The last write a client made, kept to answer its retries without re-running it.
@@ -204,18 +224,57 @@ impl ReservationTable {
 
     /// The room's reservations in display order, with their version; `None` if
     /// the room is not in the catalog.
-    pub fn check(&self, catalog: &Catalog, room: &str) -> Option<(Vec<Slot>, RoomVersion)> {
+    pub fn check(&self, catalog: &Catalog, room: &str) -> Option<(Vec<Reservation>, RoomVersion)> {
         let index = catalog.room_index(room)?;
         let from = SlotKey { room: index, day: 0, timeslot: 0 };
         let to = SlotKey { room: index, day: u32::MAX, timeslot: u32::MAX };
-        let slots = self.booked.range(from..=to).map(|(&key, _)| catalog.name(key)).collect();
+        let slots = self
+            .booked
+            .range(from..=to)
+            .filter_map(|(&key, holder)| Some(Reservation { slot: catalog.name(key)?, owner: holder.owner.clone() }))
+            .collect();
         let seq = self.room_changed.get(&index).copied().unwrap_or(0);
         Some((slots, RoomVersion { epoch: self.epoch, seq }))
     }
 
     /// Every reservation, in (room, day, timeslot) order; for tests and status.
     pub fn all(&self, catalog: &Catalog) -> Vec<Slot> {
-        self.booked.keys().map(|&key| catalog.name(key)).collect()
+        self.booked.keys().filter_map(|&key| catalog.name(key)).collect()
+    }
+
+    /// This table under another catalog, for a server restarted with a
+    /// changed catalog file: every reservation keeps its names, which `to`
+    /// must still hold. Otherwise the reservations it lacks, and nothing changes.
+    pub fn remap(&self, from: &Catalog, to: &Catalog) -> Result<ReservationTable, Vec<Reservation>> {
+        let mut booked = BTreeMap::new();
+        let mut lacking = Vec::new();
+        for (&key, holder) in &self.booked {
+            let resolved = from.name(key).ok_or(None).and_then(|slot| to.resolve(&slot).map_err(|_| Some(slot)));
+            match resolved {
+                Ok((new_key, _)) => {
+                    booked.insert(new_key, holder.clone());
+                }
+                Err(slot) => {
+                    // Indices beyond the stored catalog: named by number.
+                    let number = |i: u32| format!("#{i}");
+                    let slot = slot.unwrap_or_else(|| Slot {
+                        room: number(key.room),
+                        timeslot: number(key.timeslot),
+                        day: number(key.day),
+                    });
+                    lacking.push(Reservation { slot, owner: holder.owner.clone() });
+                }
+            }
+        }
+        if !lacking.is_empty() {
+            return Err(lacking);
+        }
+        let room_changed = self
+            .room_changed
+            .iter()
+            .filter_map(|(&room, &seq)| Some((to.room_index(from.rooms.get(room as usize)?)?, seq)))
+            .collect();
+        Ok(ReservationTable { booked, room_changed, ..self.clone() })
     }
 
     /// The position of the applied entry at `seq`, as the lineage tells it;
@@ -289,22 +348,34 @@ impl ReservationTable {
         if self.is_superseded(entry.client, entry.request) {
             return Applied::Internal;
         }
-        let outcome = self.execute(catalog, &entry.op, slot, entry.position.seq);
+        let outcome = self.execute(catalog, entry, slot);
         self.remember(entry.client, entry.request, outcome.clone(), entry.position.seq);
         Applied::Executed(outcome)
     }
 
-    fn execute(&mut self, catalog: &Catalog, op: &Op, slot: &Slot, seq: u64) -> WriteOutcome {
-        let key = match catalog.resolve(slot) {
-            Ok(key) => key,
+    fn execute(&mut self, catalog: &Catalog, entry: &Entry, slot: &Slot) -> WriteOutcome {
+        let (seq, by) = (entry.position.seq, entry.by.as_ref());
+        let (key, spelled) = match catalog.resolve(slot) {
+            Ok(resolved) => resolved,
             Err(refusal) => return WriteOutcome::Refused(refusal),
         };
-        let outcome = match op {
-            Op::Reserve(_) if self.reserve(key, Holder { seq, merged: false }) => WriteOutcome::Reserved,
-            Op::Reserve(_) => WriteOutcome::Refused(Refusal::AlreadyReserved(catalog.name(key))),
-            Op::Cancel(_) if self.booked.remove(&key).is_some() => WriteOutcome::Cancelled,
-            Op::Cancel(_) => WriteOutcome::Refused(Refusal::NotReserved(catalog.name(key))),
-            Op::Genesis { .. } | Op::Merged { .. } => unreachable!("handled by apply"),
+        let owner = by.map(|p| p.name.clone());
+        let outcome = match (&entry.op, self.booked.get(&key)) {
+            (Op::Reserve(_), None) => {
+                self.booked.insert(key, Holder { seq, merged: false, owner });
+                WriteOutcome::Reserved
+            }
+            (Op::Reserve(_), Some(_)) => WriteOutcome::Refused(Refusal::AlreadyReserved(spelled)),
+            (Op::Cancel(_), Some(holder)) if !may_cancel(holder.owner.as_deref(), by) => {
+                let owner = holder.owner.clone().unwrap_or_default();
+                WriteOutcome::Refused(Refusal::NotOwner { slot: spelled, owner })
+            }
+            (Op::Cancel(_), Some(_)) => {
+                self.booked.remove(&key);
+                WriteOutcome::Cancelled
+            }
+            (Op::Cancel(_), None) => WriteOutcome::Refused(Refusal::NotReserved(spelled)),
+            (Op::Genesis { .. } | Op::Merged { .. }, _) => unreachable!("handled by apply"),
         };
         if !matches!(outcome, WriteOutcome::Refused(_)) {
             self.room_changed.insert(key.room, seq);
@@ -344,17 +415,21 @@ impl ReservationTable {
             return None;
         }
         let (Op::Reserve(slot) | Op::Cancel(slot)) = write else { return None };
-        let key = catalog.resolve(slot).ok()?; // refused on its own side as well
+        let (key, spelled) = catalog.resolve(slot).ok()?; // refused on its own side as well
         let reserve = matches!(write, Op::Reserve(_));
+        let owner = entry.by.as_ref().map(|p| p.name.clone());
+        // A merged cancel needs no ownership check here: the reservation it
+        // may remove (known to both sides, or merged from the other) has the
+        // same owner as where the cancel was allowed.
         let done = match write {
-            Op::Reserve(_) => self.reserve(key, Holder { seq: origin.seq, merged: true }),
+            Op::Reserve(_) => self.reserve(key, Holder { seq: origin.seq, merged: true, owner }),
             _ => match self.booked.get(&key) {
                 Some(holder) if holder.seq < since || holder.merged => self.booked.remove(&key).is_some(),
                 Some(_) => false,
                 None => true, // cancelled on both sides
             },
         };
-        let conflict = Conflict { slot: catalog.name(key), reserve, client: entry.client, request: entry.request };
+        let conflict = Conflict { slot: spelled, reserve, client: entry.client, request: entry.request };
         // A retry of the request, here, gets what the merge did.
         let outcome = merged_outcome(write, (!done).then_some(&conflict));
         if !self.is_superseded(entry.client, entry.request) {
@@ -411,8 +486,12 @@ mod tests {
         }
 
         fn run(&mut self, client: u64, request: u64, op: Op) -> Applied {
+            self.run_as(None, client, request, op)
+        }
+
+        fn run_as(&mut self, by: Option<&Principal>, client: u64, request: u64, op: Op) -> Applied {
             self.seq += 1;
-            let entry = Entry { position: LogPosition::new(1, self.seq), client, request, op };
+            let entry = Entry { position: LogPosition::new(1, self.seq), client, request, by: by.cloned(), op };
             self.table.apply(&self.catalog, &entry)
         }
     }
@@ -499,7 +578,7 @@ mod tests {
         log.run(1, 3, Op::Reserve(slot("SA318", "19:30-21:00", "Monday")));
         let (slots, v1) = log.table.check(&log.catalog, "sa318").unwrap();
         assert_eq!(
-            slots,
+            slots.into_iter().map(|r| r.slot).collect::<Vec<_>>(),
             vec![
                 slot("SA318", "19:30-21:00", "Monday"),
                 slot("SA318", "8:30-9:30", "Friday"),
@@ -534,6 +613,69 @@ mod tests {
         assert_eq!(log.table.sessions.len(), MAX_SESSIONS);
         assert!(log.table.outcome_of(1, 1).is_none());
         assert!(log.table.outcome_of(MAX_SESSIONS as u64 + 5, 1).is_some());
+    }
+
+    #[test]
+    fn who_may_cancel_a_reservation() {
+        let user = |name: &str| Principal { name: name.into(), admin: false };
+        let admin = Principal { name: "root".into(), admin: true };
+        let cases: [(Option<&str>, Option<Principal>, bool); 6] = [
+            (Some("alice"), Some(user("alice")), true),
+            (Some("alice"), Some(user("bob")), false),
+            (Some("alice"), Some(admin.clone()), true),
+            (None, Some(user("bob")), true),
+            (Some("alice"), None, true),
+            (None, None, true),
+        ];
+        for (i, (owner, by, want)) in cases.into_iter().enumerate() {
+            let got = may_cancel(owner, by.as_ref());
+            assert_eq!(got, want, "#{i}: owner {owner:?}, by {by:?}: got {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn a_reservation_belongs_to_its_key_and_check_shows_whose() {
+        let mut log = Log::new();
+        let (alice, bob) =
+            (Principal { name: "alice".into(), admin: false }, Principal { name: "bob".into(), admin: false });
+        let admin = Principal { name: "ops".into(), admin: true };
+        let s = slot("ME4326", "8:30-9:30", "Friday");
+        assert_eq!(log.run_as(Some(&alice), 1, 1, Op::Reserve(s.clone())), Applied::Executed(WriteOutcome::Reserved));
+        let (listed, _) = log.table.check(&log.catalog, "ME4326").expect("a room");
+        assert_eq!(listed[0].to_string(), "ME4326 8:30-9:30 Friday (alice)");
+        let refused = WriteOutcome::Refused(Refusal::NotOwner { slot: s.clone(), owner: "alice".into() });
+        assert_eq!(log.run_as(Some(&bob), 2, 1, Op::Cancel(s.clone())), Applied::Executed(refused));
+        assert_eq!(log.table.len(), 1, "bob's cancel changed nothing");
+        assert_eq!(log.run_as(Some(&admin), 3, 1, Op::Cancel(s)), Applied::Executed(WriteOutcome::Cancelled));
+        assert!(log.table.is_empty());
+    }
+
+    #[test]
+    fn a_table_moves_to_a_catalog_that_holds_its_reservations_and_refuses_one_that_does_not() {
+        let mut log = Log::new();
+        let alice = Principal { name: "alice".into(), admin: false };
+        log.run_as(Some(&alice), 1, 1, Op::Reserve(slot("SA412", "19:30-21:00", "Friday")));
+        log.run(2, 1, Op::Reserve(slot("SA318", "8:30-9:30", "Monday")));
+        // The same names in another order, and one room more: every reservation keeps its names.
+        let mut reordered = Catalog::default();
+        reordered.rooms.reverse();
+        reordered.rooms.push("NEW1".into());
+        reordered.days.reverse();
+        let moved = log.table.remap(&log.catalog, &reordered).expect("every name is still there");
+        assert_eq!(moved.all(&reordered).len(), 2);
+        let (listed, _) = moved.check(&reordered, "SA412").expect("a room");
+        assert_eq!(listed[0].to_string(), "SA412 19:30-21:00 Friday (alice)");
+        let names = |table: &ReservationTable, catalog: &Catalog| {
+            let mut all: Vec<String> = table.all(catalog).iter().map(ToString::to_string).collect();
+            all.sort();
+            all
+        };
+        assert_eq!(names(&moved, &reordered), names(&log.table, &log.catalog), "the same reservations");
+        // A catalog without SA412: the reservation that names it is what stops the move.
+        let mut shorter = Catalog::default();
+        shorter.rooms.truncate(2);
+        let lacking = log.table.remap(&log.catalog, &shorter).expect_err("SA412 is gone");
+        assert_eq!(lacking.iter().map(ToString::to_string).collect::<Vec<_>>(), ["SA412 19:30-21:00 Friday (alice)"]);
     }
 
     #[test]

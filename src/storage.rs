@@ -2,10 +2,16 @@
 //! table plus an append-only log of what changed after it.
 //!
 //! ```text
-//! DIR/snapshot   "RCSNAP03" | length u64 LE | CRC-32 u32 LE | table (bincode)
-//! DIR/log        "RCLOG002" | record*
+//! DIR/snapshot   "RCSNAP04" | length u64 LE | CRC-32 u32 LE | (catalog, table) (bincode)
+//! DIR/log        "RCLOG003" | record*          (the first record holds the catalog)
 //! record         length u32 LE | CRC-32 of length u32 LE | CRC-32 of payload u32 LE | Record (bincode)
 //! ```
+//!
+//! Both files record the catalog they were written under, because the table
+//! stores rooms, timeslots and days by their place in it. A server started
+//! with a different catalog carries its reservations over by name if the new
+//! catalog holds every one of them, and otherwise refuses to start, naming
+//! the reservations it would lose.
 //!
 //! Each save is one [`Record`]: "the log from `replaced_from` on is now
 //! `entries`" (which covers both appends and a new leader replacing
@@ -35,16 +41,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::node::log::MAX_SNAPSHOT;
 use crate::node::{LogChanges, ReplicatedLog};
-use crate::rooms::Catalog;
-use crate::wire::Entry;
+use crate::rooms::{Catalog, ReservationTable};
+use crate::wire::{Entry, Reservation};
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP03";
-/// The snapshot formats before slot holders and merge records (1) and before
-/// the table's lineage (2); refused with their own message.
-const OLD_SNAPSHOT_MAGICS: [&[u8; 8]; 2] = [b"RCSNAP01", b"RCSNAP02"];
-const LOG_MAGIC: &[u8; 8] = b"RCLOG002";
-/// The log format before one record per save; refused with its own message.
-const LOG_MAGIC_V1: &[u8; 8] = b"RCLOG001";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP04";
+/// The snapshot formats before slot holders and merge records (1), before
+/// the table's lineage (2), and before owners and the catalog (3); refused
+/// with their own message.
+const OLD_SNAPSHOT_MAGICS: [&[u8; 8]; 3] = [b"RCSNAP01", b"RCSNAP02", b"RCSNAP03"];
+const LOG_MAGIC: &[u8; 8] = b"RCLOG003";
+/// The log formats before one record per save (1) and before owners and the
+/// catalog (2); refused with their own message.
+const OLD_LOG_MAGICS: [&[u8; 8]; 2] = [b"RCLOG001", b"RCLOG002"];
 const SNAPSHOT_FILE: &str = "snapshot";
 const LOG_FILE: &str = "log";
 /// A new snapshot after this many entries stored since the last one.
@@ -55,6 +63,8 @@ const MAX_RECORD: usize = 64 << 20;
 /// One save, as stored in the log file.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
+    /// The catalog the log was written under: in its first record only.
+    catalog: Option<Catalog>,
     /// The log from this sequence number on is now `entries`.
     replaced_from: Option<u64>,
     entries: Vec<Entry>,
@@ -73,6 +83,8 @@ pub enum StorageError {
     OldFormat { path: PathBuf },
     /// A change is larger than a record or snapshot may be.
     TooLarge { path: PathBuf, bytes: usize, limit: usize },
+    /// The data was written under another catalog, which held reservations the new one lacks.
+    CatalogChanged { dir: PathBuf, lacking: Vec<Reservation> },
 }
 
 impl fmt::Display for StorageError {
@@ -98,6 +110,22 @@ impl fmt::Display for StorageError {
                  directory away to rejoin empty and copy the group's state from the other servers",
                 path.display()
             ),
+            StorageError::CatalogChanged { dir, lacking } => {
+                let shown: Vec<String> = lacking.iter().take(10).map(ToString::to_string).collect();
+                let more = match lacking.len() {
+                    n if n > 10 => format!(" and {} more", n - 10),
+                    _ => String::new(),
+                };
+                write!(
+                    f,
+                    "{} was written under another catalog of rooms, timeslots and days, and {} of its \
+                     reservations name one the catalog given now lacks: {}{more}. Put them back in the catalog \
+                     (or cancel them first with the old one), or move the data directory away to rejoin empty",
+                    dir.display(),
+                    lacking.len(),
+                    shown.join(", ")
+                )
+            }
             StorageError::TooLarge { path, bytes, limit } => write!(
                 f,
                 "cannot store {bytes} bytes in one piece in {} (the limit is {limit}); \
@@ -117,25 +145,48 @@ pub struct Storage {
     log: File,
     /// Entries stored since the last snapshot.
     since_snapshot: u64,
+    /// The catalog written with the snapshot and the log.
+    catalog: Catalog,
 }
 
 impl Storage {
-    /// Opens (or creates) `dir` and reads back the log it holds.
+    /// Opens (or creates) `dir` and reads back the log it holds, under
+    /// `catalog` (moving the reservations over if the data was written under
+    /// another one that names them all).
     pub fn open(dir: &Path, catalog: &Catalog) -> Result<(Storage, ReplicatedLog), StorageError> {
         create_dir(dir)?;
-        let mut log = read_snapshot(&dir.join(SNAPSHOT_FILE))?;
         let log_path = dir.join(LOG_FILE);
-        let since_snapshot = replay_log(&log_path, &mut log, catalog)?;
+        let snapshot = read_snapshot(&dir.join(SNAPSHOT_FILE))?;
+        let log_catalog = read_log_catalog(&log_path)?;
+        // What was applied was applied under the catalog it was written with: replay it so.
+        let stored = snapshot.as_ref().map(|(c, _)| c.clone()).or(log_catalog).unwrap_or_else(|| catalog.clone());
+        let mut log = snapshot.map_or_else(ReplicatedLog::default, |(_, table)| ReplicatedLog::recovered(table));
+        let since_snapshot = replay_log(&log_path, &mut log, &stored)?;
         let file = match OpenOptions::new().append(true).open(&log_path) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create_log(&log_path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create_log(&log_path, catalog)?,
             Err(error) => return Err(io_error(&log_path, error)),
         };
-        let stored = log.table().applied();
-        if log.last().seq > 0 {
-            info!("recovered {} reservations up to {stored:?}, log up to {:?}", log.table().len(), log.last());
+        let mut storage =
+            Storage { dir: dir.to_path_buf(), log_path, log: file, since_snapshot, catalog: catalog.clone() };
+        if stored != *catalog {
+            let table = log
+                .table()
+                .remap(&stored, catalog)
+                .map_err(|lacking| StorageError::CatalogChanged { dir: dir.to_path_buf(), lacking })?;
+            info!(
+                "the catalog changed since {} was written; its {} reservations carry over by name",
+                dir.display(),
+                table.len()
+            );
+            log.replace_table(table);
+            storage.write_snapshot(&log)?;
         }
-        Ok((Storage { dir: dir.to_path_buf(), log_path, log: file, since_snapshot }, log))
+        let at = log.table().applied();
+        if log.last().seq > 0 {
+            info!("recovered {} reservations up to {at:?}, log up to {:?}", log.table().len(), log.last());
+        }
+        Ok((storage, log))
     }
 
     /// Makes `changes` durable (fsync) before the caller sends anything.
@@ -147,7 +198,12 @@ impl Storage {
         if self.since_snapshot >= SNAPSHOT_EVERY {
             return self.write_snapshot(log); // it holds these changes too
         }
-        let record = Record { replaced_from: changes.replaced_from, entries: changes.entries, commit: changes.commit };
+        let record = Record {
+            catalog: None,
+            replaced_from: changes.replaced_from,
+            entries: changes.entries,
+            commit: changes.commit,
+        };
         let mut bytes = Vec::new();
         encode_record(&mut bytes, &record, &self.log_path)?;
         let path = &self.log_path;
@@ -158,8 +214,9 @@ impl Storage {
     /// Writes the table as the new snapshot and restarts the log with the
     /// entries after it.
     fn write_snapshot(&mut self, log: &ReplicatedLog) -> Result<(), StorageError> {
-        let table = log.encode_snapshot();
         let snapshot_path = self.dir.join(SNAPSHOT_FILE);
+        let table = bincode::serde::encode_to_vec((&self.catalog, log.table()), bincode::config::standard())
+            .map_err(|e| corrupt(&snapshot_path, format!("cannot encode the snapshot: {e}")))?;
         if table.len() > MAX_SNAPSHOT {
             return Err(StorageError::TooLarge { path: snapshot_path, bytes: table.len(), limit: MAX_SNAPSHOT });
         }
@@ -172,6 +229,7 @@ impl Storage {
         let applied = log.table().applied().seq;
         let mut fresh = LOG_MAGIC.to_vec();
         let record = Record {
+            catalog: Some(self.catalog.clone()),
             replaced_from: Some(applied + 1),
             entries: log.entries_after(applied),
             commit: Some(log.commit()),
@@ -201,8 +259,9 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     }
 }
 
-fn read_snapshot(path: &Path) -> Result<ReplicatedLog, StorageError> {
-    let Some(bytes) = read_if_exists(path)? else { return Ok(ReplicatedLog::default()) };
+/// The stored snapshot, with the catalog it was written under; `None` if there is none.
+fn read_snapshot(path: &Path) -> Result<Option<(Catalog, ReservationTable)>, StorageError> {
+    let Some(bytes) = read_if_exists(path)? else { return Ok(None) };
     let header = SNAPSHOT_MAGIC.len() + 12;
     match bytes.get(..SNAPSHOT_MAGIC.len()) {
         Some(magic) if OLD_SNAPSHOT_MAGICS.iter().any(|old| magic == *old) => {
@@ -220,19 +279,42 @@ fn read_snapshot(path: &Path) -> Result<ReplicatedLog, StorageError> {
     if crc32fast::hash(table) != crc {
         return Err(corrupt(path, "checksum mismatch"));
     }
-    let table = crate::node::log::decode_snapshot(table).map_err(|e| corrupt(path, e))?;
-    Ok(ReplicatedLog::recovered(table))
+    let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT>();
+    match bincode::serde::decode_from_slice(table, config) {
+        Ok((snapshot, used)) if used == table.len() => Ok(Some(snapshot)),
+        Ok(_) => Err(corrupt(path, "trailing bytes after the snapshot")),
+        Err(e) => Err(corrupt(path, e.to_string())),
+    }
+}
+
+/// The catalog a log file's first record names; `None` without a log.
+fn read_log_catalog(path: &Path) -> Result<Option<Catalog>, StorageError> {
+    let Some(bytes) = read_if_exists(path)? else { return Ok(None) };
+    check_log_magic(path, &bytes)?;
+    match next_record(&bytes[LOG_MAGIC.len()..]) {
+        Ok((Record { catalog: Some(catalog), .. }, _)) => Ok(Some(catalog)),
+        Ok(_) => Err(corrupt(path, "its first record does not name the catalog")),
+        // A log cut short in its first record holds nothing yet.
+        Err(RecordError::Torn) => Ok(None),
+        Err(RecordError::Bad(detail)) => Err(corrupt(path, format!("first record: {detail}"))),
+    }
+}
+
+fn check_log_magic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    match bytes.get(..LOG_MAGIC.len()) {
+        Some(magic) if magic == LOG_MAGIC => Ok(()),
+        Some(magic) if OLD_LOG_MAGICS.iter().any(|old| magic == *old) => {
+            Err(StorageError::OldFormat { path: path.to_path_buf() })
+        }
+        _ => Err(corrupt(path, "not a roomcast log (bad header)")),
+    }
 }
 
 /// Replays the log file into `log`; returns how many entries it held. A torn
 /// last record is cut off the file.
 fn replay_log(path: &Path, log: &mut ReplicatedLog, catalog: &Catalog) -> Result<u64, StorageError> {
     let Some(bytes) = read_if_exists(path)? else { return Ok(0) };
-    match bytes.get(..LOG_MAGIC.len()) {
-        Some(magic) if magic == LOG_MAGIC => {}
-        Some(magic) if magic == LOG_MAGIC_V1 => return Err(StorageError::OldFormat { path: path.to_path_buf() }),
-        _ => return Err(corrupt(path, "not a roomcast log (bad header)")),
-    }
+    check_log_magic(path, &bytes)?;
     let mut offset = LOG_MAGIC.len();
     let mut entries = 0;
     while offset < bytes.len() {
@@ -320,8 +402,12 @@ fn encode_record(out: &mut Vec<u8>, record: &Record, path: &Path) -> Result<(), 
     Ok(())
 }
 
-fn create_log(path: &Path) -> Result<File, StorageError> {
-    replace_file(path, LOG_MAGIC)?;
+/// A new, empty log that names its catalog.
+fn create_log(path: &Path, catalog: &Catalog) -> Result<File, StorageError> {
+    let mut bytes = LOG_MAGIC.to_vec();
+    let record = Record { catalog: Some(catalog.clone()), replaced_from: None, entries: Vec::new(), commit: None };
+    encode_record(&mut bytes, &record, path)?;
+    replace_file(path, &bytes)?;
     open_for_append(path)
 }
 
@@ -369,7 +455,7 @@ mod tests {
 
     fn reservation(seq: u64, day: &str) -> Entry {
         let slot = Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: day.into() };
-        Entry { position: LogPosition::new(1, seq), client: 7, request: seq, op: Op::Reserve(slot) }
+        Entry { position: LogPosition::new(1, seq), client: 7, request: seq, by: None, op: Op::Reserve(slot) }
     }
 
     /// Opens `dir`, appends reservations for `days` and commits `commit` of them.
@@ -458,7 +544,8 @@ mod tests {
     #[test]
     fn files_in_the_old_formats_are_refused_with_their_own_message() {
         let old_snapshots = OLD_SNAPSHOT_MAGICS.map(|magic| (SNAPSHOT_FILE, magic));
-        for (file, magic) in [(LOG_FILE, LOG_MAGIC_V1)].into_iter().chain(old_snapshots) {
+        let old_logs = OLD_LOG_MAGICS.map(|magic| (LOG_FILE, magic));
+        for (file, magic) in old_logs.into_iter().chain(old_snapshots) {
             let dir = tempfile::tempdir().expect("temporary directory");
             fs::write(dir.path().join(file), magic).expect("write");
             let error = reopen(dir.path()).expect_err("an old file must not be read as empty");
@@ -509,9 +596,34 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_catalog_carries_reservations_over_by_name_or_names_those_it_would_lose() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        store(dir.path(), &["Monday", "Friday"], 2); // SA318 8:30-9:30, Monday and Friday
+        let mut without_friday = Catalog::default();
+        without_friday.days.retain(|d| d != "Friday");
+        let error = Storage::open(dir.path(), &without_friday).map(|_| ()).expect_err("Friday is gone");
+        let message = error.to_string();
+        assert!(matches!(error, StorageError::CatalogChanged { ref lacking, .. } if lacking.len() == 1), "{message}");
+        assert!(
+            message.contains("1 of its reservations name one the catalog given now lacks: SA318 8:30-9:30 Friday"),
+            "{message}"
+        );
+        assert_eq!(reopen(dir.path()).expect("the old catalog still works").table().len(), 2, "nothing was lost");
+        // Rooms in another order and one more: the same reservations, by name.
+        let mut reordered = Catalog::default();
+        reordered.rooms.reverse();
+        reordered.rooms.push("LAB1".into());
+        let (_, log) = Storage::open(dir.path(), &reordered).expect("every name is still there");
+        let listed = |log: &ReplicatedLog, catalog: &Catalog| log.table().check(catalog, "SA318").expect("a room").0;
+        assert_eq!(listed(&log, &reordered).len(), 2);
+        let (_, again) = Storage::open(dir.path(), &reordered).expect("stored under the new catalog now");
+        assert_eq!(listed(&again, &reordered), listed(&log, &reordered));
+    }
+
+    #[test]
     fn a_damaged_snapshot_is_an_error() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP03 but not really").expect("write");
+        fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP04 but not really").expect("write");
         assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
     }
 

@@ -1,14 +1,18 @@
 //! The wire format: every datagram roomcast sends or accepts.
 //!
-//! A datagram is a 4-byte header followed by one bincode-encoded [`Message`]:
+//! A datagram starts with a 4-byte header: magic, protocol version and the
+//! frame's kind. A plain frame (a group without keys) carries one
+//! bincode-encoded [`Message`]:
 //!
 //! ```text
-//! +-------+---------+----------+------------------------------------+
-//! | "RC"  | version | reserved | bincode(Message), at most 65 503 B |
-//! | 2 B   | 1 B     | 1 B      |                                    |
-//! +-------+---------+----------+------------------------------------+
+//! +-------+---------+-----------+------------------------------------+
+//! | "RC"  | version | kind = 0  | bincode(Message), at most 65 503 B |
+//! | 2 B   | 1 B     | 1 B       |                                    |
+//! +-------+---------+-----------+------------------------------------+
 //! ```
 //!
+//! The sealed kinds (authenticated and encrypted with a key) are laid out in
+//! [`crate::auth::frame`]; their plaintext is a [`Message`] encoded as here.
 //! The header is checked before bincode sees a byte, and bincode is given a
 //! byte limit no larger than the datagram itself, so a hostile length prefix
 //! can never make the decoder allocate more than the datagram could hold.
@@ -20,14 +24,61 @@ use serde::{Deserialize, Serialize};
 /// The largest UDP payload an IPv4 datagram can carry.
 pub const MAX_DATAGRAM: usize = 65_507;
 
-/// Bytes in front of the encoded message: magic, version, reserved.
+/// Bytes in front of a plain frame's message: magic, version, kind.
 pub const HEADER_LEN: usize = 4;
 
 const MAGIC: [u8; 2] = *b"RC";
-const VERSION: u8 = 2;
+/// The protocol version; datagrams of any other are refused.
+pub const VERSION: u8 = 3;
 
 /// The largest message body bincode may decode (and allocate for).
 const BODY_LIMIT: usize = MAX_DATAGRAM - HEADER_LEN;
+
+/// What follows a datagram's header (its fourth byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// An unauthenticated [`Message`] (a group without keys).
+    Plain = 0,
+    /// Sealed with a server key: server to server.
+    Peer = 1,
+    /// Sealed with a client's key: a client's request (or its proof of life).
+    Request = 2,
+    /// Sealed with a client's key: a server's reply to that client (or a challenge).
+    Reply = 3,
+    /// An unauthenticated hint that a key is missing or wrong ([`crate::auth::Notice`]).
+    Notice = 4,
+}
+
+impl FrameKind {
+    fn from_byte(byte: u8) -> Option<FrameKind> {
+        [FrameKind::Plain, FrameKind::Peer, FrameKind::Request, FrameKind::Reply, FrameKind::Notice]
+            .into_iter()
+            .find(|kind| *kind as u8 == byte)
+    }
+}
+
+/// The header of any roomcast datagram, with the frame's kind.
+pub fn header(kind: FrameKind) -> [u8; HEADER_LEN] {
+    [MAGIC[0], MAGIC[1], VERSION, kind as u8]
+}
+
+/// Checks a datagram's length, magic and version, and says what kind of
+/// frame it is; nothing after the header is read.
+pub fn frame_kind(datagram: &[u8]) -> Result<FrameKind, DecodeError> {
+    if datagram.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort(datagram.len()));
+    }
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DecodeError::TooLong(datagram.len()));
+    }
+    if datagram[..2] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if datagram[2] != VERSION {
+        return Err(DecodeError::UnsupportedVersion(datagram[2]));
+    }
+    FrameKind::from_byte(datagram[3]).ok_or(DecodeError::UnknownKind(datagram[3]))
+}
 
 /// A position in the replicated log: the sequence number of an entry, and the
 /// term and incarnation of the leader that created it. `LogPosition::default()`
@@ -67,6 +118,34 @@ pub struct Slot {
 impl fmt::Display for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.room, self.timeslot, self.day)
+    }
+}
+
+/// Who asked for a write, as the key that sealed the request names it (see
+/// [`crate::auth`]); `None` on a group without keys.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Principal {
+    /// The name the client's key was issued to, e.g. `alice`.
+    pub name: String,
+    /// An administrator may cancel anyone's reservation.
+    pub admin: bool,
+}
+
+/// A reserved slot as `check` lists it: the slot and who reserved it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The slot.
+    pub slot: Slot,
+    /// The name of the key that reserved it; `None` when made without keys.
+    pub owner: Option<String>,
+}
+
+impl fmt::Display for Reservation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.owner {
+            Some(owner) => write!(f, "{} ({owner})", self.slot),
+            None => write!(f, "{}", self.slot),
+        }
     }
 }
 
@@ -129,6 +208,13 @@ pub enum Refusal {
     UnknownTimeslot(String),
     /// The day is not in the catalog.
     UnknownDay(String),
+    /// A cancel named a slot that another client reserved.
+    NotOwner {
+        /// The slot.
+        slot: Slot,
+        /// Who reserved it.
+        owner: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -144,6 +230,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::UnknownDay(day) => {
                 write!(f, "unknown day '{day}' (the command 'days' lists them)")
+            }
+            Refusal::NotOwner { slot, owner } => {
+                write!(f, "{slot} was reserved by {owner}: only {owner} or an administrator may cancel it")
             }
         }
     }
@@ -172,7 +261,7 @@ pub enum Answer {
     /// A room's reservations, ordered by day then timeslot, and their version.
     Reservations {
         /// The reservations (may be empty).
-        slots: Vec<Slot>,
+        slots: Vec<Reservation>,
         /// Version of this list, for the client's cache.
         version: RoomVersion,
     },
@@ -236,6 +325,52 @@ pub struct ServerStatus {
     pub conflicts_total: u64,
     /// The latest of them.
     pub conflicts: Vec<Conflict>,
+    /// Whether it checks keys, and the datagrams it refused.
+    pub auth: AuthStatus,
+}
+
+/// How a server authenticates datagrams, and what it refused.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthStatus {
+    /// The ID of the server key it seals with (8 hex digits); `None` when
+    /// the group runs without keys, open to anyone on the network.
+    pub server_key: Option<String>,
+    /// Datagrams refused since it started, by reason.
+    pub rejected: Rejected,
+}
+
+/// Datagrams a server refused, by reason.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rejected {
+    /// Without a key, where keys are required.
+    pub unauthenticated: u64,
+    /// Sealed with a key this server does not hold (or a revoked client's).
+    pub unknown_key: u64,
+    /// Failed authentication under the key it names: altered, or a different key.
+    pub bad_mac: u64,
+    /// Older than the replay rules allow, or sealed for another server: replayed.
+    pub replay: u64,
+    /// A copy of one already taken: networks duplicate datagrams, `--peer`
+    /// with working multicast doubles every one (and a replay of a recent
+    /// datagram looks the same).
+    pub duplicate: u64,
+    /// Not a well-formed roomcast datagram.
+    pub malformed: u64,
+    /// Sealed with a key, at a server that runs without keys.
+    pub unexpected_key: u64,
+}
+
+impl Rejected {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.unauthenticated
+            + self.unknown_key
+            + self.bad_mac
+            + self.replay
+            + self.duplicate
+            + self.malformed
+            + self.unexpected_key
+    }
 }
 
 /// A server's role as `status` shows it.
@@ -297,6 +432,9 @@ pub struct Entry {
     pub client: u64,
     /// The client's request number.
     pub request: u64,
+    /// Who asked for it, as the request's key says (`None` without keys):
+    /// the owner of a reservation, and whether a cancel may remove it.
+    pub by: Option<Principal>,
     /// The change itself.
     pub op: Op,
 }
@@ -522,6 +660,10 @@ pub enum DecodeError {
     BadMagic,
     /// A different protocol version.
     UnsupportedVersion(u8),
+    /// The fourth byte names no kind of frame.
+    UnknownKind(u8),
+    /// A sealed frame or a notice where a plain message was expected.
+    NotPlain(FrameKind),
     /// The body is not a valid message.
     Malformed(String),
     /// Valid message followed by extra bytes.
@@ -538,6 +680,10 @@ impl fmt::Display for DecodeError {
                 f,
                 "protocol version {v} is not supported (this build speaks {VERSION}); upgrade all servers and clients together"
             ),
+            DecodeError::UnknownKind(kind) => write!(f, "unknown frame kind {kind}"),
+            DecodeError::NotPlain(kind) => {
+                write!(f, "a {kind:?} frame (sealed with a key, or a key notice), not a plain message")
+            }
             DecodeError::Malformed(why) => write!(f, "malformed message: {why}"),
             DecodeError::TrailingBytes(n) => write!(f, "{n} unexpected bytes after the message"),
         }
@@ -550,44 +696,41 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BODY_LIMIT>()
 }
 
-/// Encodes a message into a datagram.
+/// Encodes a message into a plain datagram.
 ///
 /// Messages roomcast builds are bounded well below [`MAX_DATAGRAM`]; a message
 /// that would not fit is a bug in the caller, reported by `debug_assert`.
 pub fn encode(message: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(0);
-    // Encoding into a Vec only fails for types serde cannot describe; ours are plain data.
-    let body =
-        bincode::serde::encode_to_vec(message, bincode_config()).expect("roomcast messages are always encodable");
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&header(FrameKind::Plain));
+    encode_body_into(message, &mut out);
     debug_assert!(out.len() <= MAX_DATAGRAM, "message of {} bytes does not fit a datagram", out.len());
     out
 }
 
-/// Decodes a datagram; never panics and never allocates beyond the datagram's size.
+/// Appends the bincode encoding of `value` (a message, or a sealed frame's plaintext).
+pub(crate) fn encode_body_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    // Encoding into a Vec only fails for types serde cannot describe; ours are plain data.
+    let body = bincode::serde::encode_to_vec(value, bincode_config()).expect("roomcast messages are always encodable");
+    out.extend_from_slice(&body);
+}
+
+/// Decodes a plain datagram; never panics and never allocates beyond the datagram's size.
 pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
-    if datagram.len() < HEADER_LEN {
-        return Err(DecodeError::TooShort(datagram.len()));
+    match frame_kind(datagram)? {
+        FrameKind::Plain => decode_body(&datagram[HEADER_LEN..]),
+        other => Err(DecodeError::NotPlain(other)),
     }
-    if datagram.len() > MAX_DATAGRAM {
-        return Err(DecodeError::TooLong(datagram.len()));
-    }
-    if datagram[..2] != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    if datagram[2] != VERSION {
-        return Err(DecodeError::UnsupportedVersion(datagram[2]));
-    }
-    let body = &datagram[HEADER_LEN..];
-    let (message, used) =
+}
+
+/// Decodes a whole body (all of `body`, no more, no less) with the size limit.
+pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let (value, used) =
         bincode::serde::decode_from_slice(body, bincode_config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(DecodeError::TrailingBytes(body.len() - used));
     }
-    Ok(message)
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -605,7 +748,10 @@ mod tests {
                 request: 1,
                 server: 45000,
                 catalog: 99,
-                answer: Answer::Reservations { slots: vec![slot()], version: RoomVersion { epoch: 3, seq: 4 } },
+                answer: Answer::Reservations {
+                    slots: vec![Reservation { slot: slot(), owner: Some("alice".into()) }],
+                    version: RoomVersion { epoch: 3, seq: 4 },
+                },
             }),
             Message::Peer(PeerMessage {
                 sender: 41220,
@@ -622,6 +768,7 @@ mod tests {
                         position: LogPosition::new(2, 9),
                         client: 7,
                         request: 1,
+                        by: Some(Principal { name: "alice".into(), admin: false }),
                         op: Op::Cancel(slot()),
                     }],
                 },
@@ -651,6 +798,8 @@ mod tests {
         assert_eq!(decode(b"RC"), Err(DecodeError::TooShort(2)));
         assert_eq!(decode(b"XX\x01\x00\x00"), Err(DecodeError::BadMagic));
         assert_eq!(decode(b"RC\x09\x00\x00"), Err(DecodeError::UnsupportedVersion(9)));
+        assert_eq!(decode(&[b'R', b'C', VERSION, 9, 0]), Err(DecodeError::UnknownKind(9)));
+        assert_eq!(decode(&[b'R', b'C', VERSION, 1, 0]), Err(DecodeError::NotPlain(FrameKind::Peer)));
         assert_eq!(decode(&vec![0u8; MAX_DATAGRAM + 1]), Err(DecodeError::TooLong(MAX_DATAGRAM + 1)));
     }
 

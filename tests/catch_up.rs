@@ -43,7 +43,13 @@ fn slots() -> impl Iterator<Item = Slot> {
 /// way a server that confirmed them would have stored them.
 fn write_data_dir(dir: &Path, catalog: &Catalog) {
     let (mut storage, mut log) = Storage::open(dir, catalog).expect("open the data directory");
-    let entry = |seq: u64, request: u64, op: Op| Entry { position: LogPosition::new(1, seq), client: 42, request, op };
+    let entry = |seq: u64, request: u64, op: Op| Entry {
+        position: LogPosition::new(1, seq),
+        client: 42,
+        request,
+        by: None,
+        op,
+    };
     log.push(entry(1, 0, Op::Genesis { epoch: 7 }));
     for (n, slot) in slots().take(RESERVATIONS).enumerate() {
         let seq = n as u64 + 2;

@@ -3,23 +3,7 @@
 
 mod common;
 
-use std::time::Instant;
-
 use common::*;
-
-/// Runs `status` (with `extra` options) until its output satisfies `done`;
-/// panics with the last output on the deadline.
-fn status_until(group: &TestGroup, extra: &[&str], done: impl Fn(&ClientOutput) -> bool) -> ClientOutput {
-    let started = Instant::now();
-    let args: Vec<&str> = extra.iter().copied().chain(["status"]).collect();
-    loop {
-        let out = run_client(group, &args);
-        if done(&out) {
-            return out;
-        }
-        assert!(started.elapsed() < PATIENCE, "status never showed what was expected; last: {out}");
-    }
-}
 
 #[test]
 fn status_lists_every_server_and_says_they_agree() {
@@ -32,9 +16,13 @@ fn status_lists_every_server_and_says_they_agree() {
     let out = status_until(&group, &[], |out| out.stdout.starts_with(summary) && !out.stdout.contains("syncing"));
     assert_eq!(out.code(), 0, "{out}");
     let rows = out.stdout_lines();
-    assert_eq!(rows.len(), 5, "summary, header and one row per server: {out}");
+    assert_eq!(rows.len(), 6, "summary, header, one row per server and the keys note: {out}");
+    assert_eq!(
+        rows[5],
+        "UNAUTHENTICATED: 450, 300, 200 without keys: anyone on the network can take the group over (docs/security.md)"
+    );
     assert!(rows[1].starts_with("ID   ADDRESS"), "{out}");
-    let ids_and_roles: Vec<(&str, &str)> = rows[2..]
+    let ids_and_roles: Vec<(&str, &str)> = rows[2..5]
         .iter()
         .map(|row| {
             let cells: Vec<&str> = row.split_whitespace().collect();
@@ -42,7 +30,7 @@ fn status_lists_every_server_and_says_they_agree() {
         })
         .collect();
     assert_eq!(ids_and_roles, [("450", "leader"), ("300", "follower"), ("200", "follower")], "{out}");
-    assert!(rows[2..].iter().all(|row| row.contains(" 1 ") && row.contains(", min 1")), "{out}");
+    assert!(rows[2..5].iter().all(|row| row.contains(" 1 ") && row.contains(", min 1")), "{out}");
 }
 
 #[test]

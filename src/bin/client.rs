@@ -43,17 +43,29 @@ struct Args {
     /// Print each outcome as one line of JSON (for scripts).
     #[arg(long)]
     json: bool,
+    /// This client's key file, for a group with keys (made by
+    /// `roomcast-server --issue-client-key NAME FILE`; readable by its owner only).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
     env_logger::init();
     let args = Args::parse();
+    let key = match args.key_file.as_deref().map(roomcast::auth::file::read_client_key).transpose() {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let options = Options {
         group: GroupAddr { group: args.group, port: args.port, interface: args.interface, ttl: args.ttl },
         peers: args.peers,
         config: ClientConfig { timeout: Duration::from_millis(args.timeout), ..ClientConfig::default() },
         command: args.command,
         json: args.json,
+        key,
     };
     io::run(&options).into()
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             config: ClientConfig::default(),
             command: Vec::new(),
             json: false,
+            key: None,
         })
         .into(),
         Err(e) => {
@@ -54,6 +55,7 @@ fn start_servers() -> Result<GroupAddr, Box<dyn std::error::Error>> {
             data_dir: None,
             min_replicas: 1,
             hooks: Default::default(),
+            keys: None,
         };
         let server = Server::bind(settings)?;
         thread::spawn(move || {

@@ -2,12 +2,13 @@
 //! logging and signals, and runs the driver.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use log::info;
 
+use roomcast::auth::{ClientKey, Principal, ServerKeys, file};
 use roomcast::config::{ConfigError, ResolvedServer, ServerOptions, load_server_options, resolve_server};
 use roomcast::driver::{Server, ServerError, ServerSettings};
 
@@ -86,6 +87,20 @@ struct Args {
     /// Shell command run each time this server becomes a follower (same variables).
     #[arg(long, value_name = "CMD")]
     on_follower: Option<String>,
+    /// The group's server key file: every datagram is then sealed and
+    /// authenticated (docs/security.md) [default: no keys, open to anyone on the network].
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Write a new server key file (mode 600) and exit; copy it to every server.
+    #[arg(long, value_name = "FILE", conflicts_with = "issue_client_key")]
+    generate_key: Option<PathBuf>,
+    /// Write the key of client NAME (from --key-file's first client master
+    /// key) to FILE (mode 600) and exit; give FILE to that client only.
+    #[arg(long, num_args = 2, value_names = ["NAME", "FILE"])]
+    issue_client_key: Option<Vec<String>>,
+    /// With --issue-client-key: the key may cancel anyone's reservations.
+    #[arg(long, requires = "issue_client_key")]
+    admin: bool,
 }
 
 impl Args {
@@ -109,6 +124,7 @@ impl Args {
             log_level: self.log_level.clone(),
             on_leader: self.on_leader.clone(),
             on_follower: self.on_follower.clone(),
+            key_file: self.key_file.clone(),
             ..ServerOptions::default()
         }
     }
@@ -116,6 +132,18 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(done) = key_command(&args) {
+        return match done {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let resolved = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(e) => {
@@ -137,6 +165,55 @@ fn main() -> ExitCode {
             ExitCode::from(if needs_operator { 3 } else { 1 })
         }
     }
+}
+
+/// `--generate-key` or `--issue-client-key`, if given: what was written.
+fn key_command(args: &Args) -> Option<Result<String, Box<dyn std::error::Error>>> {
+    if let Some(path) = &args.generate_key {
+        return Some(generate_key(path));
+    }
+    let [name, path] = args.issue_client_key.as_deref()? else { return None };
+    Some(issue_client_key(args, name, Path::new(path)))
+}
+
+fn generate_key(path: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let mut random = [0u8; 64];
+    getrandom::fill(&mut random).map_err(|e| format!("no random numbers from the system: {e}"))?;
+    let keys = ServerKeys::generate(random);
+    file::write_server_keys(path, &keys)?;
+    Ok(format!(
+        "wrote new server keys to {} (server key {}, client master key {}); copy the file to every server of \
+         the group, readable by the server only (chmod 600), and issue client keys with --issue-client-key",
+        path.display(),
+        keys.server[0].id(),
+        keys.client_masters[0].id()
+    ))
+}
+
+fn issue_client_key(args: &Args, name: &str, path: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let key_file = match (&args.key_file, &args.config) {
+        (Some(key_file), _) => key_file.clone(),
+        (None, Some(config)) => resolve_key_file(config)?,
+        (None, None) => return Err("--issue-client-key needs the servers' keys: give --key-file FILE".into()),
+    };
+    let keys = file::read_server_keys(&key_file)?;
+    let principal = Principal { name: name.to_string(), admin: args.admin };
+    let key = ClientKey::issue(&keys.client_masters[0], principal)?;
+    file::write_client_key(path, &key)?;
+    let role = if args.admin { "an administrator's key" } else { "a user's key" };
+    Ok(format!(
+        "wrote the key of client '{name}' ({role}, from master key {}) to {}; give it to that client only",
+        key.master,
+        path.display()
+    ))
+}
+
+/// The `key_file` a config file names, beside the file if relative.
+fn resolve_key_file(config: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let options = load_server_options(config)?;
+    let key_file =
+        options.key_file.ok_or_else(|| format!("{}: no `key_file`; give --key-file FILE", config.display()))?;
+    Ok(config.parent().unwrap_or(Path::new("")).join(key_file))
 }
 
 /// Merges the command line over `--config` over the defaults.

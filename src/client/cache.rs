@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
-use crate::wire::{Answer, Command, RoomVersion, Slot};
+use crate::wire::{Answer, Command, Reservation, RoomVersion};
 
 /// A room's reservations as last received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct CachedCheck {
-    slots: Vec<Slot>,
+    slots: Vec<Reservation>,
     version: RoomVersion,
 }
 
@@ -89,8 +89,9 @@ fn key(room: &str) -> String {
 mod tests {
     use super::*;
 
-    fn slot() -> Slot {
-        Slot { room: "ME4326".into(), timeslot: "8:30-9:30".into(), day: "Friday".into() }
+    fn slot() -> Reservation {
+        let slot = crate::wire::Slot { room: "ME4326".into(), timeslot: "8:30-9:30".into(), day: "Friday".into() };
+        Reservation { slot, owner: Some("alice".into()) }
     }
 
     fn check(room: &str) -> Command {

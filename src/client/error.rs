@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use super::{Busy, Responder};
+use crate::auth::Notice;
 use crate::net::NetError;
 
 /// An error the client program reports as `error: ...` on stderr.
@@ -28,6 +29,13 @@ pub enum ClientError {
         first: Responder,
         /// The other server.
         second: Responder,
+    },
+    /// No server answered, and one said this client's key is missing or wrong.
+    KeyRefused {
+        /// What the server said.
+        notice: Notice,
+        /// The server that said it.
+        server: SocketAddrV4,
     },
     /// A command was submitted while another was in flight (a bug in the loop).
     Busy(Busy),
@@ -62,6 +70,28 @@ impl fmt::Display for ClientError {
                 "more than one server answered request {request}: \
                  server {a} ({a_addr}) and server {b} ({b_addr}); two servers believe they lead"
             ),
+            ClientError::KeyRefused { notice, server } => {
+                write!(f, "no server answered, and the server at {server} refuses this client's requests: ")?;
+                f.write_str(match notice {
+                    Notice::KeyRequired => {
+                        "the group requires a key and this client has none; run it with --key-file FILE, \
+                         a key made by `roomcast-server --key-file SERVER_KEYS --issue-client-key NAME FILE` \
+                         (docs/security.md)"
+                    }
+                    Notice::UnknownKey => {
+                        "it does not accept this client's key (made from a master key the servers no longer \
+                         hold, or issued to a revoked name); ask the group's operator for a current key"
+                    }
+                    Notice::BadKey => {
+                        "this client's key fails authentication (the key file is damaged, or not the one \
+                         issued to its name); ask the group's operator for a new one"
+                    }
+                    Notice::NoKeys => {
+                        "the servers run without keys and this client has one; run it without --key-file, \
+                         or give the servers their key file"
+                    }
+                })
+            }
             ClientError::Busy(busy) => busy.fmt(f),
             ClientError::Net(error) => error.fmt(f),
             ClientError::Io { action, source } => write!(f, "{action}: {source}"),
@@ -75,7 +105,7 @@ impl std::error::Error for ClientError {
             ClientError::Busy(busy) => Some(busy),
             ClientError::Net(error) => Some(error),
             ClientError::Io { source, .. } => Some(source),
-            ClientError::NoAnswer { .. } | ClientError::MultipleLeaders { .. } => None,
+            ClientError::NoAnswer { .. } | ClientError::MultipleLeaders { .. } | ClientError::KeyRefused { .. } => None,
         }
     }
 }

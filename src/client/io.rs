@@ -21,7 +21,10 @@ use super::command::{self, Line};
 use super::error::ClientError;
 use super::{Client, ClientConfig, ClientEvent, Responder, Source, Submitted};
 use super::{json, render};
+use crate::auth::ClientKey;
+use crate::auth::frame::{BOOT_LEN, Boot};
 use crate::net::{self, GroupAddr, GroupTargets, NetError};
+use crate::node::Destination;
 use crate::wire::{Answer, Command, MAX_DATAGRAM, WriteOutcome};
 
 /// How long the client keeps listening after its last answer, to catch a
@@ -61,6 +64,8 @@ pub struct Options {
     pub command: Vec<String>,
     /// Print each outcome as a line of JSON instead of text.
     pub json: bool,
+    /// This client's key (`--key-file`); `None` for a group without keys.
+    pub key: Option<ClientKey>,
 }
 
 /// Runs the client program; errors are reported on stderr.
@@ -132,8 +137,9 @@ impl Session {
         } else if interactive {
             spawn("stdin reader", stdin_loop(sender))?;
         }
+        let client = Client::with_key(random_id(), options.config, options.key.clone(), random_boot()?);
         Ok(Session {
-            client: Client::new(random_id(), options.config),
+            client,
             socket,
             targets: GroupTargets { group: options.group.socket_addr(), peers: options.peers.clone() },
             inputs,
@@ -270,8 +276,16 @@ impl Session {
     /// buffer, a firewall rule, a route coming back): the retry sends again,
     /// and a timeout reports the last failure.
     fn flush(&mut self) {
-        while let Some(datagram) = self.client.poll_transmit() {
-            for to in self.targets.all() {
+        while let Some((dst, datagram)) = self.client.poll_transmit() {
+            let unicast;
+            let targets: Box<dyn Iterator<Item = SocketAddrV4>> = match dst {
+                Destination::Group => Box::new(self.targets.all()),
+                Destination::Peer(to) => {
+                    unicast = [to];
+                    Box::new(unicast.into_iter())
+                }
+            };
+            for to in targets {
                 if let Err(e) = self.socket.send_to(&datagram, to) {
                     log::debug!("sending a request to {to} failed: {e}");
                     self.send_failure = Some(format!("{e} (to {to})"));
@@ -300,6 +314,13 @@ impl Session {
                 let send_failure = self.send_failure.take();
                 let error = ClientError::NoAnswer { waited, group: self.targets.group, send_failure };
                 (error, json::no_answer(client, request, waited))
+            }
+            ClientEvent::KeyRefused { request, notice, server } => {
+                if self.json {
+                    say(&json::key_refused(client, request, server, notice))?;
+                }
+                complain(&ClientError::KeyRefused { notice, server });
+                return Ok(Exit::Usage); // a configuration to fix, not a network to retry
             }
             ClientEvent::DuplicateReply { request, first, second } => (
                 ClientError::MultipleLeaders { request, first, second },
@@ -442,6 +463,17 @@ fn stdin_loop(inputs: Sender<Input>) -> impl FnOnce() + Send + 'static {
             }
         }
     }
+}
+
+/// A boot nonce from the OS's random source, so that replies sealed for this
+/// process are good for it alone.
+fn random_boot() -> Result<Boot, ClientError> {
+    let mut bytes = [0u8; BOOT_LEN];
+    getrandom::fill(&mut bytes).map_err(|e| ClientError::Io {
+        action: "drawing a random boot nonce",
+        source: io::Error::other(e.to_string()),
+    })?;
+    Ok(Boot(bytes))
 }
 
 /// A client ID that differs between processes, also on different hosts with

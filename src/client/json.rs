@@ -33,6 +33,13 @@ pub fn no_answer(client: u64, request: u64, waited: Duration) -> String {
     json!({ "event": "no_answer", "client": client, "request": request, "waited_ms": waited_ms }).to_string()
 }
 
+/// No server answered `request`, and `server` said our key is missing or wrong.
+pub fn key_refused(client: u64, request: u64, server: std::net::SocketAddrV4, notice: crate::auth::Notice) -> String {
+    let notice = format!("{notice:?}");
+    json!({ "event": "key_refused", "client": client, "request": request, "server": server.to_string(), "notice": notice })
+        .to_string()
+}
+
 /// Two servers answered one request.
 pub fn duplicate_reply(client: u64, request: u64, first: Responder, second: Responder) -> String {
     json!({

@@ -9,6 +9,11 @@
 //! at most once, until an answer arrives or [`ClientConfig::timeout`] passes.
 //! `status` is the exception: every server answers it, so the client collects
 //! answers for [`STATUS_WINDOW_RETRIES`] retry intervals and then reports them all.
+//!
+//! With a key, a [`ClientGuard`] seals each transmission anew and opens the
+//! replies; a server's notice that the key is missing or wrong cannot be
+//! trusted (anyone can send one), so it only shortens the wait: if no answer
+//! comes within [`NOTICE_GRACE_RETRIES`] retry intervals, the client reports it.
 
 mod cache;
 pub mod command;
@@ -24,7 +29,10 @@ use std::fmt;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use crate::wire::{self, Answer, Command, Message, Reply, Request, ServerStatus};
+use crate::auth::frame::Boot;
+use crate::auth::{ClientGuard, ClientInput, ClientKey, Notice};
+use crate::node::Destination;
+use crate::wire::{Answer, Command, Reply, Request, ServerStatus};
 use cache::Cache;
 use responders::Responders;
 
@@ -50,6 +58,11 @@ pub type Responder = (u64, SocketAddrV4);
 /// `status` listens this many retry intervals (1 s by default), retrying
 /// meanwhile, so that a lost answer or a slow server still shows up.
 pub const STATUS_WINDOW_RETRIES: u32 = 4;
+
+/// After a server's notice that our key is missing or wrong, the client
+/// waits this many retry intervals for a real answer before it reports the
+/// notice: a forged notice cannot make it give up on a group that answers.
+pub const NOTICE_GRACE_RETRIES: u32 = 2;
 
 /// Where an answer came from, which the user must be able to see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +119,15 @@ pub enum ClientEvent {
         /// is reported as [`ClientEvent::TimedOut`]).
         servers: Vec<(Responder, ServerStatus)>,
     },
+    /// No server answered, and a server said our key is missing or wrong.
+    KeyRefused {
+        /// The request that went unanswered.
+        request: u64,
+        /// What the server said.
+        notice: Notice,
+        /// The server that said it.
+        server: SocketAddrV4,
+    },
     /// No server answered within [`ClientConfig::timeout`].
     TimedOut {
         /// The request that went unanswered.
@@ -137,23 +159,25 @@ impl std::error::Error for Busy {}
 /// The request in flight.
 #[derive(Debug)]
 struct Pending {
-    request: u64,
-    command: Command,
-    /// Kept encoded because every retransmission is byte-for-byte the same.
-    datagram: Vec<u8>,
+    /// Kept to seal each retransmission anew (with a key, a copy would be refused).
+    request: Request,
     started: Instant,
     next_retry: Instant,
     /// Answers to `status` gathered so far.
     statuses: Vec<(Responder, ServerStatus)>,
+    /// The first notice that our key is missing or wrong, and when the wait for a real answer ends.
+    notice: Option<(Notice, SocketAddrV4, Instant)>,
 }
 
 impl Pending {
-    /// When the client stops waiting: the timeout, or the end of a `status` window.
+    /// When the client stops waiting: the timeout, the end of a `status`
+    /// window, or the end of the grace after a key notice.
     fn deadline(&self, config: &ClientConfig) -> Instant {
-        match self.command {
+        let end = match self.request.command {
             Command::Status => self.started + (config.retry_interval * STATUS_WINDOW_RETRIES).min(config.timeout),
             _ => self.started + config.timeout,
-        }
+        };
+        self.notice.map_or(end, |(_, _, grace_end)| end.min(grace_end))
     }
 }
 
@@ -165,8 +189,9 @@ pub struct Client {
     last_request: u64,
     cache: Cache,
     pending: Option<Pending>,
-    transmit: Option<Vec<u8>>,
+    outbox: std::collections::VecDeque<(Destination, Vec<u8>)>,
     responders: Responders,
+    guard: ClientGuard,
 }
 
 impl Client {
@@ -175,17 +200,25 @@ impl Client {
         self.id
     }
 
-    /// A client that identifies itself to the group as `client_id`, which
-    /// should be random so that two clients never share request numbers.
+    /// A client without a key that identifies itself to the group as
+    /// `client_id`, which should be random so that two clients never share
+    /// request numbers.
     pub fn new(client_id: u64, config: ClientConfig) -> Self {
+        Client::with_key(client_id, config, None, Boot::default())
+    }
+
+    /// A client that seals its requests with `key` (`None`: without keys);
+    /// `boot` must be random per process (it makes replies good only for it).
+    pub fn with_key(client_id: u64, config: ClientConfig, key: Option<ClientKey>, boot: Boot) -> Self {
         Client {
             id: client_id,
             config,
             last_request: 0,
             cache: Cache::default(),
             pending: None,
-            transmit: None,
+            outbox: std::collections::VecDeque::new(),
             responders: Responders::default(),
+            guard: ClientGuard::new(key, boot),
         }
     }
 
@@ -197,7 +230,7 @@ impl Client {
     /// answer is lost.
     pub fn submit(&mut self, now: Instant, command: Command) -> Result<Submitted, Busy> {
         if let Some(pending) = &self.pending {
-            return Err(Busy { request: pending.request });
+            return Err(Busy { request: pending.request.request });
         }
         if let Some(answer) = self.cache.listing(&command) {
             return Ok(Submitted::FromCache(answer));
@@ -218,19 +251,19 @@ impl Client {
     /// Takes a datagram that arrived on the client's socket from `from`.
     /// Anything that is not a reply to one of this client's requests is ignored.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, bytes: &[u8]) -> Option<ClientEvent> {
-        let reply = match wire::decode(bytes) {
-            Ok(Message::Reply(reply)) => reply,
-            Ok(other) => {
-                log::debug!("ignoring a non-reply from {from}: {other:?}");
+        let reply = match self.guard.open(now, from, bytes) {
+            ClientInput::Reply(reply) => reply,
+            ClientInput::Notice(notice) => {
+                self.on_notice(now, from, notice);
                 return None;
             }
-            Err(error) => {
-                log::debug!("ignoring a datagram from {from}: {error}");
+            ClientInput::Nothing => {
+                self.take_guard_transmits();
                 return None;
             }
         };
         let responder = (reply.server, from);
-        if let Some(pending) = self.pending.as_mut().filter(|p| p.request == reply.request) {
+        if let Some(pending) = self.pending.as_mut().filter(|p| p.request.request == reply.request) {
             if let Answer::Status(status) = reply.answer {
                 // Retries make a server answer again; keep its first answer.
                 if !pending.statuses.iter().any(|(r, _)| *r == responder) {
@@ -251,23 +284,45 @@ impl Client {
         if now < pending.deadline(&self.config) {
             if now >= pending.next_retry {
                 pending.next_retry = now + self.config.retry_interval;
-                self.transmit = Some(pending.datagram.clone());
+                let datagram = self.guard.seal_request(now, &pending.request);
+                self.outbox.push_back((Destination::Group, datagram));
             }
             return None;
         }
         let pending = self.pending.take()?;
-        self.transmit = None;
-        let request = pending.request;
-        if pending.command == Command::Status && !pending.statuses.is_empty() {
+        self.outbox.clear();
+        let request = pending.request.request;
+        if pending.request.command == Command::Status && !pending.statuses.is_empty() {
             return Some(ClientEvent::Statuses { request, servers: pending.statuses });
+        }
+        if let Some((notice, server, _)) = pending.notice {
+            return Some(ClientEvent::KeyRefused { request, notice, server });
         }
         Some(ClientEvent::TimedOut { request, waited: now.duration_since(pending.started) })
     }
 
-    /// The next datagram to multicast to the group, if any.
+    /// The next datagram to send, if any: requests go to the group, proofs
+    /// of life to the server that asked for one.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.transmit.take()
+    pub fn poll_transmit(&mut self) -> Option<(Destination, Vec<u8>)> {
+        self.take_guard_transmits();
+        self.outbox.pop_front()
+    }
+
+    fn take_guard_transmits(&mut self) {
+        while let Some((to, bytes)) = self.guard.poll_transmit() {
+            self.outbox.push_back((Destination::Peer(to), bytes));
+        }
+    }
+
+    /// A server says our key is missing or wrong: wait a little longer for
+    /// a real answer, then report it.
+    fn on_notice(&mut self, now: Instant, from: SocketAddrV4, notice: Notice) {
+        let grace = self.config.retry_interval * NOTICE_GRACE_RETRIES;
+        if let Some(pending) = self.pending.as_mut().filter(|p| p.notice.is_none()) {
+            log::debug!("the server at {from} says: {notice}");
+            pending.notice = Some((notice, from, now + grace));
+        }
     }
 
     /// When [`Client::handle_timeout`] should next be called; `None` while idle.
@@ -281,35 +336,35 @@ impl Client {
     /// user asked, from which the timeout counts.
     fn send(&mut self, now: Instant, started: Instant, command: Command) -> u64 {
         self.last_request += 1;
-        let request = self.last_request;
-        let message = Message::Request(Request { client: self.id, request, command: command.clone() });
-        let datagram = wire::encode(&message);
-        self.transmit = Some(datagram.clone());
+        let number = self.last_request;
+        let request = Request { client: self.id, request: number, command };
+        self.outbox.retain(|(dst, _)| *dst != Destination::Group); // an older request's retry
+        self.outbox.push_back((Destination::Group, self.guard.seal_request(now, &request)));
         let next_retry = now + self.config.retry_interval;
-        self.pending = Some(Pending { request, command, datagram, started, next_retry, statuses: Vec::new() });
-        request
+        self.pending = Some(Pending { request, started, next_retry, statuses: Vec::new(), notice: None });
+        number
     }
 
     fn on_answer(&mut self, now: Instant, responder: Responder, reply: Reply) -> Option<ClientEvent> {
         let pending = self.pending.take()?;
         self.cache.observe_catalog(reply.catalog);
         let (source, answer) = match reply.answer {
-            Answer::NotModified => match self.cache.reservations(&pending.command) {
+            Answer::NotModified => match self.cache.reservations(&pending.request.command) {
                 Some(answer) => (Source::Cache, answer),
                 None => return self.refetch(now, pending, responder),
             },
             answer => {
-                self.cache.store(&pending.command, &answer);
+                self.cache.store(&pending.request.command, &answer);
                 (Source::Servers, answer)
             }
         };
-        self.transmit = None;
+        self.outbox.retain(|(dst, _)| *dst != Destination::Group);
         self.responders.answered(reply.request, responder);
         Some(ClientEvent::Answered {
             request: reply.request,
             from: responder,
             source,
-            command: pending.command,
+            command: pending.request.command,
             answer,
         })
     }
@@ -319,7 +374,7 @@ impl Client {
     /// request number keeps the full answer apart from the same server's
     /// answers to retransmissions of the old request.
     fn refetch(&mut self, now: Instant, pending: Pending, responder: Responder) -> Option<ClientEvent> {
-        let room = match &pending.command {
+        let room = match &pending.request.command {
             Command::Check { room, cached: Some(_) } => room.clone(),
             // Not an answer to anything we asked: keep retrying until a real one.
             _ => {
@@ -327,7 +382,7 @@ impl Client {
                 return None;
             }
         };
-        self.responders.answered(pending.request, responder);
+        self.responders.answered(pending.request.request, responder);
         self.send(now, pending.started, Command::Check { room, cached: None });
         None
     }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::{Responder, Source};
-use crate::wire::{Answer, Command, ServerStatus, WriteOutcome};
+use crate::wire::{Answer, Command, Rejected, ServerStatus, WriteOutcome};
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,6 +68,7 @@ pub fn statuses(servers: &[(Responder, ServerStatus)]) -> String {
     };
     let tables = if same { "every table identical" } else { "tables differ (catching up, or a split)" };
     let mut text = format!("{} servers answered; {leader}; {tables}\n{}", servers.len(), status_table(&rows));
+    text += &security_notes(&rows);
     // Every server holds the same record once they agree; show the fullest.
     if let Some((_, s)) = servers.iter().max_by_key(|(_, s)| s.conflicts_total).filter(|(_, s)| s.conflicts_total > 0) {
         text += &format!(
@@ -81,10 +82,42 @@ pub fn statuses(servers: &[(Responder, ServerStatus)]) -> String {
     text
 }
 
+/// Lines under the table about keys: servers without any, and what each refused.
+fn security_notes(rows: &[(Option<Responder>, &ServerStatus)]) -> String {
+    let id = |r: &Option<Responder>| r.map_or("-".to_string(), |(id, _)| id.to_string());
+    let open: Vec<String> = rows.iter().filter(|(_, s)| s.auth.server_key.is_none()).map(|(r, _)| id(r)).collect();
+    let mut text = String::new();
+    if !open.is_empty() {
+        text += &format!(
+            "\nUNAUTHENTICATED: {} without keys: anyone on the network can take the group over (docs/security.md)",
+            open.join(", ")
+        );
+    }
+    for (responder, s) in rows.iter().filter(|(_, s)| s.auth.rejected.total() > 0) {
+        text += &format!("\nREJECTED by {}: {}", id(responder), rejected_text(&s.auth.rejected));
+    }
+    text
+}
+
+/// The non-zero counts of refused datagrams, e.g. `3 bad key or MAC, 1 replayed`.
+pub fn rejected_text(r: &Rejected) -> String {
+    let counts = [
+        (r.unauthenticated, "without a key"),
+        (r.unknown_key, "with an unknown key"),
+        (r.bad_mac, "bad key or MAC"),
+        (r.replay, "replayed or stale"),
+        (r.duplicate, "duplicate"),
+        (r.malformed, "malformed"),
+        (r.unexpected_key, "sealed, to a server without keys"),
+    ];
+    let parts: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    parts.join(", ")
+}
+
 fn status_table(rows: &[(Option<Responder>, &ServerStatus)]) -> String {
     let header = [
         "ID", "ADDRESS", "ROLE", "LEADER", "TERM", "APPLIED", "COMMIT", "LAST", "RESERVED", "DIGEST", "HEARD",
-        "TIMINGS",
+        "TIMINGS", "KEY", "REJECTED",
     ];
     let mut lines = vec![header.map(String::from).to_vec()];
     for (responder, s) in rows {
@@ -105,6 +138,8 @@ fn status_table(rows: &[(Option<Responder>, &ServerStatus)]) -> String {
             format!("{:08x}", s.digest),
             s.leader_heard_ms.map_or("-".into(), |ms| format!("{ms} ms ago")),
             format!("{}/{} ms, min {}", s.heartbeat_interval_ms, s.heartbeat_timeout_ms, s.min_replicas),
+            s.auth.server_key.clone().unwrap_or_else(|| "NONE".into()),
+            s.auth.rejected.total().to_string(),
         ]);
     }
     let widths: Vec<usize> = (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
@@ -118,13 +153,14 @@ fn status_table(rows: &[(Option<Responder>, &ServerStatus)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Refusal, RoomVersion, Slot};
+    use crate::wire::{Refusal, Reservation, RoomVersion, Slot};
 
     fn slot(timeslot: &str, day: &str) -> Slot {
         Slot { room: "ME4326".into(), timeslot: timeslot.into(), day: day.into() }
     }
 
     fn reservations(slots: Vec<Slot>) -> Answer {
+        let slots = slots.into_iter().map(|slot| Reservation { slot, owner: None }).collect();
         Answer::Reservations { slots, version: RoomVersion { epoch: 1, seq: 2 } }
     }
 
@@ -189,15 +225,19 @@ mod tests {
             min_replicas: 1,
             conflicts_total: 0,
             conflicts: Vec::new(),
+            auth: Default::default(),
         };
-        let servers = vec![
-            ((100, addr(7100)), status(StatusRole::Follower, 2, Some(95))),
-            ((300, addr(7300)), status(StatusRole::Leader, 2, None)),
-        ];
+        let mut keyed = status(StatusRole::Leader, 2, None);
+        keyed.auth.server_key = Some("a1b2c3d4".into());
+        keyed.auth.rejected.bad_mac = 3;
+        keyed.auth.rejected.replay = 1;
+        let servers = vec![((100, addr(7100)), status(StatusRole::Follower, 2, Some(95))), ((300, addr(7300)), keyed)];
         let want = "2 servers answered; leader 300; every table identical\n\
-                    ID   ADDRESS         ROLE      LEADER  TERM  APPLIED  COMMIT  LAST  RESERVED  DIGEST    HEARD      TIMINGS\n\
-                    300  127.0.0.1:7300  leader    300     2     2        2       2     1         000000ab  -          200/1000 ms, min 1\n\
-                    100  127.0.0.1:7100  follower  300     2     2        2       2     1         000000ab  95 ms ago  200/1000 ms, min 1";
+                    ID   ADDRESS         ROLE      LEADER  TERM  APPLIED  COMMIT  LAST  RESERVED  DIGEST    HEARD      TIMINGS             KEY       REJECTED\n\
+                    300  127.0.0.1:7300  leader    300     2     2        2       2     1         000000ab  -          200/1000 ms, min 1  a1b2c3d4  4\n\
+                    100  127.0.0.1:7100  follower  300     2     2        2       2     1         000000ab  95 ms ago  200/1000 ms, min 1  NONE      0\n\
+                    UNAUTHENTICATED: 100 without keys: anyone on the network can take the group over (docs/security.md)\n\
+                    REJECTED by 300: 3 bad key or MAC, 1 replayed or stale";
         assert_eq!(statuses(&servers), want);
         let lagging = vec![servers[0].clone(), ((200, addr(7200)), status(StatusRole::Syncing, 1, Some(5)))];
         assert!(statuses(&lagging).starts_with("2 servers answered; leader 300; tables differ"));

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::wire::{RoomVersion, Slot, WriteOutcome};
+use crate::wire::{self, Message, Reservation, RoomVersion, Slot, WriteOutcome};
 
 const CLIENT: u64 = 77;
 const CATALOG: u64 = 0xCA7;
@@ -31,7 +31,7 @@ fn rooms() -> Answer {
 }
 
 fn booked() -> Answer {
-    Answer::Reservations { slots: vec![slot()], version: VERSION }
+    Answer::Reservations { slots: vec![Reservation { slot: slot(), owner: None }], version: VERSION }
 }
 
 fn reply(request: u64, server: u64, catalog: u64, answer: Answer) -> Vec<u8> {
@@ -40,7 +40,9 @@ fn reply(request: u64, server: u64, catalog: u64, answer: Answer) -> Vec<u8> {
 
 /// The request the client queued, decoded.
 fn sent(client: &mut Client) -> Option<Request> {
-    match wire::decode(&client.poll_transmit()?) {
+    let (dst, bytes) = client.poll_transmit()?;
+    assert_eq!(dst, Destination::Group, "requests go to the group");
+    match wire::decode(&bytes) {
         Ok(Message::Request(request)) => Some(request),
         other => panic!("the client sent {other:?}"),
     }
@@ -249,6 +251,7 @@ fn server_status(leader: u64) -> crate::wire::ServerStatus {
         min_replicas: 1,
         conflicts_total: 0,
         conflicts: Vec::new(),
+        auth: Default::default(),
     }
 }
 

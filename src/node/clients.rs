@@ -9,10 +9,23 @@ use std::time::Instant;
 
 use super::{Destination, Node, State, Transmit};
 use crate::rooms::Applied;
-use crate::wire::{Answer, Command, Entry, LogPosition, Message, Op, PeerBody, Reply, Request, WriteOutcome};
+use crate::wire::{
+    Answer, Command, Entry, LogPosition, Message, Op, PeerBody, Principal, Reply, Request, WriteOutcome,
+};
+
+/// A client's write to sequence: who asked (their request), and what.
+pub(super) struct Write {
+    /// The client and its request number.
+    pub(super) client: u64,
+    pub(super) request: u64,
+    /// Whose key sealed the request (`None` without keys).
+    pub(super) by: Option<Principal>,
+    pub(super) op: Op,
+}
 
 impl Node {
-    pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request) {
+    /// A client's request from `from`; `by` is whose key sealed it.
+    pub(super) fn on_request(&mut self, now: Instant, from: SocketAddrV4, request: Request, by: Option<Principal>) {
         if request.command == Command::Status {
             let status = self.status(now);
             return self.reply(now, from, request.request, Answer::Status(Box::new(status)));
@@ -29,10 +42,12 @@ impl Node {
             Command::Quit => Answer::Bye,
             Command::Status => return, // answered above, by every server
             Command::Reserve(slot) => {
-                return self.on_write(now, from, (request.client, request.request), Op::Reserve(slot));
+                let write = Write { client: request.client, request: request.request, by, op: Op::Reserve(slot) };
+                return self.on_write(now, from, write);
             }
             Command::Cancel(slot) => {
-                return self.on_write(now, from, (request.client, request.request), Op::Cancel(slot));
+                let write = Write { client: request.client, request: request.request, by, op: Op::Cancel(slot) };
+                return self.on_write(now, from, write);
             }
         };
         self.reply(now, from, request.request, answer);
@@ -46,8 +61,9 @@ impl Node {
         }
     }
 
-    /// A reserve or cancel from `(client, request number)`.
-    fn on_write(&mut self, now: Instant, from: SocketAddrV4, (client, number): (u64, u64), op: Op) {
+    /// A reserve or cancel.
+    fn on_write(&mut self, now: Instant, from: SocketAddrV4, write: Write) {
+        let (client, number) = (write.client, write.request);
         if let Some(outcome) = self.log.table().outcome_of(client, number).cloned() {
             return self.reply(now, from, number, Answer::Write(outcome));
         }
@@ -71,18 +87,18 @@ impl Node {
         if pending {
             return; // its outcome is not decided yet: it may still commit
         }
-        self.sequence(now, vec![(client, number, op)]);
+        self.sequence(now, vec![write]);
     }
 
-    /// Appends `writes` (client, request, op) to our log as leader, sends
-    /// them to the members and commits what it can.
-    pub(super) fn sequence(&mut self, now: Instant, writes: Vec<(u64, u64, Op)>) {
+    /// Appends `writes` to our log as leader, sends them to the members and
+    /// commits what it can.
+    pub(super) fn sequence(&mut self, now: Instant, writes: Vec<Write>) {
         let prev = self.log.last();
         let entries: Vec<Entry> = (prev.seq + 1..)
             .zip(writes)
-            .map(|(seq, (client, request, op))| {
+            .map(|(seq, Write { client, request, by, op })| {
                 let position = LogPosition { term: self.term, seq, leader: self.incarnation };
-                Entry { position, client, request, op }
+                Entry { position, client, request, by, op }
             })
             .collect();
         for entry in &entries {

@@ -201,7 +201,7 @@ impl Node {
     fn append_genesis(&mut self) {
         let epoch = self.random().max(1);
         let position = LogPosition { term: self.term, seq: 1, leader: self.incarnation };
-        self.log.push(Entry { position, client: 0, request: 0, op: Op::Genesis { epoch } });
+        self.log.push(Entry { position, client: 0, request: 0, by: None, op: Op::Genesis { epoch } });
     }
 
     pub(super) fn on_election(&mut self, now: Instant, sender: NodeId, peer: &PeerMessage) {

@@ -352,6 +352,12 @@ impl ReplicatedLog {
         self.unsaved = Unsaved { snapshot: true, from_seq: None, commit: true };
     }
 
+    /// Replaces the table by the same reservations under another catalog
+    /// (`ReservationTable::remap`), keeping the log.
+    pub fn replace_table(&mut self, table: ReservationTable) {
+        self.table = table;
+    }
+
     /// The committed table, encoded for transfer.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         bincode::serde::encode_to_vec(&self.table, bincode::config::standard())
@@ -371,7 +377,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<ReservationTable, String> {
 
 /// A cheap upper bound of an entry's encoded size, to fill datagrams.
 pub(super) fn estimated_size(entry: &Entry) -> usize {
-    48 + estimated_op_size(&entry.op)
+    let by = entry.by.as_ref().map_or(1, |p| 3 + p.name.len());
+    48 + by + estimated_op_size(&entry.op)
 }
 
 fn estimated_op_size(op: &Op) -> usize {
@@ -394,7 +401,7 @@ mod tests {
 
     fn entry(term: u64, seq: u64) -> Entry {
         let slot = Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: format!("d{seq}") };
-        Entry { position: LogPosition::new(term, seq), client: 1, request: seq, op: Op::Reserve(slot) }
+        Entry { position: LogPosition::new(term, seq), client: 1, request: seq, by: None, op: Op::Reserve(slot) }
     }
 
     fn log_with(terms: &[u64]) -> ReplicatedLog {

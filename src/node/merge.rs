@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use ::log::{error, info, warn};
 
+use super::clients::Write;
 use super::log::{ReplicatedLog, estimated_size};
 use super::replication::CHUNK_BUDGET;
 use super::{Node, NodeId, State, xorshift};
@@ -138,8 +139,8 @@ impl Node {
             }
             merged_all = false;
             if !self.log.has_pending_merge(origin) {
-                let merged = Op::Merged { origin, since, write: Box::new(write) };
-                fresh.push((entry.client, entry.request, merged));
+                let op = Op::Merged { origin, since, write: Box::new(write) };
+                fresh.push(Write { client: entry.client, request: entry.request, by: entry.by.clone(), op });
             }
         }
         if merged_all {

@@ -26,10 +26,12 @@ use std::fmt;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use ::log::{info, warn};
+use ::log::{info, trace, warn};
 
+use crate::auth::frame::Boot;
+use crate::auth::{Accepted, ServerGuard, ServerKeys};
 use crate::rooms::{Applied, Catalog};
-use crate::wire::{self, Entry, LogPosition, Message, PeerBody, PeerMessage, ServerStatus, StatusRole};
+use crate::wire::{Entry, LogPosition, Message, PeerBody, PeerMessage, ServerStatus, StatusRole};
 use election::Candidacy;
 pub use log::{LogChanges, ReplicatedLog};
 pub use replication::Member;
@@ -102,6 +104,11 @@ pub struct NodeConfig {
     /// confirmed; a leader that cannot reach that many refuses writes. `1`
     /// keeps the primary-backup rule alone (every live member).
     pub min_replicas: usize,
+    /// The group's keys; `None` runs without keys, open to anyone on the network.
+    pub keys: Option<ServerKeys>,
+    /// This process's boot nonce: 128 random bits from the OS, never reused
+    /// (with the keys it keeps every sealed datagram's nonce unique).
+    pub boot: Boot,
 }
 
 /// Where a datagram goes.
@@ -134,6 +141,9 @@ pub enum Role {
 }
 
 /// Something the driver should know about.
+// Events are drained as soon as they are made: boxing the applied entry
+// would cost an allocation per entry for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The first election completed: the server serves.
@@ -274,7 +284,8 @@ pub struct Node {
     snapshot_cache: Option<(LogPosition, Vec<u8>)>,
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
-    dropped_datagrams: u64,
+    /// Authenticates what arrives and seals what leaves.
+    guard: ServerGuard,
 }
 
 impl Node {
@@ -283,6 +294,7 @@ impl Node {
         let me = NodeId { id: config.id, addr: config.addr };
         let mut rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
         let incarnation = xorshift(&mut rng);
+        let guard = ServerGuard::new(config.keys.clone(), config.addr, config.boot, config.seed.rotate_left(29));
         Node {
             config,
             me,
@@ -305,7 +317,7 @@ impl Node {
             snapshot_cache: None,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
-            dropped_datagrams: 0,
+            guard,
         }
     }
 
@@ -326,28 +338,43 @@ impl Node {
 
     /// Announces the server and runs its start-up election.
     pub fn start(&mut self, now: Instant) {
+        self.guard.note_time(now);
         info!("Server {} started", self.me.id);
+        if !self.guard.keyed() {
+            warn!(
+                "this group runs without keys: anyone on the network can take it over or change reservations; \
+                 see docs/security.md to give it keys (--key-file)"
+            );
+        }
         self.started_at = now;
         self.become_candidate(now, 0);
         info!("The server is ready to receive");
     }
 
-    /// Feeds one datagram received from `from`.
+    /// Feeds one datagram received from `from`. The guard authenticates it
+    /// first; what it refuses is counted and never acted on.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) {
         self.notice_freeze(now);
-        match wire::decode(datagram) {
-            Ok(Message::Request(request)) => self.on_request(now, from, request),
-            Ok(Message::Peer(peer)) => self.on_peer(now, from, peer),
-            Ok(Message::Reply(_)) => {
-                self.drop_datagram(from, "a client reply arrived at a server (another program on this port?)")
-            }
-            Err(e) => self.drop_datagram(from, &e.to_string()),
+        if let Some(accepted) = self.guard.open(now, from, datagram) {
+            self.on_accepted(now, accepted);
+        }
+        while let Some(accepted) = self.guard.poll_released() {
+            self.on_accepted(now, accepted);
+        }
+    }
+
+    fn on_accepted(&mut self, now: Instant, accepted: Accepted) {
+        match accepted.message {
+            Message::Request(request) => self.on_request(now, accepted.from, request, accepted.client),
+            Message::Peer(peer) => self.on_peer(now, accepted.from, peer),
+            Message::Reply(_) => {} // the guard refuses replies at a server
         }
     }
 
     /// Runs the timers that are due; harmless when none is.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.notice_freeze(now);
+        self.guard.note_time(now);
         self.flush_delayed(now);
         if self.next_tick.is_some_and(|t| t <= now) {
             self.next_tick = Some(now + self.config.timing.heartbeat_interval);
@@ -361,10 +388,27 @@ impl Node {
         self.on_catchup_timer(now);
     }
 
-    /// The next datagram to send, if any.
+    /// The next message to send, if any, before sealing: for tests that
+    /// look at what the protocol says. The I/O shell uses [`Node::poll_datagram`].
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()
+    }
+
+    /// The next datagram to send, sealed when the group has keys: first the
+    /// guard's own (challenges, proofs, key notices), then the protocol's.
+    #[must_use]
+    pub fn poll_datagram(&mut self) -> Option<(Destination, Vec<u8>)> {
+        if let Some(datagram) = self.guard.poll_transmit() {
+            return Some(datagram);
+        }
+        while let Some(transmit) = self.outbox.pop_front() {
+            trace!("sends {:?} to {:?}", transmit.message, transmit.dst);
+            if let Some(bytes) = self.guard.seal(transmit.dst, &transmit.message) {
+                return Some((transmit.dst, bytes));
+            }
+        }
+        None
     }
 
     /// The next event, if any.
@@ -442,6 +486,7 @@ impl Node {
             min_replicas: u32::try_from(self.config.min_replicas).unwrap_or(u32::MAX),
             conflicts_total,
             conflicts: latest_conflicts.rev().take(10).cloned().collect(),
+            auth: self.guard.status(),
         }
     }
 
@@ -455,14 +500,14 @@ impl Node {
         &self.config.catalog
     }
 
-    /// How many malformed or foreign datagrams were dropped.
+    /// How many datagrams the guard refused, for every reason.
     pub fn dropped_datagrams(&self) -> u64 {
-        self.dropped_datagrams
+        self.guard.status().rejected.total()
     }
 
-    fn drop_datagram(&mut self, from: SocketAddrV4, why: &str) {
-        self.dropped_datagrams += 1;
-        warn!("dropped datagram from {from}: {why}");
+    /// How much the guard keeps about other senders (see [`ServerGuard::footprint`]).
+    pub fn guard_footprint(&self) -> [usize; 4] {
+        self.guard.footprint()
     }
 
     fn on_peer(&mut self, now: Instant, from: SocketAddrV4, peer: PeerMessage) {

@@ -240,7 +240,7 @@ mod tests {
     /// Client 1's request `request`, reserving a slot, at `(term, seq)`.
     fn write(term: u64, seq: u64, request: u64) -> Entry {
         let slot = Slot { room: "SA318".into(), timeslot: "8:30-9:30".into(), day: "Monday".into() };
-        Entry { position: LogPosition::new(term, seq), client: 1, request, op: Op::Reserve(slot) }
+        Entry { position: LogPosition::new(term, seq), client: 1, request, by: None, op: Op::Reserve(slot) }
     }
 
     /// Server 100 applies, at (3, 6), the merge of client 1's request 1 that
@@ -248,7 +248,7 @@ mod tests {
     fn merge_applied(checker: &mut Checker, conflict: Option<crate::wire::Conflict>) {
         let original = write(2, 5, 1);
         let merged = Op::Merged { origin: original.position, since: 5, write: Box::new(original.op) };
-        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, op: merged };
+        let entry = Entry { position: LogPosition::new(3, 6), client: 1, request: 1, by: None, op: merged };
         checker.on_applied(100, &entry, &Applied::Merged(conflict));
     }
 

@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use crate::auth::frame::Boot;
 use crate::client::{Client, ClientConfig, ClientEvent, Submitted};
 use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing, xorshift};
 use crate::rooms::Catalog;
@@ -191,7 +192,12 @@ impl Sim {
             catalog: Catalog::default(),
             seed: self.random(),
             min_replicas: self.min_replicas,
+            keys: None,
+            boot: Boot::default(),
         };
+        // Derived from the node's seed rather than drawn: the run's random
+        // sequence stays what it was before boots existed.
+        let config = NodeConfig { boot: sim_boot(config.seed), ..config };
         let mut node = match disk {
             Some(log) => Node::recovered(config, self.now, log),
             None => Node::new(config, self.now),
@@ -445,10 +451,8 @@ impl Sim {
 
     fn flush(&mut self, index: usize) {
         let from = self.servers[index].node.id().addr;
-        while let Some(transmit) = self.servers[index].node.poll_transmit() {
-            log::trace!("SIM: sends {:?} to {:?}", transmit.message, transmit.dst);
-            let bytes = wire::encode(&transmit.message);
-            match transmit.dst {
+        while let Some((dst, bytes)) = self.servers[index].node.poll_datagram() {
+            match dst {
                 Destination::Group => self.multicast(from, bytes),
                 Destination::Peer(to) => self.send(from, to, bytes),
             }
@@ -483,8 +487,11 @@ impl Sim {
             }
         }
         let from = self.clients[index].addr;
-        while let Some(bytes) = self.clients[index].core.poll_transmit() {
-            self.multicast(from, bytes);
+        while let Some((dst, bytes)) = self.clients[index].core.poll_transmit() {
+            match dst {
+                Destination::Group => self.multicast(from, bytes),
+                Destination::Peer(to) => self.send(from, to, bytes),
+            }
         }
     }
 
@@ -500,7 +507,7 @@ impl Sim {
                 client.next_at = self.now + think;
                 self.stats.answered += 1;
             }
-            Some(ClientEvent::TimedOut { .. }) => {
+            Some(ClientEvent::TimedOut { .. } | ClientEvent::KeyRefused { .. }) => {
                 client.in_flight = None;
                 client.next_at = self.now + think;
                 self.stats.timed_out += 1;
@@ -579,4 +586,14 @@ impl Sim {
     pub fn random(&mut self) -> u64 {
         xorshift(&mut self.rng)
     }
+}
+
+/// A simulated process's boot nonce, from its seed.
+fn sim_boot(seed: u64) -> Boot {
+    let mut state = seed ^ 0xB007_B007_B007_B007;
+    let mut bytes = [0u8; 16];
+    for half in bytes.chunks_mut(8) {
+        half.copy_from_slice(&xorshift(&mut state).to_le_bytes());
+    }
+    Boot(bytes)
 }

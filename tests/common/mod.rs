@@ -930,3 +930,26 @@ pub fn skip_or_fail<T>(test: &str, what: &str, reason: &str) -> Option<T> {
     eprintln!("SKIPPED {test}: {reason} (set CI=1 to make this a failure)");
     None
 }
+
+/// Runs `status` (with `extra` options) until its output satisfies `done`;
+/// panics with the last output on the deadline.
+pub fn status_until(group: &TestGroup, extra: &[&str], done: impl Fn(&ClientOutput) -> bool) -> ClientOutput {
+    let started = Instant::now();
+    let args: Vec<&str> = extra.iter().copied().chain(["status"]).collect();
+    loop {
+        let out = run_client(group, &args);
+        if done(&out) {
+            return out;
+        }
+        assert!(started.elapsed() < PATIENCE, "status never showed what was expected; last: {out}");
+    }
+}
+
+/// The datagrams server `id` refused, by reason, from `status --json`
+/// (`extra`: e.g. the client's `--key-file`); `None` if it did not answer.
+pub fn rejected_by(out: &ClientOutput, id: u64) -> Option<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(out.stdout.trim()).ok()?;
+    let servers = value["servers"].as_array()?;
+    let server = servers.iter().find(|s| s["from"]["server"] == id)?;
+    Some(server["status"]["auth"]["rejected"].clone())
+}

@@ -1,0 +1,363 @@
+//! Sealed frames: how a datagram is authenticated and encrypted.
+//!
+//! ```text
+//! 0     "RC" | version | kind            4 B   (wire::header)
+//! 4     key ID                           4 B   which key sealed it
+//! 8     sender boot nonce               16 B   random per process start
+//! 24    counter (LE)                     8 B   grows with every datagram the boot sends
+//! 32    Peer:          destination       6 B   IPv4 + port (BE); all zero: the group
+//!       Request/Reply: role, name length, name  2 + 1..32 B   whose client key
+//! ..    ciphertext of Inner (bincode)
+//! end   Poly1305 tag                    16 B
+//! ```
+//!
+//! The cipher is XChaCha20-Poly1305 (RustCrypto). Its 24-byte nonce is the
+//! boot nonce followed by the counter, so no two datagrams sealed under one
+//! key ever share a nonce: boots are 128 random bits and a boot's counter
+//! never repeats. Everything before the ciphertext is authenticated data, so
+//! the kind, key ID, boot, counter, destination and client name cannot be
+//! changed without the tag failing. A reply also authenticates the boot of
+//! the client it answers (not sent: the client knows it), so a reply is good
+//! only for the client process that asked.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{Key, KeyId, Principal, check_name};
+use crate::wire::{self, DecodeError, FrameKind, HEADER_LEN, MAX_DATAGRAM, Message};
+
+/// Bytes in a boot nonce.
+pub const BOOT_LEN: usize = 16;
+/// Bytes in the Poly1305 tag.
+pub const TAG_LEN: usize = 16;
+/// Bytes of a sealed header before the kind-specific part.
+const FIXED_LEN: usize = HEADER_LEN + 4 + BOOT_LEN + 8;
+
+/// A process's boot nonce: 128 random bits drawn when it starts.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Boot(pub [u8; BOOT_LEN]);
+
+impl fmt::Debug for Boot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "boot ")?;
+        self.0[..4].iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// A random value a challenge asks to have echoed.
+pub type Cookie = [u8; 16];
+
+/// What a sealed frame carries.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Inner {
+    /// A protocol message.
+    Message(Message),
+    /// "Prove that boot `boot` is live": sent to a sender the receiver has
+    /// not heard from before (or not lately).
+    Challenge {
+        /// The boot being asked.
+        boot: Boot,
+        /// To be echoed in the proof.
+        cookie: Cookie,
+    },
+    /// The answer to a challenge, sealed by the boot it asked about.
+    Proof {
+        /// The challenge's cookie.
+        cookie: Cookie,
+        /// Every datagram of this boot with a counter above this one was
+        /// sent within the freshness horizon (`replay::SentCounter`).
+        fresh_from: u64,
+    },
+}
+
+/// Where a server-to-server datagram was sent; part of what is authenticated,
+/// so that a datagram for one server cannot be replayed to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// To the group (multicast, and its unicast copies to `--peer`s).
+    Group,
+    /// To one server's unicast address.
+    Peer(SocketAddrV4),
+}
+
+/// The clear part of a sealed frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedHeader {
+    /// [`FrameKind::Peer`], [`FrameKind::Request`] or [`FrameKind::Reply`].
+    pub kind: FrameKind,
+    /// The sealing key's ID (a client master key's for requests and replies).
+    pub key_id: KeyId,
+    /// The sender's boot nonce.
+    pub boot: Boot,
+    /// The sender's counter for this datagram.
+    pub counter: u64,
+    /// Peer frames: where it was sent.
+    pub target: Target,
+    /// Requests and replies: whose client key sealed it.
+    pub client: Option<Principal>,
+}
+
+/// A parsed datagram whose sealed part is not yet opened.
+#[derive(Debug)]
+pub enum Frame<'a> {
+    /// A plain message's body (not yet decoded).
+    Plain(&'a [u8]),
+    /// A key notice, with its reason byte.
+    Notice(u8),
+    /// A sealed frame.
+    Sealed(SealedFrame<'a>),
+}
+
+/// A sealed frame: its header, and the bytes to open.
+#[derive(Debug)]
+pub struct SealedFrame<'a> {
+    /// What the clear header says (authenticated once opened).
+    pub header: SealedHeader,
+    /// The header's bytes: authenticated data.
+    aad: &'a [u8],
+    /// The ciphertext followed by the tag.
+    sealed: &'a [u8],
+}
+
+/// Why a sealed frame could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The tag does not match: altered, or sealed with another key.
+    BadMac,
+    /// Authentic, but its plaintext does not decode (a bug or another version).
+    Malformed(DecodeError),
+}
+
+/// Reads a datagram's header: what kind of frame it is and, for a sealed
+/// one, its clear fields. Nothing sealed is looked at.
+pub fn parse(datagram: &[u8]) -> Result<Frame<'_>, DecodeError> {
+    let kind = wire::frame_kind(datagram)?;
+    let rest = &datagram[HEADER_LEN..];
+    match kind {
+        FrameKind::Plain => Ok(Frame::Plain(rest)),
+        FrameKind::Notice => match rest {
+            [reason] => Ok(Frame::Notice(*reason)),
+            _ => Err(DecodeError::Malformed("a key notice is one byte".into())),
+        },
+        FrameKind::Peer | FrameKind::Request | FrameKind::Reply => parse_sealed(kind, datagram).map(Frame::Sealed),
+    }
+}
+
+fn parse_sealed(kind: FrameKind, datagram: &[u8]) -> Result<SealedFrame<'_>, DecodeError> {
+    let short = || DecodeError::Malformed("sealed header cut short".into());
+    let fixed = datagram.get(..FIXED_LEN).ok_or_else(short)?;
+    let key_id = KeyId([fixed[4], fixed[5], fixed[6], fixed[7]]);
+    let mut boot = [0u8; BOOT_LEN];
+    boot.copy_from_slice(&fixed[8..8 + BOOT_LEN]);
+    let counter = u64::from_le_bytes(fixed[24..32].try_into().map_err(|_| short())?);
+    let (target, client, header_len) = match kind {
+        FrameKind::Peer => {
+            let raw = datagram.get(FIXED_LEN..FIXED_LEN + 6).ok_or_else(short)?;
+            (decode_target(raw), None, FIXED_LEN + 6)
+        }
+        _ => {
+            let (principal, len) = decode_client(&datagram[FIXED_LEN..])?;
+            (Target::Group, Some(principal), FIXED_LEN + len)
+        }
+    };
+    let sealed = &datagram[header_len..];
+    if sealed.len() < TAG_LEN {
+        return Err(DecodeError::Malformed("sealed frame shorter than its tag".into()));
+    }
+    let header = SealedHeader { kind, key_id, boot: Boot(boot), counter, target, client };
+    Ok(SealedFrame { header, aad: &datagram[..header_len], sealed })
+}
+
+fn decode_target(raw: &[u8]) -> Target {
+    let ip = Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]);
+    let port = u16::from_be_bytes([raw[4], raw[5]]);
+    match (ip.is_unspecified(), port) {
+        (true, 0) => Target::Group,
+        _ => Target::Peer(SocketAddrV4::new(ip, port)),
+    }
+}
+
+fn encode_target(target: Target, out: &mut Vec<u8>) {
+    let addr = match target {
+        Target::Group => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        Target::Peer(addr) => addr,
+    };
+    out.extend_from_slice(&addr.ip().octets());
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+/// The client part of a request's or reply's header: role byte, name length,
+/// name; and the bytes it took.
+fn decode_client(raw: &[u8]) -> Result<(Principal, usize), DecodeError> {
+    let malformed = |why: &str| DecodeError::Malformed(why.to_string());
+    let [role, len, rest @ ..] = raw else { return Err(malformed("client header cut short")) };
+    let admin = match role {
+        0 => false,
+        1 => true,
+        _ => return Err(malformed("unknown client role")),
+    };
+    let name = rest.get(..usize::from(*len)).ok_or_else(|| malformed("client name cut short"))?;
+    let name = std::str::from_utf8(name).map_err(|_| malformed("client name is not UTF-8"))?;
+    check_name(name).map_err(DecodeError::Malformed)?;
+    Ok((Principal { name: name.to_string(), admin }, 2 + usize::from(*len)))
+}
+
+fn encode_client(principal: &Principal, out: &mut Vec<u8>) {
+    out.push(u8::from(principal.admin));
+    // Names are checked to be at most 32 bytes when keys are issued and parsed.
+    out.push(principal.name.len() as u8);
+    out.extend_from_slice(principal.name.as_bytes());
+}
+
+fn nonce(boot: &Boot, counter: u64) -> XNonce {
+    let mut bytes = [0u8; 24];
+    bytes[..BOOT_LEN].copy_from_slice(&boot.0);
+    bytes[BOOT_LEN..].copy_from_slice(&counter.to_le_bytes());
+    XNonce::from(bytes)
+}
+
+/// Seals `inner` under `key`: the datagram to send. `extra` is
+/// authenticated but not sent (a reply's recipient boot).
+pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(&wire::header(header.kind));
+    out.extend_from_slice(&header.key_id.0);
+    out.extend_from_slice(&header.boot.0);
+    out.extend_from_slice(&header.counter.to_le_bytes());
+    match (&header.kind, &header.client) {
+        (FrameKind::Peer, _) => encode_target(header.target, &mut out),
+        (_, Some(principal)) => encode_client(principal, &mut out),
+        (_, None) => unreachable!("requests and replies always name their client"),
+    }
+    let header_len = out.len();
+    wire::encode_body_into(inner, &mut out);
+    let aad = [&out[..header_len], extra].concat();
+    let cipher = XChaCha20Poly1305::new(key.bytes().into());
+    let (_, body) = out.split_at_mut(header_len);
+    // Encryption fails only for messages beyond 256 GiB; ours fit a datagram.
+    let tag = match cipher.encrypt_inout_detached(&nonce(&header.boot, header.counter), &aad, body.into()) {
+        Ok(tag) => tag,
+        Err(_) => unreachable!("a datagram is far below the cipher's limit"),
+    };
+    out.extend_from_slice(&tag);
+    debug_assert!(out.len() <= MAX_DATAGRAM, "sealed frame of {} bytes does not fit a datagram", out.len());
+    out
+}
+
+impl SealedFrame<'_> {
+    /// Authenticates and decrypts the frame under `key`, then decodes it.
+    pub fn open(&self, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
+        let (ciphertext, tag) = self.sealed.split_at(self.sealed.len() - TAG_LEN);
+        let tag = Tag::try_from(tag).map_err(|_| OpenError::BadMac)?;
+        let aad = [self.aad, extra].concat();
+        let mut plaintext = ciphertext.to_vec();
+        let cipher = XChaCha20Poly1305::new(key.bytes().into());
+        let nonce = nonce(&self.header.boot, self.header.counter);
+        cipher
+            .decrypt_inout_detached(&nonce, &aad, plaintext.as_mut_slice().into(), &tag)
+            .map_err(|_| OpenError::BadMac)?;
+        wire::decode_body(&plaintext).map_err(OpenError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Command, Request};
+
+    fn key(byte: u8) -> Key {
+        Key::from_bytes([byte; 32])
+    }
+
+    fn request() -> Inner {
+        Inner::Message(Message::Request(Request { client: 1, request: 2, command: Command::Rooms }))
+    }
+
+    fn headers() -> Vec<SealedHeader> {
+        let alice = Principal { name: "alice".into(), admin: false };
+        let base = SealedHeader {
+            kind: FrameKind::Peer,
+            key_id: key(1).id(),
+            boot: Boot([9; BOOT_LEN]),
+            counter: 77,
+            target: Target::Group,
+            client: None,
+        };
+        vec![
+            base.clone(),
+            SealedHeader { target: Target::Peer("10.0.0.2:5000".parse().expect("address")), ..base.clone() },
+            SealedHeader { kind: FrameKind::Request, client: Some(alice.clone()), ..base.clone() },
+            SealedHeader { kind: FrameKind::Reply, client: Some(Principal { admin: true, ..alice }), ..base },
+        ]
+    }
+
+    fn open(bytes: &[u8], key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
+        match parse(bytes) {
+            Ok(Frame::Sealed(frame)) => frame.open(key, extra),
+            other => panic!("not a sealed frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sealed_frame_opens_with_its_key_and_keeps_its_header() {
+        for (i, header) in headers().into_iter().enumerate() {
+            let bytes = seal(&header, &key(1), b"extra", &request());
+            let Ok(Frame::Sealed(frame)) = parse(&bytes) else { panic!("#{i}: not sealed") };
+            assert_eq!(frame.header, header, "#{i}");
+            assert_eq!(frame.open(&key(1), b"extra"), Ok(request()), "#{i}");
+        }
+    }
+
+    #[test]
+    fn another_key_or_other_authenticated_data_fails() {
+        let bytes = seal(&headers()[0], &key(1), b"", &request());
+        assert_eq!(open(&bytes, &key(2), b""), Err(OpenError::BadMac));
+        assert_eq!(open(&bytes, &key(1), b"x"), Err(OpenError::BadMac));
+    }
+
+    #[test]
+    fn every_flipped_bit_is_refused() {
+        for header in headers() {
+            let bytes = seal(&header, &key(1), b"", &request());
+            for bit in 0..bytes.len() * 8 {
+                let mut altered = bytes.clone();
+                altered[bit / 8] ^= 1 << (bit % 8);
+                let refused = match parse(&altered) {
+                    Ok(Frame::Sealed(frame)) => frame.open(&key(1), b"").is_err(),
+                    Ok(_) | Err(_) => true,
+                };
+                assert!(refused, "bit {bit} of a {:?} frame flipped, and it still opened", header.kind);
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for header in headers() {
+            let bytes = seal(&header, &key(1), b"", &request());
+            for len in 0..bytes.len() {
+                if let Ok(Frame::Sealed(frame)) = parse(&bytes[..len]) {
+                    assert!(frame.open(&key(1), b"").is_err(), "a prefix of {len} bytes opened");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_client_headers_are_malformed() {
+        let bytes = seal(&headers()[2], &key(1), b"", &request());
+        let mut bad_role = bytes.clone();
+        bad_role[FIXED_LEN] = 7;
+        let mut bad_name = bytes.clone();
+        bad_name[FIXED_LEN + 2] = b' ';
+        let mut long_name = bytes;
+        long_name[FIXED_LEN + 1] = 200;
+        for (i, bytes) in [bad_role, bad_name, long_name].iter().enumerate() {
+            assert!(matches!(parse(bytes), Err(DecodeError::Malformed(_))), "#{i}");
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! The guards: what a server or a client does with a datagram before its
+//! protocol core sees it, and with a message before it leaves.
+//!
+//! A server that receives a sealed datagram from a sender boot it has not
+//! verified holds it (at most [`MAX_HELD`]) and challenges the boot at the
+//! datagram's source address. Only the live process with that boot and a
+//! valid key can answer, and its proof names the counter from which its
+//! datagrams are fresh; the held datagrams above it are then released, the
+//! rest dropped. This is what keeps a captured datagram from working again
+//! at a receiver that restarted (and so forgot the sender), or on a sender
+//! that is gone, without any clocks having to agree.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use ::log::{debug, warn};
+
+use super::Notice;
+use super::frame::{self, Boot, Cookie, Frame, Inner, OpenError, SealedFrame, SealedHeader, Target};
+use super::keys::{ClientKey, Key, KeyId, Principal, ServerKeys, derive_client_key};
+use super::limit::PerSender;
+use super::replay::{FRESHNESS, ReplayWindow, SentCounter, Stale};
+use crate::node::Destination;
+use crate::wire::{self, AuthStatus, FrameKind, Message, Rejected, Reply, Request};
+
+/// Sender boots a server keeps a replay window for; the least recently
+/// heard is forgotten first (it is challenged again if it speaks).
+pub const MAX_SENDERS: usize = 1024;
+/// Sender boots waiting to prove they are live.
+pub const MAX_PENDING: usize = 256;
+/// Datagrams held per boot while it proves it is live.
+pub const MAX_HELD: usize = 4;
+/// Client addresses a server remembers the key of, to seal its replies.
+pub const MAX_CLIENT_SESSIONS: usize = 4096;
+/// Server boots a client keeps a replay window for.
+const MAX_SERVER_BOOTS: usize = 256;
+/// Challenges answered, remembered so that a replayed one has no effect.
+const MAX_ANSWERED: usize = 256;
+/// How soon a boot that has not proved itself is challenged again.
+const RECHALLENGE: Duration = Duration::from_millis(100);
+/// At most one warning per sender per this period.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// At most one key notice per sender per this period ...
+const NOTICE_EVERY: Duration = Duration::from_secs(1);
+/// ... and at most this many in all per period.
+const NOTICE_BUDGET: u32 = 20;
+
+/// A datagram that passed: authentic, fresh, and from a verified sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The address it came from.
+    pub from: SocketAddrV4,
+    /// The message.
+    pub message: Message,
+    /// For a client's request under keys: whose key sealed it.
+    pub client: Option<Principal>,
+}
+
+/// Why a datagram was refused (each is counted in [`Rejected`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Unauthenticated,
+    UnknownKey,
+    BadMac,
+    Replay,
+    Duplicate,
+    Malformed,
+    UnexpectedKey,
+}
+
+/// Whose replay window: any server (they share a key) or one named client,
+/// and the boot. A client can therefore not touch another's window.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Sender {
+    client: Option<Principal>,
+    boot: Boot,
+}
+
+/// A boot that has not proved yet that it is live.
+#[derive(Debug)]
+struct Unverified {
+    from: SocketAddrV4,
+    header: SealedHeader,
+    cookie: Cookie,
+    first_seen: Instant,
+    challenged_at: Instant,
+    held: Vec<(u64, Accepted)>,
+}
+
+/// What a server remembers of a client, to seal its replies.
+#[derive(Debug, Clone)]
+struct Session {
+    principal: Principal,
+    master: KeyId,
+    boot: Boot,
+    last_used: Instant,
+}
+
+/// The server's keys, with the client keys derived so far.
+#[derive(Debug)]
+struct Keyring {
+    keys: ServerKeys,
+    derived: BTreeMap<(KeyId, Principal), Key>,
+}
+
+impl Keyring {
+    /// The key that opens a frame with this header, or why there is none.
+    fn opening_key(&mut self, header: &SealedHeader) -> Result<Key, String> {
+        match &header.client {
+            None => self.keys.server.iter().find(|k| k.id() == header.key_id).cloned().ok_or_else(|| {
+                format!(
+                    "sealed with server key {}, which this server does not hold (it holds {}): its key file differs from ours",
+                    header.key_id,
+                    ids(&self.keys.server)
+                )
+            }),
+            Some(principal) => self.client_key(header.key_id, principal),
+        }
+    }
+
+    fn client_key(&mut self, master_id: KeyId, principal: &Principal) -> Result<Key, String> {
+        if self.keys.revoked.contains(&principal.name) {
+            return Err(format!("client '{}' is revoked (`revoked_clients`)", principal.name));
+        }
+        let lookup = (master_id, principal.clone());
+        if let Some(key) = self.derived.get(&lookup) {
+            return Ok(key.clone());
+        }
+        let master = self.keys.master(master_id).ok_or_else(|| {
+            format!(
+                "client '{}' has a key from master key {master_id}, which this server does not hold (it holds {})",
+                principal.name,
+                ids(&self.keys.client_masters)
+            )
+        })?;
+        let key = derive_client_key(master, principal);
+        if self.derived.len() >= MAX_CLIENT_SESSIONS {
+            self.derived.clear(); // derivation is cheap; the cache only saves it
+        }
+        self.derived.insert(lookup, key.clone());
+        Ok(key)
+    }
+}
+
+fn ids(keys: &[Key]) -> String {
+    keys.iter().map(|k| k.id().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A server's guard; see the module documentation.
+#[derive(Debug)]
+pub struct ServerGuard {
+    keyring: Option<Keyring>,
+    /// Our own unicast address: where a datagram sealed for us was sent.
+    me: SocketAddrV4,
+    boot: Boot,
+    sent: SentCounter,
+    rng: u64,
+    senders: BTreeMap<Sender, (ReplayWindow, Instant)>,
+    pending: BTreeMap<Sender, Unverified>,
+    answered: VecDeque<Cookie>,
+    sessions: BTreeMap<SocketAddrV4, Session>,
+    outbox: VecDeque<(Destination, Vec<u8>)>,
+    released: VecDeque<Accepted>,
+    rejected: Rejected,
+    warnings: PerSender,
+    notices: PerSender,
+}
+
+impl ServerGuard {
+    /// A guard for the server at `me` with boot nonce `boot` (random per
+    /// process start); `keys` is `None` for a group without keys. `seed`
+    /// draws the challenge cookies, which need not be secret.
+    pub fn new(keys: Option<ServerKeys>, me: SocketAddrV4, boot: Boot, seed: u64) -> Self {
+        ServerGuard {
+            keyring: keys.map(|keys| Keyring { keys, derived: BTreeMap::new() }),
+            me,
+            boot,
+            sent: SentCounter::default(),
+            rng: seed | 1,
+            senders: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            answered: VecDeque::new(),
+            sessions: BTreeMap::new(),
+            outbox: VecDeque::new(),
+            released: VecDeque::new(),
+            rejected: Rejected::default(),
+            warnings: PerSender::new(WARN_EVERY, u32::MAX),
+            notices: PerSender::new(NOTICE_EVERY, NOTICE_BUDGET),
+        }
+    }
+
+    /// True when the group runs with keys.
+    pub fn keyed(&self) -> bool {
+        self.keyring.is_some()
+    }
+
+    /// What `status` shows.
+    pub fn status(&self) -> AuthStatus {
+        let server_key = self.keyring.as_ref().map(|k| k.keys.server[0].id().to_string());
+        AuthStatus { server_key, rejected: self.rejected }
+    }
+
+    /// Notes the time of an input before anything it causes is sealed.
+    pub fn note_time(&mut self, now: Instant) {
+        self.sent.note_time(now);
+    }
+
+    /// How many sender boots, unverified boots, held datagrams and client
+    /// sessions the guard keeps: bounded by the `MAX_*` constants.
+    pub fn footprint(&self) -> [usize; 4] {
+        let held = self.pending.values().map(|u| u.held.len()).sum();
+        [self.senders.len(), self.pending.len(), held, self.sessions.len()]
+    }
+
+    /// Opens a datagram from `from`: the message if it may be acted on now.
+    /// Datagrams a proof releases come out of [`ServerGuard::poll_released`].
+    pub fn open(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) -> Option<Accepted> {
+        self.note_time(now);
+        let frame = match frame::parse(datagram) {
+            Ok(frame) => frame,
+            Err(e) => return self.refuse(now, from, Reason::Malformed, &e.to_string()),
+        };
+        match (frame, self.keyed()) {
+            (Frame::Notice(reason), _) => self.heard_notice(now, from, reason),
+            (Frame::Plain(body), false) => match wire::decode_body(body) {
+                Ok(Message::Reply(_)) => {
+                    let why = "a client reply arrived at a server (another program on this port?)";
+                    self.refuse(now, from, Reason::Malformed, why)
+                }
+                Ok(message) => Some(Accepted { from, message, client: None }),
+                Err(e) => self.refuse(now, from, Reason::Malformed, &e.to_string()),
+            },
+            (Frame::Plain(_), true) => {
+                self.notify(now, from, Notice::KeyRequired);
+                let why = "it has no key, and this group requires one: give that host's server or client a key \
+                           file (--key-file; docs/security.md)";
+                self.refuse(now, from, Reason::Unauthenticated, why)
+            }
+            (Frame::Sealed(_), false) => {
+                self.notify(now, from, Notice::NoKeys);
+                let why = "it is sealed with a key, and this server runs without keys: give every server of the \
+                           group the same key file, or run that host without one";
+                self.refuse(now, from, Reason::UnexpectedKey, why)
+            }
+            (Frame::Sealed(sealed), true) => self.open_sealed(now, from, &sealed),
+        }
+    }
+
+    /// A datagram held until its sender proved it is live, now released.
+    #[must_use]
+    pub fn poll_released(&mut self) -> Option<Accepted> {
+        self.released.pop_front()
+    }
+
+    /// A challenge, proof or key notice of the guard's own to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(Destination, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// Seals `message` for `dst`; `None` if it cannot be (a reply to a
+    /// client whose key the guard no longer remembers: its retry comes).
+    pub fn seal(&mut self, dst: Destination, message: &Message) -> Option<Vec<u8>> {
+        if !self.keyed() {
+            return Some(wire::encode(message));
+        }
+        let inner = Inner::Message(message.clone());
+        match (message, dst) {
+            (Message::Peer(_), dst) => self.seal_for_servers(dst, &inner),
+            (Message::Reply(_), Destination::Peer(to)) => self.seal_for_client(to, &inner),
+            (Message::Reply(_) | Message::Request(_), _) => None,
+        }
+    }
+
+    fn seal_for_servers(&mut self, dst: Destination, inner: &Inner) -> Option<Vec<u8>> {
+        let target = match dst {
+            Destination::Group => Target::Group,
+            Destination::Peer(addr) => Target::Peer(addr),
+        };
+        let key = self.keyring.as_ref()?.keys.server[0].clone();
+        let header = SealedHeader {
+            kind: FrameKind::Peer,
+            key_id: key.id(),
+            boot: self.boot,
+            counter: self.sent.take_next(),
+            target,
+            client: None,
+        };
+        Some(frame::seal(&header, &key, &[], inner))
+    }
+
+    fn seal_for_client(&mut self, to: SocketAddrV4, inner: &Inner) -> Option<Vec<u8>> {
+        let Some(session) = self.sessions.get(&to).cloned() else {
+            debug!("no key known for client {to}; its retry gets the answer");
+            return None;
+        };
+        let key = self.keyring.as_mut()?.client_key(session.master, &session.principal).ok()?;
+        let header = SealedHeader {
+            kind: FrameKind::Reply,
+            key_id: session.master,
+            boot: self.boot,
+            counter: self.sent.take_next(),
+            target: Target::Group,
+            client: Some(session.principal),
+        };
+        Some(frame::seal(&header, &key, &session.boot.0, inner))
+    }
+
+    fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> Option<Accepted> {
+        let header = &frame.header;
+        if header.kind == FrameKind::Reply {
+            return self.refuse(now, from, Reason::Malformed, "a reply to a client arrived at a server");
+        }
+        let key = match self.keyring.as_mut().map(|k| k.opening_key(header)) {
+            Some(Ok(key)) => key,
+            Some(Err(why)) => {
+                self.notify(now, from, Notice::UnknownKey);
+                return self.refuse(now, from, Reason::UnknownKey, &why);
+            }
+            None => return None,
+        };
+        let sender = Sender { client: header.client.clone(), boot: header.boot };
+        // A copy is refused before it costs a decryption (it is marked only once authentic).
+        if let Some(Err(stale)) = self.senders.get(&sender).map(|(w, _)| w.check(header.counter, now)) {
+            return self.refuse_stale(now, from, stale);
+        }
+        let inner = match frame.open(&key, &[]) {
+            Ok(inner) => inner,
+            Err(OpenError::BadMac) => {
+                self.notify(now, from, Notice::BadKey);
+                let why = format!(
+                    "it fails authentication under key {}: altered, or that host's key file has a key with the same ID but other bytes",
+                    header.key_id
+                );
+                return self.refuse(now, from, Reason::BadMac, &why);
+            }
+            Err(OpenError::Malformed(e)) => return self.refuse(now, from, Reason::Malformed, &e.to_string()),
+        };
+        if let Target::Peer(to) = header.target
+            && to != self.me
+        {
+            let why = format!("it was sealed for the server at {to}: replayed to us");
+            return self.refuse(now, from, Reason::Replay, &why);
+        }
+        match inner {
+            Inner::Challenge { boot, cookie } if header.kind == FrameKind::Peer => {
+                self.answer_challenge(now, from, boot, cookie);
+                None
+            }
+            Inner::Proof { cookie, fresh_from } => {
+                self.take_proof(now, from, &sender, header.counter, cookie, fresh_from);
+                None
+            }
+            Inner::Message(message) if kind_carries(header.kind, &message) => {
+                let accepted = Accepted { from, message, client: header.client.clone() };
+                self.take(now, sender, header, accepted)
+            }
+            _ => self.refuse(
+                now,
+                from,
+                Reason::Malformed,
+                &format!("a {:?} frame carrying the wrong message", header.kind),
+            ),
+        }
+    }
+
+    /// An authentic message: acted on if its sender is verified and it is
+    /// fresh, held (and the sender challenged) if the sender is not verified.
+    fn take(&mut self, now: Instant, sender: Sender, header: &SealedHeader, accepted: Accepted) -> Option<Accepted> {
+        let Some((window, heard)) = self.senders.get_mut(&sender) else {
+            self.hold(now, sender, header, accepted);
+            return None;
+        };
+        match window.accept(header.counter, now) {
+            Ok(()) => {
+                *heard = now;
+                self.note_session(now, header, accepted.from);
+                Some(accepted)
+            }
+            Err(stale) => self.refuse_stale(now, accepted.from, stale),
+        }
+    }
+
+    fn hold(&mut self, now: Instant, sender: Sender, header: &SealedHeader, accepted: Accepted) {
+        if !self.pending.contains_key(&sender) {
+            self.make_room_for_pending(now);
+            let cookie = self.cookie();
+            let unverified = Unverified {
+                from: accepted.from,
+                header: header.clone(),
+                cookie,
+                first_seen: now,
+                challenged_at: now,
+                held: Vec::new(),
+            };
+            self.pending.insert(sender.clone(), unverified);
+            self.challenge(&sender);
+        }
+        let Some(unverified) = self.pending.get_mut(&sender) else { return };
+        if unverified.held.len() < MAX_HELD {
+            unverified.held.push((header.counter, accepted));
+        }
+        if now >= unverified.challenged_at + RECHALLENGE {
+            unverified.challenged_at = now;
+            self.challenge(&sender);
+        }
+    }
+
+    fn make_room_for_pending(&mut self, now: Instant) {
+        self.pending.retain(|_, u| now < u.first_seen + FRESHNESS);
+        if self.pending.len() >= MAX_PENDING
+            && let Some(oldest) = self.pending.iter().min_by_key(|(_, u)| u.first_seen).map(|(s, _)| s.clone())
+        {
+            self.pending.remove(&oldest);
+        }
+    }
+
+    /// Asks a boot to prove that it is live, at the address it sent from.
+    fn challenge(&mut self, sender: &Sender) {
+        let Some(unverified) = self.pending.get(sender) else { return };
+        let (to, cookie) = (unverified.from, unverified.cookie);
+        let inner = Inner::Challenge { boot: sender.boot, cookie };
+        let bytes = match &sender.client {
+            None => self.seal_for_servers(Destination::Peer(to), &inner),
+            Some(principal) => {
+                let (master, boot) = (unverified.header.key_id, sender.boot);
+                self.remember_session(
+                    to,
+                    Session { principal: principal.clone(), master, boot, last_used: unverified.first_seen },
+                );
+                self.seal_for_client(to, &inner)
+            }
+        };
+        if let Some(bytes) = bytes {
+            self.outbox.push_back((Destination::Peer(to), bytes));
+        }
+    }
+
+    fn answer_challenge(&mut self, now: Instant, from: SocketAddrV4, boot: Boot, cookie: Cookie) {
+        if boot != self.boot || self.answered.contains(&cookie) {
+            return; // for an earlier run of ours, or answered already
+        }
+        if self.answered.len() >= MAX_ANSWERED {
+            self.answered.pop_front();
+        }
+        self.answered.push_back(cookie);
+        let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
+        if let Some(bytes) = self.seal_for_servers(Destination::Peer(from), &proof) {
+            self.outbox.push_back((Destination::Peer(from), bytes));
+        }
+    }
+
+    fn take_proof(
+        &mut self,
+        now: Instant,
+        from: SocketAddrV4,
+        sender: &Sender,
+        counter: u64,
+        cookie: Cookie,
+        fresh_from: u64,
+    ) {
+        match self.pending.get(sender) {
+            Some(unverified) if unverified.cookie == cookie => {}
+            Some(_) => {
+                self.refuse(now, from, Reason::Replay, "a proof of life that answers no challenge of ours");
+                return;
+            }
+            None => return, // a second proof for a boot verified already
+        }
+        let Some(unverified) = self.pending.remove(sender) else { return };
+        let mut window = ReplayWindow::new(fresh_from);
+        let _ = window.accept(counter, now);
+        let mut held = unverified.held;
+        held.sort_by_key(|(counter, _)| *counter);
+        for (counter, accepted) in held {
+            match window.accept(counter, now) {
+                Ok(()) => {
+                    self.note_session(now, &unverified.header, accepted.from);
+                    self.released.push_back(accepted);
+                }
+                Err(stale) => {
+                    self.refuse_stale(now, accepted.from, stale);
+                }
+            }
+        }
+        self.insert_sender(sender.clone(), window, now);
+    }
+
+    fn insert_sender(&mut self, sender: Sender, window: ReplayWindow, now: Instant) {
+        if self.senders.len() >= MAX_SENDERS
+            && let Some(oldest) = self.senders.iter().min_by_key(|(_, (_, heard))| *heard).map(|(s, _)| s.clone())
+        {
+            self.senders.remove(&oldest);
+        }
+        self.senders.insert(sender, (window, now));
+    }
+
+    /// Remembers which key a client at `from` uses, to seal replies to it.
+    fn note_session(&mut self, now: Instant, header: &SealedHeader, from: SocketAddrV4) {
+        if let Some(principal) = &header.client {
+            let session =
+                Session { principal: principal.clone(), master: header.key_id, boot: header.boot, last_used: now };
+            self.remember_session(from, session);
+        }
+    }
+
+    fn remember_session(&mut self, addr: SocketAddrV4, session: Session) {
+        if self.sessions.len() >= MAX_CLIENT_SESSIONS && !self.sessions.contains_key(&addr) {
+            let oldest = self.sessions.iter().min_by_key(|(_, s)| s.last_used).map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                self.sessions.remove(&oldest);
+            }
+        }
+        self.sessions.insert(addr, session);
+    }
+
+    fn cookie(&mut self) -> Cookie {
+        let mut cookie = [0u8; 16];
+        for half in cookie.chunks_mut(8) {
+            half.copy_from_slice(&crate::node::xorshift(&mut self.rng).to_le_bytes());
+        }
+        cookie
+    }
+
+    fn refuse_stale(&mut self, now: Instant, from: SocketAddrV4, stale: Stale) -> Option<Accepted> {
+        match stale {
+            // Networks duplicate datagrams, and with --peer every group datagram comes twice.
+            Stale::Seen => self.refuse(now, from, Reason::Duplicate, "a copy of a datagram already taken"),
+            Stale::TooOld => self.refuse(
+                now,
+                from,
+                Reason::Replay,
+                "it is older than the replay window or the freshness horizon: replayed, or held up very long",
+            ),
+        }
+    }
+
+    /// Counts a refused datagram and warns about it (rate-limited per sender).
+    fn refuse(&mut self, now: Instant, from: SocketAddrV4, reason: Reason, why: &str) -> Option<Accepted> {
+        let r = &mut self.rejected;
+        let counter = match reason {
+            Reason::Unauthenticated => &mut r.unauthenticated,
+            Reason::UnknownKey => &mut r.unknown_key,
+            Reason::BadMac => &mut r.bad_mac,
+            Reason::Replay => &mut r.replay,
+            Reason::Duplicate => &mut r.duplicate,
+            Reason::Malformed => &mut r.malformed,
+            Reason::UnexpectedKey => &mut r.unexpected_key,
+        };
+        *counter += 1;
+        if reason == Reason::Duplicate {
+            debug!("dropped a datagram from {from}: {why}");
+        } else if self.warnings.allow(from, now) {
+            warn!(
+                "rejected a datagram from {from}: {why} (status shows the counts; at most one such line per sender per {} s)",
+                WARN_EVERY.as_secs()
+            );
+        }
+        None
+    }
+
+    /// Sends a key notice to `to`, rate-limited.
+    fn notify(&mut self, now: Instant, to: SocketAddrV4, notice: Notice) {
+        if self.notices.allow(to, now) {
+            self.outbox.push_back((Destination::Peer(to), notice.encode()));
+        }
+    }
+
+    fn heard_notice(&mut self, now: Instant, from: SocketAddrV4, reason: u8) -> Option<Accepted> {
+        match Notice::from_byte(reason) {
+            Some(notice) if self.warnings.allow(from, now) => {
+                warn!(
+                    "the host at {from} refuses our datagrams, it says: {notice}; compare the key files (docs/security.md)"
+                );
+            }
+            Some(_) => {}
+            None => return self.refuse(now, from, Reason::Malformed, "a key notice with an unknown reason"),
+        }
+        None
+    }
+}
+
+/// True when a frame of `kind` may carry `message`: servers speak in peer
+/// frames, clients in requests. A client's key can therefore never carry a
+/// server's message, whatever it says inside.
+fn kind_carries(kind: FrameKind, message: &Message) -> bool {
+    matches!((kind, message), (FrameKind::Peer, Message::Peer(_)) | (FrameKind::Request, Message::Request(_)))
+}
+
+/// What a client makes of a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientInput {
+    /// An authentic, fresh reply.
+    Reply(Reply),
+    /// A server's (unauthenticated) hint that our key is missing or wrong.
+    Notice(Notice),
+    /// Nothing to act on: refused, or a challenge answered.
+    Nothing,
+}
+
+/// A client's guard; see the module documentation.
+#[derive(Debug)]
+pub struct ClientGuard {
+    key: Option<ClientKey>,
+    boot: Boot,
+    sent: SentCounter,
+    servers: BTreeMap<Boot, ReplayWindow>,
+    answered: VecDeque<Cookie>,
+    outbox: VecDeque<(SocketAddrV4, Vec<u8>)>,
+}
+
+impl ClientGuard {
+    /// A guard for a client process with boot nonce `boot` (random per run).
+    pub fn new(key: Option<ClientKey>, boot: Boot) -> Self {
+        ClientGuard {
+            key,
+            boot,
+            sent: SentCounter::default(),
+            servers: BTreeMap::new(),
+            answered: VecDeque::new(),
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// True when the client has a key.
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Seals a request (anew for every retransmission: a copy would be refused).
+    pub fn seal_request(&mut self, now: Instant, request: &Request) -> Vec<u8> {
+        self.sent.note_time(now);
+        let message = Message::Request(request.clone());
+        self.seal(&Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
+    }
+
+    fn seal(&mut self, inner: &Inner) -> Option<Vec<u8>> {
+        let key = self.key.as_ref()?;
+        let header = SealedHeader {
+            kind: FrameKind::Request,
+            key_id: key.master,
+            boot: self.boot,
+            counter: self.sent.take_next(),
+            target: Target::Group,
+            client: Some(key.principal.clone()),
+        };
+        Some(frame::seal(&header, &key.key, &[], inner))
+    }
+
+    /// A proof of life to send to a server that challenged us.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// Opens what arrived from `from`.
+    pub fn open(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) -> ClientInput {
+        self.sent.note_time(now);
+        let frame = match frame::parse(datagram) {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!("ignoring a datagram from {from}: {e}");
+                return ClientInput::Nothing;
+            }
+        };
+        match (frame, &self.key) {
+            (Frame::Notice(reason), _) => Notice::from_byte(reason).map_or(ClientInput::Nothing, ClientInput::Notice),
+            (Frame::Plain(body), None) => match wire::decode_body(body) {
+                Ok(Message::Reply(reply)) => ClientInput::Reply(reply),
+                Ok(_) | Err(_) => ClientInput::Nothing,
+            },
+            (Frame::Plain(_), Some(_)) => {
+                debug!("ignoring an unauthenticated datagram from {from}: this client has a key");
+                ClientInput::Nothing
+            }
+            (Frame::Sealed(_), None) => ClientInput::Nothing,
+            (Frame::Sealed(sealed), Some(_)) => self.open_sealed(now, from, &sealed),
+        }
+    }
+
+    fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> ClientInput {
+        let Some(key) = &self.key else { return ClientInput::Nothing };
+        let header = &frame.header;
+        let ours = header.kind == FrameKind::Reply
+            && header.key_id == key.master
+            && header.client.as_ref() == Some(&key.principal);
+        if !ours {
+            return ClientInput::Nothing;
+        }
+        let inner = match frame.open(&key.key, &self.boot.0) {
+            Ok(inner) => inner,
+            Err(e) => {
+                debug!("ignoring a datagram from {from} that does not open with our key: {e:?}");
+                return ClientInput::Nothing;
+            }
+        };
+        match inner {
+            Inner::Message(Message::Reply(reply)) if self.fresh(header, now) => ClientInput::Reply(reply),
+            Inner::Challenge { boot, cookie } if boot == self.boot && !self.answered.contains(&cookie) => {
+                if self.answered.len() >= MAX_ANSWERED {
+                    self.answered.pop_front();
+                }
+                self.answered.push_back(cookie);
+                let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
+                if let Some(bytes) = self.seal(&proof) {
+                    self.outbox.push_back((from, bytes));
+                }
+                ClientInput::Nothing
+            }
+            _ => ClientInput::Nothing,
+        }
+    }
+
+    /// True the first time a server boot's counter is seen (its window).
+    fn fresh(&mut self, header: &SealedHeader, now: Instant) -> bool {
+        if !self.servers.contains_key(&header.boot) && self.servers.len() >= MAX_SERVER_BOOTS {
+            self.servers.pop_first();
+        }
+        let window = self.servers.entry(header.boot).or_insert_with(|| ReplayWindow::new(0));
+        window.accept(header.counter, now).is_ok()
+    }
+}

@@ -1,0 +1,259 @@
+//! Replay protection (docs/security.md, "Replay"): every sealed datagram
+//! carries its sender's boot nonce (random per process start) and a counter
+//! that only grows. A receiver keeps, per sender boot, a sliding window of
+//! the counters it accepted (RFC 6479, as WireGuard and IPsec do), so loss
+//! and reordering within [`WINDOW`] pass and a second copy never does.
+//!
+//! The window alone would let a datagram that a receiver missed arrive much
+//! later. Two time rules close that, each on one process's own clock (no
+//! clocks need to agree):
+//! - a receiver refuses a counter at or below the highest it had accepted
+//!   [`FRESHNESS`] ago: that datagram was sent before one that arrived long ago;
+//! - a sender, asked to prove that its boot is live, names the counter it had
+//!   reached [`FRESHNESS`] ago ([`SentCounter::fresh_from`]); the receiver
+//!   accepts only what came after it. That is how a receiver that restarted,
+//!   or has never heard a sender, tells an old datagram from a new one.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Counters a window remembers below the highest one accepted: reordering of
+/// up to this many of one sender's datagrams is tolerated.
+pub const WINDOW: u64 = 8192;
+
+/// How old a datagram may be, on the receiver's or the sender's clock.
+pub const FRESHNESS: Duration = Duration::from_secs(2);
+
+const BLOCK_BITS: u64 = 64;
+/// One block more than the window, so that advancing never clears a bit still inside it.
+const BLOCKS: usize = (WINDOW / BLOCK_BITS) as usize + 1;
+
+/// How often the window and the sender note where their counter stands.
+const MARK_EVERY: Duration = Duration::from_millis(500);
+
+/// Why a counter was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// This counter was accepted before: a copy.
+    Seen,
+    /// Below the window, below the handshake's floor, or older than [`FRESHNESS`].
+    TooOld,
+}
+
+/// The counters accepted from one sender boot.
+#[derive(Debug, Clone)]
+pub struct ReplayWindow {
+    /// The highest counter accepted (0: none yet).
+    highest: u64,
+    /// Counters at or below this are refused: where the sender's proof of
+    /// life said its fresh datagrams begin.
+    floor: u64,
+    /// Bit `c % (BLOCKS * 64)` is set when counter `c` (within the window) was accepted.
+    bits: [u64; BLOCKS],
+    /// (when, highest accepted then), one per [`MARK_EVERY`], oldest first.
+    marks: VecDeque<(Instant, u64)>,
+}
+
+impl ReplayWindow {
+    /// A window that refuses every counter at or below `floor`.
+    pub fn new(floor: u64) -> Self {
+        ReplayWindow { highest: floor, floor, bits: [0; BLOCKS], marks: VecDeque::new() }
+    }
+
+    /// Accepts `counter` if it is fresh, and remembers it.
+    pub fn accept(&mut self, counter: u64, now: Instant) -> Result<(), Stale> {
+        self.check(counter, now)?;
+        if counter > self.highest {
+            self.advance(counter);
+        }
+        let (block, bit) = position(counter);
+        self.bits[block] |= 1 << bit;
+        self.mark(now);
+        Ok(())
+    }
+
+    /// Whether `counter` would be accepted now; changes nothing.
+    pub fn check(&self, counter: u64, now: Instant) -> Result<(), Stale> {
+        if counter <= self.lowest_refused(now) {
+            return Err(Stale::TooOld);
+        }
+        if counter > self.highest {
+            return Ok(());
+        }
+        let (block, bit) = position(counter);
+        match self.bits[block] & (1 << bit) {
+            0 => Ok(()),
+            _ => Err(Stale::Seen),
+        }
+    }
+
+    /// The highest counter refused outright at `now`.
+    fn lowest_refused(&self, now: Instant) -> u64 {
+        let by_window = self.highest.saturating_sub(WINDOW);
+        let by_age = match now.checked_sub(FRESHNESS) {
+            Some(horizon) => self.marks.iter().rev().find(|(at, _)| *at <= horizon).map_or(0, |m| m.1),
+            None => 0,
+        };
+        self.floor.max(by_window).max(by_age)
+    }
+
+    /// Moves the window up to `counter`, clearing the blocks it passes.
+    fn advance(&mut self, counter: u64) {
+        let (old_block, _) = position(self.highest);
+        let blocks = (counter / BLOCK_BITS - self.highest / BLOCK_BITS).min(BLOCKS as u64);
+        for step in 1..=blocks as usize {
+            self.bits[(old_block + step) % BLOCKS] = 0;
+        }
+        self.highest = counter;
+    }
+
+    fn mark(&mut self, now: Instant) {
+        if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
+            self.marks.push_back((now, self.highest));
+        }
+        prune(&mut self.marks, now);
+    }
+}
+
+/// The block and bit of `counter` in the ring.
+fn position(counter: u64) -> (usize, u64) {
+    (((counter / BLOCK_BITS) % BLOCKS as u64) as usize, counter % BLOCK_BITS)
+}
+
+/// Drops the marks older than the newest one at least [`FRESHNESS`] old,
+/// which is the only old one still needed.
+fn prune(marks: &mut VecDeque<(Instant, u64)>, now: Instant) {
+    let Some(horizon) = now.checked_sub(FRESHNESS) else { return };
+    while marks.len() > 1 && marks.get(1).is_some_and(|(at, _)| *at <= horizon) {
+        marks.pop_front();
+    }
+}
+
+/// A sender's counter, and where it stood over the last [`FRESHNESS`].
+#[derive(Debug, Clone, Default)]
+pub struct SentCounter {
+    /// The last counter used (0: none yet).
+    last: u64,
+    /// (when, last counter used then), one per [`MARK_EVERY`], oldest first.
+    marks: VecDeque<(Instant, u64)>,
+}
+
+impl SentCounter {
+    /// Notes the time of an input, before anything it causes is sent.
+    pub fn note_time(&mut self, now: Instant) {
+        if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
+            self.marks.push_back((now, self.last));
+        }
+        while self.marks.front().is_some_and(|(at, _)| *at + FRESHNESS < now) && self.marks.len() > 1 {
+            self.marks.pop_front();
+        }
+    }
+
+    /// The counter for the next datagram.
+    pub fn take_next(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
+
+    /// Every datagram with a counter above this was sent within the last
+    /// [`FRESHNESS`]: what a proof of life vouches for.
+    pub fn fresh_from(&self, now: Instant) -> u64 {
+        let horizon = now.checked_sub(FRESHNESS);
+        self.marks.iter().find(|(at, _)| horizon.is_none_or(|h| *at >= h)).map_or(self.last, |m| m.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_window_takes_each_fresh_counter_once() {
+        let now = Instant::now();
+        // (counter, want) in the order they arrive.
+        let cases: [(u64, Result<(), Stale>); 12] = [
+            (5, Ok(())),
+            (5, Err(Stale::Seen)),
+            (3, Ok(())),
+            (4, Ok(())),
+            (3, Err(Stale::Seen)),
+            (10_000, Ok(())),
+            (9_999, Ok(())),
+            (10_000 - WINDOW + 1, Ok(())),
+            (10_000 - WINDOW, Err(Stale::TooOld)),
+            (4, Err(Stale::TooOld)),
+            (u64::MAX - 1, Ok(())),
+            (u64::MAX - 1, Err(Stale::Seen)),
+        ];
+        let mut window = ReplayWindow::new(0);
+        for (i, (counter, want)) in cases.into_iter().enumerate() {
+            let got = window.accept(counter, now);
+            assert_eq!(got, want, "#{i}: counter {counter}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn counters_at_or_below_the_floor_are_refused() {
+        let now = Instant::now();
+        let mut window = ReplayWindow::new(100);
+        for (i, (counter, want)) in
+            [(100, Err(Stale::TooOld)), (1, Err(Stale::TooOld)), (101, Ok(()))].into_iter().enumerate()
+        {
+            assert_eq!(window.accept(counter, now), want, "#{i}: counter {counter}");
+        }
+    }
+
+    #[test]
+    fn a_missed_counter_is_refused_once_a_later_one_is_freshness_old() {
+        let start = Instant::now();
+        let mut window = ReplayWindow::new(0);
+        window.accept(10, start).expect("fresh");
+        // 9 was lost or delayed: within FRESHNESS it may still come ...
+        assert_eq!(window.check(9, start + FRESHNESS - MS), Ok(()));
+        // ... but once 10 arrived FRESHNESS ago, 9 was sent earlier than that.
+        window.accept(11, start + FRESHNESS).expect("fresh");
+        assert_eq!(window.check(9, start + FRESHNESS), Err(Stale::TooOld));
+        // Anything newer than what had arrived then is still fine.
+        assert_eq!(window.check(12, start + FRESHNESS * 10), Ok(()));
+    }
+
+    #[test]
+    fn advancing_never_forgets_a_counter_inside_the_window() {
+        let now = Instant::now();
+        let mut window = ReplayWindow::new(0);
+        let accepted: Vec<u64> = (1..3 * WINDOW).step_by(7).collect();
+        for (i, &counter) in accepted.iter().enumerate() {
+            window.accept(counter, now).expect("fresh");
+            let inside = counter.saturating_sub(WINDOW);
+            let oldest = accepted[..=i].iter().find(|&&c| c > inside).copied().unwrap_or(counter);
+            assert_eq!(window.check(oldest, now), Err(Stale::Seen), "#{i}: {oldest} after {counter}");
+            if counter > WINDOW {
+                assert_eq!(window.check(inside + 2, now).is_ok(), (inside + 2 - 1) % 7 != 0, "#{i}");
+            }
+        }
+        // A jump past the whole window clears every block.
+        window.accept(100 * WINDOW, now).expect("fresh");
+        assert_eq!(window.check(100 * WINDOW - 1, now), Ok(()));
+    }
+
+    #[test]
+    fn a_sender_vouches_only_for_what_it_sent_within_freshness() {
+        let start = Instant::now();
+        let mut sent = SentCounter::default();
+        sent.note_time(start);
+        assert_eq!(sent.fresh_from(start), 0, "everything this boot sent is fresh");
+        for second in 1..=5u32 {
+            let now = start + Duration::from_secs(u64::from(second));
+            sent.note_time(now);
+            for _ in 0..100 {
+                sent.take_next();
+            }
+        }
+        // At 5 s the counter is 500; 100 were sent in each second since start.
+        let now = start + Duration::from_secs(5);
+        let fresh_from = sent.fresh_from(now);
+        assert_eq!(fresh_from, 200, "the counter as it stood 2 s ago (at 3 s: 200 sent)");
+    }
+}

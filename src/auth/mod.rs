@@ -15,17 +15,21 @@
 //! randomness (boot nonces) comes from the caller, so a simulation runs this
 //! very code.
 
+mod client;
 pub mod file;
 pub mod frame;
-mod guard;
 pub mod keys;
 mod limit;
 pub mod replay;
+mod server;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
-pub use guard::{Accepted, ClientGuard, ClientInput, ServerGuard};
+pub use client::{ClientGuard, ClientInput};
 pub use keys::{ClientKey, Key, KeyId, Principal, ServerKeys};
+pub use server::{Accepted, ServerGuard};
 
 /// An unauthenticated hint a server sends where a datagram failed for want
 /// of the right key, so that a misconfigured host finds out instead of

@@ -294,7 +294,7 @@ impl Node {
         let me = NodeId { id: config.id, addr: config.addr };
         let mut rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
         let incarnation = xorshift(&mut rng);
-        let guard = ServerGuard::new(config.keys.clone(), config.addr, config.boot, config.seed.rotate_left(29));
+        let guard = ServerGuard::new(config.keys.clone(), config.addr, config.boot, config.seed.rotate_left(29), now);
         Node {
             config,
             me,

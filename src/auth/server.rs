@@ -1,4 +1,4 @@
-//! The guards: what a server or a client does with a datagram before its
+//! The server's guard: what a server does with a datagram before its
 //! protocol core sees it, and with a message before it leaves.
 //!
 //! A server that receives a sealed datagram from a sender boot it has not
@@ -18,11 +18,11 @@ use ::log::{debug, warn};
 
 use super::Notice;
 use super::frame::{self, Boot, Cookie, Frame, Inner, OpenError, SealedFrame, SealedHeader, Target};
-use super::keys::{ClientKey, Key, KeyId, Principal, ServerKeys, derive_client_key};
+use super::keys::{Key, KeyId, Principal, ServerKeys, derive_client_key};
 use super::limit::PerSender;
 use super::replay::{FRESHNESS, ReplayWindow, SentCounter, Stale};
 use crate::node::Destination;
-use crate::wire::{self, AuthStatus, FrameKind, Message, Rejected, Reply, Request};
+use crate::wire::{self, AuthStatus, FrameKind, Message, Rejected};
 
 /// Sender boots a server keeps a replay window for; the least recently
 /// heard is forgotten first (it is challenged again if it speaks).
@@ -33,8 +33,6 @@ pub const MAX_PENDING: usize = 256;
 pub const MAX_HELD: usize = 4;
 /// Client addresses a server remembers the key of, to seal its replies.
 pub const MAX_CLIENT_SESSIONS: usize = 4096;
-/// Server boots a client keeps a replay window for.
-const MAX_SERVER_BOOTS: usize = 256;
 /// Challenges answered, remembered so that a replayed one has no effect.
 const MAX_ANSWERED: usize = 256;
 /// How soon a boot that has not proved itself is challenged again.
@@ -158,7 +156,8 @@ pub struct ServerGuard {
     rng: u64,
     senders: BTreeMap<Sender, (ReplayWindow, Instant)>,
     pending: BTreeMap<Sender, Unverified>,
-    answered: VecDeque<Cookie>,
+    /// Challenges answered, by the challenger's boot and cookie.
+    answered: VecDeque<(Boot, Cookie)>,
     sessions: BTreeMap<SocketAddrV4, Session>,
     outbox: VecDeque<(Destination, Vec<u8>)>,
     released: VecDeque<Accepted>,
@@ -169,14 +168,16 @@ pub struct ServerGuard {
 
 impl ServerGuard {
     /// A guard for the server at `me` with boot nonce `boot` (random per
-    /// process start); `keys` is `None` for a group without keys. `seed`
-    /// draws the challenge cookies, which need not be secret.
-    pub fn new(keys: Option<ServerKeys>, me: SocketAddrV4, boot: Boot, seed: u64) -> Self {
+    /// process start), created at `now`; `keys` is `None` for a group without
+    /// keys. `seed` draws the challenge cookies, which need not be secret.
+    pub fn new(keys: Option<ServerKeys>, me: SocketAddrV4, boot: Boot, seed: u64, now: Instant) -> Self {
+        let mut sent = SentCounter::default();
+        sent.note_time(now);
         ServerGuard {
             keyring: keys.map(|keys| Keyring { keys, derived: BTreeMap::new() }),
             me,
             boot,
-            sent: SentCounter::default(),
+            sent,
             rng: seed | 1,
             senders: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -345,7 +346,7 @@ impl ServerGuard {
         }
         match inner {
             Inner::Challenge { boot, cookie } if header.kind == FrameKind::Peer => {
-                self.answer_challenge(now, from, boot, cookie);
+                self.answer_challenge(now, from, header.boot, boot, cookie);
                 None
             }
             Inner::Proof { cookie, fresh_from } => {
@@ -437,14 +438,14 @@ impl ServerGuard {
         }
     }
 
-    fn answer_challenge(&mut self, now: Instant, from: SocketAddrV4, boot: Boot, cookie: Cookie) {
-        if boot != self.boot || self.answered.contains(&cookie) {
+    fn answer_challenge(&mut self, now: Instant, from: SocketAddrV4, challenger: Boot, boot: Boot, cookie: Cookie) {
+        if boot != self.boot || self.answered.contains(&(challenger, cookie)) {
             return; // for an earlier run of ours, or answered already
         }
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.pop_front();
         }
-        self.answered.push_back(cookie);
+        self.answered.push_back((challenger, cookie));
         let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
         if let Some(bytes) = self.seal_for_servers(Destination::Peer(from), &proof) {
             self.outbox.push_back((Destination::Peer(from), bytes));
@@ -586,138 +587,4 @@ impl ServerGuard {
 /// server's message, whatever it says inside.
 fn kind_carries(kind: FrameKind, message: &Message) -> bool {
     matches!((kind, message), (FrameKind::Peer, Message::Peer(_)) | (FrameKind::Request, Message::Request(_)))
-}
-
-/// What a client makes of a datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientInput {
-    /// An authentic, fresh reply.
-    Reply(Reply),
-    /// A server's (unauthenticated) hint that our key is missing or wrong.
-    Notice(Notice),
-    /// Nothing to act on: refused, or a challenge answered.
-    Nothing,
-}
-
-/// A client's guard; see the module documentation.
-#[derive(Debug)]
-pub struct ClientGuard {
-    key: Option<ClientKey>,
-    boot: Boot,
-    sent: SentCounter,
-    servers: BTreeMap<Boot, ReplayWindow>,
-    answered: VecDeque<Cookie>,
-    outbox: VecDeque<(SocketAddrV4, Vec<u8>)>,
-}
-
-impl ClientGuard {
-    /// A guard for a client process with boot nonce `boot` (random per run).
-    pub fn new(key: Option<ClientKey>, boot: Boot) -> Self {
-        ClientGuard {
-            key,
-            boot,
-            sent: SentCounter::default(),
-            servers: BTreeMap::new(),
-            answered: VecDeque::new(),
-            outbox: VecDeque::new(),
-        }
-    }
-
-    /// True when the client has a key.
-    pub fn keyed(&self) -> bool {
-        self.key.is_some()
-    }
-
-    /// Seals a request (anew for every retransmission: a copy would be refused).
-    pub fn seal_request(&mut self, now: Instant, request: &Request) -> Vec<u8> {
-        self.sent.note_time(now);
-        let message = Message::Request(request.clone());
-        self.seal(&Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
-    }
-
-    fn seal(&mut self, inner: &Inner) -> Option<Vec<u8>> {
-        let key = self.key.as_ref()?;
-        let header = SealedHeader {
-            kind: FrameKind::Request,
-            key_id: key.master,
-            boot: self.boot,
-            counter: self.sent.take_next(),
-            target: Target::Group,
-            client: Some(key.principal.clone()),
-        };
-        Some(frame::seal(&header, &key.key, &[], inner))
-    }
-
-    /// A proof of life to send to a server that challenged us.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
-        self.outbox.pop_front()
-    }
-
-    /// Opens what arrived from `from`.
-    pub fn open(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) -> ClientInput {
-        self.sent.note_time(now);
-        let frame = match frame::parse(datagram) {
-            Ok(frame) => frame,
-            Err(e) => {
-                debug!("ignoring a datagram from {from}: {e}");
-                return ClientInput::Nothing;
-            }
-        };
-        match (frame, &self.key) {
-            (Frame::Notice(reason), _) => Notice::from_byte(reason).map_or(ClientInput::Nothing, ClientInput::Notice),
-            (Frame::Plain(body), None) => match wire::decode_body(body) {
-                Ok(Message::Reply(reply)) => ClientInput::Reply(reply),
-                Ok(_) | Err(_) => ClientInput::Nothing,
-            },
-            (Frame::Plain(_), Some(_)) => {
-                debug!("ignoring an unauthenticated datagram from {from}: this client has a key");
-                ClientInput::Nothing
-            }
-            (Frame::Sealed(_), None) => ClientInput::Nothing,
-            (Frame::Sealed(sealed), Some(_)) => self.open_sealed(now, from, &sealed),
-        }
-    }
-
-    fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> ClientInput {
-        let Some(key) = &self.key else { return ClientInput::Nothing };
-        let header = &frame.header;
-        let ours = header.kind == FrameKind::Reply
-            && header.key_id == key.master
-            && header.client.as_ref() == Some(&key.principal);
-        if !ours {
-            return ClientInput::Nothing;
-        }
-        let inner = match frame.open(&key.key, &self.boot.0) {
-            Ok(inner) => inner,
-            Err(e) => {
-                debug!("ignoring a datagram from {from} that does not open with our key: {e:?}");
-                return ClientInput::Nothing;
-            }
-        };
-        match inner {
-            Inner::Message(Message::Reply(reply)) if self.fresh(header, now) => ClientInput::Reply(reply),
-            Inner::Challenge { boot, cookie } if boot == self.boot && !self.answered.contains(&cookie) => {
-                if self.answered.len() >= MAX_ANSWERED {
-                    self.answered.pop_front();
-                }
-                self.answered.push_back(cookie);
-                let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
-                if let Some(bytes) = self.seal(&proof) {
-                    self.outbox.push_back((from, bytes));
-                }
-                ClientInput::Nothing
-            }
-            _ => ClientInput::Nothing,
-        }
-    }
-
-    /// True the first time a server boot's counter is seen (its window).
-    fn fresh(&mut self, header: &SealedHeader, now: Instant) -> bool {
-        if !self.servers.contains_key(&header.boot) && self.servers.len() >= MAX_SERVER_BOOTS {
-            self.servers.pop_first();
-        }
-        let window = self.servers.entry(header.boot).or_insert_with(|| ReplayWindow::new(0));
-        window.accept(header.counter, now).is_ok()
-    }
 }

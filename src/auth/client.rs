@@ -1,0 +1,157 @@
+//! The client's guard: seals its requests (anew for each retransmission),
+//! opens the replies sealed for this process, and answers a server's
+//! challenge with a proof of life. A reply needs no proof from the server:
+//! it is sealed for this process's own boot, so no other reply opens.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+use ::log::debug;
+
+use super::Notice;
+use super::frame::{self, Boot, Cookie, Frame, Inner, SealedFrame, SealedHeader, Target};
+use super::keys::ClientKey;
+use super::replay::{ReplayWindow, SentCounter};
+use crate::wire::{self, FrameKind, Message, Reply, Request};
+
+/// Server boots a client keeps a replay window for.
+const MAX_SERVER_BOOTS: usize = 256;
+/// Challenges answered, remembered so that a replayed one has no effect.
+const MAX_ANSWERED: usize = 256;
+
+/// What a client makes of a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientInput {
+    /// An authentic, fresh reply.
+    Reply(Reply),
+    /// A server's (unauthenticated) hint that our key is missing or wrong.
+    Notice(Notice),
+    /// Nothing to act on: refused, or a challenge answered.
+    Nothing,
+}
+
+/// A client's guard; see the module documentation.
+#[derive(Debug)]
+pub struct ClientGuard {
+    key: Option<ClientKey>,
+    boot: Boot,
+    sent: SentCounter,
+    servers: BTreeMap<Boot, ReplayWindow>,
+    answered: VecDeque<(Boot, Cookie)>,
+    outbox: VecDeque<(SocketAddrV4, Vec<u8>)>,
+}
+
+impl ClientGuard {
+    /// A guard for a client process with boot nonce `boot` (random per run).
+    pub fn new(key: Option<ClientKey>, boot: Boot) -> Self {
+        ClientGuard {
+            key,
+            boot,
+            sent: SentCounter::default(),
+            servers: BTreeMap::new(),
+            answered: VecDeque::new(),
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// True when the client has a key.
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Seals a request (anew for every retransmission: a copy would be refused).
+    pub fn seal_request(&mut self, now: Instant, request: &Request) -> Vec<u8> {
+        self.sent.note_time(now);
+        let message = Message::Request(request.clone());
+        self.seal(&Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
+    }
+
+    fn seal(&mut self, inner: &Inner) -> Option<Vec<u8>> {
+        let key = self.key.as_ref()?;
+        let header = SealedHeader {
+            kind: FrameKind::Request,
+            key_id: key.master,
+            boot: self.boot,
+            counter: self.sent.take_next(),
+            target: Target::Group,
+            client: Some(key.principal.clone()),
+        };
+        Some(frame::seal(&header, &key.key, &[], inner))
+    }
+
+    /// A proof of life to send to a server that challenged us.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// Opens what arrived from `from`.
+    pub fn open(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) -> ClientInput {
+        self.sent.note_time(now);
+        let frame = match frame::parse(datagram) {
+            Ok(frame) => frame,
+            Err(e) => {
+                debug!("ignoring a datagram from {from}: {e}");
+                return ClientInput::Nothing;
+            }
+        };
+        match (frame, &self.key) {
+            (Frame::Notice(reason), _) => Notice::from_byte(reason).map_or(ClientInput::Nothing, ClientInput::Notice),
+            (Frame::Plain(body), None) => match wire::decode_body(body) {
+                Ok(Message::Reply(reply)) => ClientInput::Reply(reply),
+                Ok(_) | Err(_) => ClientInput::Nothing,
+            },
+            (Frame::Plain(_), Some(_)) => {
+                debug!("ignoring an unauthenticated datagram from {from}: this client has a key");
+                ClientInput::Nothing
+            }
+            (Frame::Sealed(_), None) => ClientInput::Nothing,
+            (Frame::Sealed(sealed), Some(_)) => self.open_sealed(now, from, &sealed),
+        }
+    }
+
+    fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> ClientInput {
+        let Some(key) = &self.key else { return ClientInput::Nothing };
+        let header = &frame.header;
+        let ours = header.kind == FrameKind::Reply
+            && header.key_id == key.master
+            && header.client.as_ref() == Some(&key.principal);
+        if !ours {
+            return ClientInput::Nothing;
+        }
+        let inner = match frame.open(&key.key, &self.boot.0) {
+            Ok(inner) => inner,
+            Err(e) => {
+                debug!("ignoring a datagram from {from} that does not open with our key: {e:?}");
+                return ClientInput::Nothing;
+            }
+        };
+        match inner {
+            Inner::Message(Message::Reply(reply)) if self.fresh(header, now) => ClientInput::Reply(reply),
+            Inner::Challenge { boot, cookie }
+                if boot == self.boot && !self.answered.contains(&(header.boot, cookie)) =>
+            {
+                if self.answered.len() >= MAX_ANSWERED {
+                    self.answered.pop_front();
+                }
+                self.answered.push_back((header.boot, cookie));
+                let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
+                if let Some(bytes) = self.seal(&proof) {
+                    self.outbox.push_back((from, bytes));
+                }
+                ClientInput::Nothing
+            }
+            _ => ClientInput::Nothing,
+        }
+    }
+
+    /// True the first time a server boot's counter is seen (its window).
+    fn fresh(&mut self, header: &SealedHeader, now: Instant) -> bool {
+        if !self.servers.contains_key(&header.boot) && self.servers.len() >= MAX_SERVER_BOOTS {
+            self.servers.pop_first();
+        }
+        let window = self.servers.entry(header.boot).or_insert_with(|| ReplayWindow::new(0));
+        window.accept(header.counter, now).is_ok()
+    }
+}

@@ -14,8 +14,8 @@
 //! The sealed kinds (authenticated and encrypted with a key) are laid out in
 //! [`crate::auth::frame`]; their plaintext is a [`Message`] encoded as here.
 //! The header is checked before bincode sees a byte, and bincode is given a
-//! byte limit no larger than the datagram itself, so a hostile length prefix
-//! can never make the decoder allocate more than the datagram could hold.
+//! memory limit (`DECODE_LIMIT`, 1 MiB), so a hostile length prefix can
+//! never make the decoder allocate more than that.
 
 use std::fmt;
 
@@ -31,8 +31,11 @@ const MAGIC: [u8; 2] = *b"RC";
 /// The protocol version; datagrams of any other are refused.
 pub const VERSION: u8 = 3;
 
-/// The largest message body bincode may decode (and allocate for).
-const BODY_LIMIT: usize = MAX_DATAGRAM - HEADER_LEN;
+/// How much memory bincode may claim while decoding one datagram. It counts
+/// decoded sizes (a `u64` sent in one varint byte claims 8), so a datagram
+/// may decode to several times its length; 16 times the largest datagram
+/// bounds every message roomcast sends and every hostile one alike.
+const DECODE_LIMIT: usize = 16 * MAX_DATAGRAM.next_power_of_two();
 
 /// What follows a datagram's header (its fourth byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -692,8 +695,8 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<BODY_LIMIT>()
+fn decode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
 
 /// Encodes a message into a plain datagram.
@@ -711,7 +714,8 @@ pub fn encode(message: &Message) -> Vec<u8> {
 /// Appends the bincode encoding of `value` (a message, or a sealed frame's plaintext).
 pub(crate) fn encode_body_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     // Encoding into a Vec only fails for types serde cannot describe; ours are plain data.
-    let body = bincode::serde::encode_to_vec(value, bincode_config()).expect("roomcast messages are always encodable");
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .expect("roomcast messages are always encodable");
     out.extend_from_slice(&body);
 }
 
@@ -726,7 +730,7 @@ pub fn decode(datagram: &[u8]) -> Result<Message, DecodeError> {
 /// Decodes a whole body (all of `body`, no more, no less) with the size limit.
 pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let (value, used) =
-        bincode::serde::decode_from_slice(body, bincode_config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        bincode::serde::decode_from_slice(body, decode_config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(DecodeError::TrailingBytes(body.len() - used));
     }
@@ -809,6 +813,27 @@ mod tests {
         let mut bytes = vec![b'R', b'C', VERSION, 0, 0, 7, 1, 3, 0xFF];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_full_chunk_of_entries_decodes() {
+        // Decoded sizes outgrow the datagram: each small varint becomes 8 bytes.
+        let slot = Slot { room: "ME4326".into(), timeslot: "8:30-9:30".into(), day: "Friday".into() };
+        let by = Some(Principal { name: "client-1".into(), admin: false });
+        let entries: Vec<Entry> = (1..=1_000)
+            .map(|seq| Entry {
+                position: LogPosition { term: 3, seq, leader: u64::MAX / 3 },
+                client: u64::MAX / 5,
+                request: seq,
+                by: by.clone(),
+                op: Op::Reserve(slot.clone()),
+            })
+            .collect();
+        let Message::Peer(mut peer) = samples().remove(2) else { unreachable!() };
+        peer.body = PeerBody::Entries { prev: LogPosition::default(), entries, complete: true };
+        let bytes = encode(&Message::Peer(peer.clone()));
+        assert!(bytes.len() < MAX_DATAGRAM, "{} bytes", bytes.len());
+        assert_eq!(decode(&bytes), Ok(Message::Peer(peer)));
     }
 
     #[test]

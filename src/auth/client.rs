@@ -136,7 +136,7 @@ impl ClientGuard {
                     self.answered.pop_front();
                 }
                 self.answered.push_back((header.boot, cookie));
-                let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
+                let proof = Inner::Proof { cookie, history: self.sent.history(now) };
                 if let Some(bytes) = self.seal(&proof) {
                     self.outbox.push_back((from, bytes));
                 }

@@ -68,9 +68,11 @@ pub enum Inner {
     Proof {
         /// The challenge's cookie.
         cookie: Cookie,
-        /// Every datagram of this boot with a counter above this one was
-        /// sent within the freshness horizon (`replay::SentCounter`).
-        fresh_from: u64,
+        /// Where the boot's counter stood over the freshness horizon, oldest
+        /// first: (milliseconds before this proof, counter then). Every
+        /// datagram above the first counter was sent within the horizon;
+        /// the rest say how old each is (`replay::Vouched`).
+        history: Vec<(u32, u64)>,
     },
 }
 

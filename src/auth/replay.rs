@@ -9,10 +9,12 @@
 //! clocks need to agree):
 //! - a receiver refuses a counter at or below the highest it had accepted
 //!   [`FRESHNESS`] ago: that datagram was sent before one that arrived long ago;
-//! - a sender, asked to prove that its boot is live, names the counter it had
-//!   reached [`FRESHNESS`] ago ([`SentCounter::fresh_from`]); the receiver
-//!   accepts only what came after it. That is how a receiver that restarted,
-//!   or has never heard a sender, tells an old datagram from a new one.
+//! - a sender, asked to prove that its boot is live, says where its counter
+//!   stood over the last [`FRESHNESS`] ([`SentCounter::history`]); the
+//!   receiver refuses what came before that, and from then on refuses each
+//!   counter once it is [`FRESHNESS`] old by that history. That is how a
+//!   receiver that restarted, or has never heard a sender, tells an old
+//!   datagram from a new one.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,12 +26,24 @@ pub const WINDOW: u64 = 8192;
 /// How old a datagram may be, on the receiver's or the sender's clock.
 pub const FRESHNESS: Duration = Duration::from_secs(2);
 
+/// A sender not heard for this long proves again that it is live before
+/// anything more it sends is taken: from a process that died, an unseen
+/// datagram could otherwise arrive at any later time.
+pub const IDLE: Duration = Duration::from_secs(1);
+
 const BLOCK_BITS: u64 = 64;
 /// One block more than the window, so that advancing never clears a bit still inside it.
 const BLOCKS: usize = (WINDOW / BLOCK_BITS) as usize + 1;
 
 /// How often the window and the sender note where their counter stands.
-const MARK_EVERY: Duration = Duration::from_millis(500);
+const MARK_EVERY: Duration = Duration::from_millis(250);
+
+/// The oldest a datagram can be when a receiver takes it: one that never
+/// reached it before (lost, or sent before it restarted), sent just after
+/// the last datagram that did, while the sender was heard within [`IDLE`];
+/// it is refused once a later one is [`FRESHNESS`] old, to the precision of
+/// the marks. Nothing older works twice, or late.
+pub const MAX_AGE: Duration = Duration::from_millis(2000 + 1000 + 250);
 
 /// Why a counter was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +72,37 @@ impl ReplayWindow {
     /// A window that refuses every counter at or below `floor`.
     pub fn new(floor: u64) -> Self {
         ReplayWindow { highest: floor, floor, bits: [0; BLOCKS], marks: VecDeque::new() }
+    }
+
+    /// A window opened by a proof of life at `now` that carried `history`
+    /// (see [`ReplayWindow::vouch`]).
+    pub fn vouched(history: &[(u32, u64)], now: Instant) -> Self {
+        let mut window = ReplayWindow::new(0);
+        window.vouch(history, now);
+        window
+    }
+
+    /// Takes in a proof of life received at `now`: the sender's counter as it
+    /// stood over the horizon, oldest first (milliseconds before the proof,
+    /// counter). Everything up to the first counter is older than the
+    /// horizon; each later counter becomes too old as its time passes, just
+    /// as if this window had noted it itself.
+    pub fn vouch(&mut self, history: &[(u32, u64)], now: Instant) {
+        let Some(&(_, oldest)) = history.first() else { return };
+        self.floor = self.floor.max(oldest);
+        self.highest = self.highest.max(oldest);
+        for &(ago, counter) in history {
+            let at = now.checked_sub(Duration::from_millis(u64::from(ago))).unwrap_or(now);
+            self.marks.push_back((at, counter));
+        }
+        self.marks.make_contiguous().sort_by_key(|(at, _)| *at);
+        // A later mark never says less was sent than an earlier one.
+        let mut most = 0;
+        for (_, counter) in self.marks.iter_mut() {
+            most = most.max(*counter);
+            *counter = most;
+        }
+        prune(&mut self.marks, now);
     }
 
     /// Accepts `counter` if it is fresh, and remembers it.
@@ -155,11 +200,21 @@ impl SentCounter {
         self.last
     }
 
-    /// Every datagram with a counter above this was sent within the last
-    /// [`FRESHNESS`]: what a proof of life vouches for.
-    pub fn fresh_from(&self, now: Instant) -> u64 {
+    /// What a proof of life says: where the counter stood over the last
+    /// [`FRESHNESS`], oldest first, as (milliseconds before `now`, counter).
+    /// Every datagram above the first counter was sent within the horizon.
+    pub fn history(&self, now: Instant) -> Vec<(u32, u64)> {
         let horizon = now.checked_sub(FRESHNESS);
-        self.marks.iter().find(|(at, _)| horizon.is_none_or(|h| *at >= h)).map_or(self.last, |m| m.1)
+        let recent: Vec<(u32, u64)> = self
+            .marks
+            .iter()
+            .filter(|(at, _)| horizon.is_none_or(|h| *at >= h))
+            .map(|&(at, counter)| (u32::try_from(now.duration_since(at).as_millis()).unwrap_or(u32::MAX), counter))
+            .collect();
+        match recent.is_empty() {
+            true => vec![(0, self.last)],
+            false => recent,
+        }
     }
 }
 
@@ -243,7 +298,7 @@ mod tests {
         let start = Instant::now();
         let mut sent = SentCounter::default();
         sent.note_time(start);
-        assert_eq!(sent.fresh_from(start), 0, "everything this boot sent is fresh");
+        assert_eq!(sent.history(start), [(0, 0)], "everything this boot sent is fresh");
         for second in 1..=5u32 {
             let now = start + Duration::from_secs(u64::from(second));
             sent.note_time(now);
@@ -253,7 +308,24 @@ mod tests {
         }
         // At 5 s the counter is 500; 100 were sent in each second since start.
         let now = start + Duration::from_secs(5);
-        let fresh_from = sent.fresh_from(now);
-        assert_eq!(fresh_from, 200, "the counter as it stood 2 s ago (at 3 s: 200 sent)");
+        assert_eq!(sent.history(now), [(2000, 200), (1000, 300), (0, 400)], "as it stood at 3, 4 and 5 s");
+    }
+
+    #[test]
+    fn a_vouched_window_refuses_each_counter_once_it_is_freshness_old_by_its_senders_history() {
+        let now = Instant::now();
+        // The sender says: 200 counters 2 s ago, 300 one second ago, 400 now.
+        let window = ReplayWindow::vouched(&[(2000, 200), (1000, 300), (0, 400)], now);
+        let cases = [
+            (200, MS, Err(Stale::TooOld)),
+            (250, MS, Ok(())),
+            (250, Duration::from_millis(1001), Err(Stale::TooOld)),
+            (350, Duration::from_millis(1001), Ok(())),
+            (350, FRESHNESS + MS, Err(Stale::TooOld)),
+            (401, FRESHNESS * 5, Ok(())),
+        ];
+        for (i, (counter, later, want)) in cases.into_iter().enumerate() {
+            assert_eq!(window.check(counter, now + later), want, "#{i}: counter {counter}, {later:?} after the proof");
+        }
     }
 }

@@ -20,7 +20,7 @@ use super::Notice;
 use super::frame::{self, Boot, Cookie, Frame, Inner, OpenError, SealedFrame, SealedHeader, Target};
 use super::keys::{Key, KeyId, Principal, ServerKeys, derive_client_key};
 use super::limit::PerSender;
-use super::replay::{FRESHNESS, ReplayWindow, SentCounter, Stale};
+use super::replay::{FRESHNESS, IDLE, ReplayWindow, SentCounter, Stale};
 use crate::node::Destination;
 use crate::wire::{self, AuthStatus, FrameKind, Message, Rejected};
 
@@ -80,11 +80,19 @@ struct Sender {
 struct Unverified {
     from: SocketAddrV4,
     header: SealedHeader,
-    cookie: Cookie,
+    /// The cookies of the challenges sent to it, newest last: a proof may
+    /// answer any of them (the proof of an earlier one may be late).
+    cookies: VecDeque<Cookie>,
     first_seen: Instant,
-    challenged_at: Instant,
+    challenged_at: Option<Instant>,
     held: Vec<(u64, Accepted)>,
 }
+
+/// Challenges to one boot whose cookies are remembered.
+const COOKIES_KEPT: usize = 4;
+/// The most marks a proof of life may carry (a sender notes one per half
+/// second over the two-second horizon).
+const MAX_HISTORY: usize = 16;
 
 /// What a server remembers of a client, to seal its replies.
 #[derive(Debug, Clone)]
@@ -349,8 +357,8 @@ impl ServerGuard {
                 self.answer_challenge(now, from, header.boot, boot, cookie);
                 None
             }
-            Inner::Proof { cookie, fresh_from } => {
-                self.take_proof(now, from, &sender, header.counter, cookie, fresh_from);
+            Inner::Proof { cookie, history } if history.len() <= MAX_HISTORY => {
+                self.take_proof(now, from, &sender, header.counter, cookie, &history);
                 None
             }
             Inner::Message(message) if kind_carries(header.kind, &message) => {
@@ -369,7 +377,9 @@ impl ServerGuard {
     /// An authentic message: acted on if its sender is verified and it is
     /// fresh, held (and the sender challenged) if the sender is not verified.
     fn take(&mut self, now: Instant, sender: Sender, header: &SealedHeader, accepted: Accepted) -> Option<Accepted> {
-        let Some((window, heard)) = self.senders.get_mut(&sender) else {
+        // A sender silent for a while proves again that it is live (`replay::IDLE`).
+        let live = |(_, heard): &(ReplayWindow, Instant)| now < *heard + IDLE;
+        let Some((window, heard)) = self.senders.get_mut(&sender).filter(|entry| live(entry)) else {
             self.hold(now, sender, header, accepted);
             return None;
         };
@@ -384,26 +394,29 @@ impl ServerGuard {
     }
 
     fn hold(&mut self, now: Instant, sender: Sender, header: &SealedHeader, accepted: Accepted) {
+        // What was held longer than the horizon, its sender could no longer vouch for: start over.
+        if self.pending.get(&sender).is_some_and(|u| now >= u.first_seen + FRESHNESS) {
+            self.pending.remove(&sender);
+        }
         if !self.pending.contains_key(&sender) {
             self.make_room_for_pending(now);
-            let cookie = self.cookie();
             let unverified = Unverified {
                 from: accepted.from,
                 header: header.clone(),
-                cookie,
+                cookies: VecDeque::new(),
                 first_seen: now,
-                challenged_at: now,
+                challenged_at: None,
                 held: Vec::new(),
             };
             self.pending.insert(sender.clone(), unverified);
-            self.challenge(&sender);
         }
         let Some(unverified) = self.pending.get_mut(&sender) else { return };
         if unverified.held.len() < MAX_HELD {
             unverified.held.push((header.counter, accepted));
         }
-        if now >= unverified.challenged_at + RECHALLENGE {
-            unverified.challenged_at = now;
+        // Again if no proof came (a challenge or its proof may be lost), each time with a new cookie.
+        if unverified.challenged_at.is_none_or(|at| now >= at + RECHALLENGE) {
+            unverified.challenged_at = Some(now);
             self.challenge(&sender);
         }
     }
@@ -419,17 +432,19 @@ impl ServerGuard {
 
     /// Asks a boot to prove that it is live, at the address it sent from.
     fn challenge(&mut self, sender: &Sender) {
-        let Some(unverified) = self.pending.get(sender) else { return };
-        let (to, cookie) = (unverified.from, unverified.cookie);
+        let cookie = self.cookie();
+        let Some(unverified) = self.pending.get_mut(sender) else { return };
+        if unverified.cookies.len() >= COOKIES_KEPT {
+            unverified.cookies.pop_front();
+        }
+        unverified.cookies.push_back(cookie);
+        let (to, master, since) = (unverified.from, unverified.header.key_id, unverified.first_seen);
         let inner = Inner::Challenge { boot: sender.boot, cookie };
         let bytes = match &sender.client {
             None => self.seal_for_servers(Destination::Peer(to), &inner),
             Some(principal) => {
-                let (master, boot) = (unverified.header.key_id, sender.boot);
-                self.remember_session(
-                    to,
-                    Session { principal: principal.clone(), master, boot, last_used: unverified.first_seen },
-                );
+                let session = Session { principal: principal.clone(), master, boot: sender.boot, last_used: since };
+                self.remember_session(to, session);
                 self.seal_for_client(to, &inner)
             }
         };
@@ -446,7 +461,7 @@ impl ServerGuard {
             self.answered.pop_front();
         }
         self.answered.push_back((challenger, cookie));
-        let proof = Inner::Proof { cookie, fresh_from: self.sent.fresh_from(now) };
+        let proof = Inner::Proof { cookie, history: self.sent.history(now) };
         if let Some(bytes) = self.seal_for_servers(Destination::Peer(from), &proof) {
             self.outbox.push_back((Destination::Peer(from), bytes));
         }
@@ -459,10 +474,10 @@ impl ServerGuard {
         sender: &Sender,
         counter: u64,
         cookie: Cookie,
-        fresh_from: u64,
+        history: &[(u32, u64)],
     ) {
         match self.pending.get(sender) {
-            Some(unverified) if unverified.cookie == cookie => {}
+            Some(unverified) if unverified.cookies.contains(&cookie) => {}
             Some(_) => {
                 self.refuse(now, from, Reason::Replay, "a proof of life that answers no challenge of ours");
                 return;
@@ -470,7 +485,14 @@ impl ServerGuard {
             None => return, // a second proof for a boot verified already
         }
         let Some(unverified) = self.pending.remove(sender) else { return };
-        let mut window = ReplayWindow::new(fresh_from);
+        // A boot verified before keeps what it accepted then.
+        let mut window = match self.senders.remove(sender) {
+            Some((mut window, _)) => {
+                window.vouch(history, now);
+                window
+            }
+            None => ReplayWindow::vouched(history, now),
+        };
         let _ = window.accept(counter, now);
         let mut held = unverified.held;
         held.sort_by_key(|(counter, _)| *counter);

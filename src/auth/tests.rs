@@ -342,3 +342,22 @@ fn without_keys_plain_datagrams_pass_and_sealed_ones_are_refused() {
     assert_eq!(drain(&mut open), vec![(Destination::Peer(A), Notice::NoKeys.encode())]);
     assert!(matches!(frame::parse(&Notice::NoKeys.encode()), Ok(Frame::Notice(4))));
 }
+
+#[test]
+fn a_datagram_that_was_lost_cannot_be_delivered_after_its_sender_fell_silent() {
+    let start = Instant::now();
+    let (mut a, mut b) = (server(A, 1), server(B, 2));
+    first_contact(start, &mut a, &mut b, &coordinator());
+    let lost = sealed(&mut a, Destination::Group, &coordinator());
+    // A says nothing more to B for longer than the horizon (it may have died).
+    let later = start + FRESHNESS + Duration::from_millis(1);
+    assert_eq!(b.open(later, A, &lost), None, "held: A must prove it is live again");
+    let challenge = drain(&mut b);
+    assert_eq!(challenge.len(), 1);
+    // If A is alive, its proof says `lost` is older than the horizon.
+    a.open(later, B, &challenge[0].1);
+    assert!(deliver(later, (&mut a, A), &mut b).is_empty());
+    assert_eq!(b.status().rejected.replay, 1);
+    let fresh = sealed(&mut a, Destination::Group, &coordinator());
+    assert!(b.open(later, A, &fresh).is_some(), "A is verified again");
+}

@@ -354,7 +354,6 @@ impl Node {
     /// Feeds one datagram received from `from`. The guard authenticates it
     /// first; what it refuses is counted and never acted on.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) {
-        self.notice_freeze(now);
         if let Some(accepted) = self.guard.open(now, from, datagram) {
             self.on_accepted(now, accepted);
         }
@@ -364,6 +363,8 @@ impl Node {
     }
 
     fn on_accepted(&mut self, now: Instant, accepted: Accepted) {
+        // Only an authentic datagram may make us act, even on our own stall.
+        self.notice_freeze(now);
         match accepted.message {
             Message::Request(request) => self.on_request(now, accepted.from, request, accepted.client),
             Message::Peer(peer) => self.on_peer(now, accepted.from, peer),

@@ -8,6 +8,7 @@
 //! from a seeded xorshift generator. The [`check::Checker`] sees every applied
 //! entry, every leadership and every answer a client gets.
 
+pub mod adversary;
 pub mod check;
 pub mod schedule;
 
@@ -18,10 +19,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::auth::frame::Boot;
+use crate::auth::{ClientKey, Principal, ServerKeys};
 use crate::client::{Client, ClientConfig, ClientEvent, Submitted};
 use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing, xorshift};
 use crate::rooms::Catalog;
 use crate::wire::{self, Answer, Command, Message, Reply, Request};
+use adversary::{Adversary, Attack, Injection};
 use check::Checker;
 
 /// Network behaviour of the simulation.
@@ -77,6 +80,8 @@ struct Delivery {
     to: SocketAddrV4,
     from: SocketAddrV4,
     bytes: Vec<u8>,
+    /// Sent by the adversary: what it is, for the checks.
+    attack: Option<Attack>,
 }
 
 /// A reply delivered to an address no simulated client owns (raw requests).
@@ -143,6 +148,10 @@ pub struct Sim {
     pub checker: Checker,
     /// What the run exercised.
     pub stats: Stats,
+    /// The group's keys, when it runs with them.
+    keys: Option<ServerKeys>,
+    /// A hostile host on the network (only with keys).
+    adversary: Option<Adversary>,
 }
 
 impl Sim {
@@ -165,7 +174,19 @@ impl Sim {
             fatal: Vec::new(),
             checker: Checker::default(),
             stats: Stats::default(),
+            keys: None,
+            adversary: None,
         }
+    }
+
+    /// Gives the group keys (servers and clients added from now on use
+    /// them), and puts a hostile host on the network that replays, mutates
+    /// and forges datagrams (see [`adversary`]).
+    pub fn with_keys_and_adversary(&mut self) {
+        let keys = ServerKeys::generate(std::array::from_fn(|_| self.random() as u8));
+        let seed = self.random();
+        self.adversary = Some(Adversary::new(seed, &keys, self.now));
+        self.keys = Some(keys);
     }
 
     /// Simulated time since the start.
@@ -192,7 +213,7 @@ impl Sim {
             catalog: Catalog::default(),
             seed: self.random(),
             min_replicas: self.min_replicas,
-            keys: None,
+            keys: self.keys.clone(),
             boot: Boot::default(),
         };
         // Derived from the node's seed rather than drawn: the run's random
@@ -266,9 +287,7 @@ impl Sim {
         self.running(index);
         log::info!("SIM: resumed");
         for delivery in std::mem::take(&mut self.servers[index].backlog) {
-            let now = self.now;
-            self.running(index).handle_datagram(now, delivery.from, &delivery.bytes);
-            self.flush(index);
+            self.deliver_to_server(index, &delivery);
         }
         let now = self.now;
         self.running(index).handle_timeout(now);
@@ -319,7 +338,14 @@ impl Sim {
         let index = self.clients.len();
         let addr = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, index as u8 + 1), 7000);
         let id = self.random();
-        let core = Client::new(id, ClientConfig::default());
+        let core = match &self.keys {
+            Some(keys) => {
+                let principal = Principal { name: format!("client-{index}"), admin: false };
+                let key = ClientKey::issue(&keys.client_masters[0], principal).ok();
+                Client::with_key(id, ClientConfig::default(), key, sim_boot(id))
+            }
+            None => Client::new(id, ClientConfig::default()),
+        };
         let next_at = self.now;
         self.clients.push(SimClient { core, addr, id, in_flight: None, next_at });
     }
@@ -396,7 +422,8 @@ impl Sim {
             })
             .flatten();
         let delivery = self.in_flight.peek().map(|Reverse((at, _, _))| *at);
-        servers.chain(clients).chain(delivery).min()
+        let attack = self.adversary.as_ref().map(Adversary::next_at);
+        servers.chain(clients).chain(delivery).chain(attack).min()
     }
 
     fn step(&mut self) {
@@ -405,6 +432,7 @@ impl Sim {
             let detail = format!("{STEP_BUDGET} steps by {:?}: a message storm or livelock", self.elapsed());
             self.checker.fail("liveness", detail);
         }
+        self.attack();
         while self.in_flight.peek().is_some_and(|Reverse((at, _, _))| *at <= self.now) {
             if let Some(Reverse((_, _, delivery))) = self.in_flight.pop() {
                 self.deliver(delivery);
@@ -426,19 +454,80 @@ impl Sim {
     fn deliver(&mut self, delivery: Delivery) {
         if let Some(index) = self.servers.iter().position(|s| s.node.id().addr == delivery.to) {
             match self.servers[index].liveness {
-                Liveness::Up => {
-                    let now = self.now;
-                    self.running(index).handle_datagram(now, delivery.from, &delivery.bytes);
-                    self.flush(index);
-                }
+                Liveness::Up => self.deliver_to_server(index, &delivery),
                 Liveness::Paused => self.servers[index].backlog.push(delivery),
                 Liveness::Down => {}
             }
         } else if let Some(index) = self.clients.iter().position(|c| c.addr == delivery.to) {
             let event = self.clients[index].core.handle_datagram(self.now, delivery.from, &delivery.bytes);
+            if let (Some(attack), Some(ClientEvent::Answered { request, .. })) = (delivery.attack, &event)
+                && !self.may_take_effect(attack)
+            {
+                let detail = format!(
+                    "at {:?}, {} from {} gave client {} an answer to request {request}",
+                    self.elapsed(),
+                    self.describe_attack(attack),
+                    delivery.from,
+                    self.clients[index].id
+                );
+                self.checker.fail("adversary", detail);
+            }
             self.client_event(index, event);
         } else if let Ok(Message::Reply(reply)) = wire::decode(&delivery.bytes) {
             self.replies.push(Received { client: delivery.to, from: delivery.from, reply });
+        }
+    }
+
+    /// Hands a datagram to a running server; one from the adversary must
+    /// not change its role, term, log or table (see [`Sim::may_take_effect`]).
+    fn deliver_to_server(&mut self, index: usize, delivery: &Delivery) {
+        let before = delivery.attack.map(|_| adversary::state_of(&self.servers[index].node));
+        let now = self.now;
+        self.running(index).handle_datagram(now, delivery.from, &delivery.bytes);
+        if let (Some(attack), Some(before)) = (delivery.attack, before) {
+            let after = adversary::state_of(&self.servers[index].node);
+            if before != after && !self.may_take_effect(attack) {
+                let id = self.servers[index].node.id().id;
+                let detail = format!(
+                    "at {:?}, {} from {} changed server {id}: {before:?} -> {after:?}",
+                    self.elapsed(),
+                    self.describe_attack(attack),
+                    delivery.from
+                );
+                self.checker.fail("adversary", detail);
+            }
+        }
+        self.flush(index);
+    }
+
+    /// Whether an injected datagram may change anything: only a copy of one
+    /// younger than `replay::MAX_AGE` (plus the network's delay), which is no
+    /// more than a late copy of what its sender sent. Nothing mutated or
+    /// forged ever may.
+    fn may_take_effect(&self, attack: Attack) -> bool {
+        let delay = self.faults.max_delay.max(Duration::from_millis(10));
+        match attack {
+            Attack::Replay { sent_at } => self.now < sent_at + crate::auth::replay::MAX_AGE + delay,
+            Attack::Mutated | Attack::Forged => false,
+        }
+    }
+
+    fn describe_attack(&self, attack: Attack) -> String {
+        match attack {
+            Attack::Replay { sent_at } => format!("a replay of a datagram sent {:?} before", self.now - sent_at),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Sends the adversary's next datagrams when their time has come.
+    fn attack(&mut self) {
+        let Some(adversary) = self.adversary.as_mut().filter(|a| a.next_at() <= self.now) else { return };
+        let servers: Vec<SocketAddrV4> = self.servers.iter().map(|s| s.node.id().addr).collect();
+        let clients: Vec<SocketAddrV4> = self.clients.iter().map(|c| c.addr).collect();
+        for Injection { from, to, bytes, attack } in adversary.attack(self.now, &servers, &clients) {
+            self.seq += 1;
+            let delivery = Delivery { to, from, bytes, attack: Some(attack) };
+            self.in_flight.push(Reverse((self.now + self.faults.min_delay, self.seq, delivery)));
         }
     }
 
@@ -564,6 +653,9 @@ impl Sim {
 
     fn send(&mut self, from: SocketAddrV4, to: SocketAddrV4, bytes: Vec<u8>) {
         self.stats.datagrams += 1;
+        if let Some(adversary) = &mut self.adversary {
+            adversary.observe(self.now, from, &bytes);
+        }
         if self.chance(self.faults.loss) || self.across_partition(from, to) {
             return;
         }
@@ -572,7 +664,7 @@ impl Sim {
             let spread = self.faults.max_delay.saturating_sub(self.faults.min_delay).as_nanos() as u64;
             let delay = self.faults.min_delay + Duration::from_nanos(self.random() % spread.max(1));
             self.seq += 1;
-            let delivery = Delivery { to, from, bytes: bytes.clone() };
+            let delivery = Delivery { to, from, bytes: bytes.clone(), attack: None };
             self.in_flight.push(Reverse((self.now + delay, self.seq, delivery)));
         }
     }

@@ -5,7 +5,8 @@
 //! directories. One seed in four runs in safe mode (`--min-replicas` set to a
 //! majority) and adds partitions between servers; another one in four adds
 //! partitions in the default mode, where each side confirms writes and the
-//! heal merges them. The run then heals and the
+//! heal merges them. Across all of these, one seed in four runs with keys and
+//! a hostile host on the network (`adversary`). The run then heals and the
 //! group must converge. Otherwise at most one server is crashed or paused at a
 //! time, and only while another running server holds every committed entry:
 //! that is the failure model roomcast promises to survive (see the README).
@@ -38,6 +39,8 @@ pub struct Report {
     pub group_crashes: u32,
     /// `--min-replicas` of the run (1: the default mode).
     pub min_replicas: usize,
+    /// The group ran with keys, and an adversary on the network.
+    pub keyed: bool,
     /// Partitions between servers (only with `min_replicas` above half the group).
     pub partitions: u32,
     /// Writes whose answer a client received.
@@ -54,10 +57,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: {} servers (min replicas {}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, {} writes acknowledged, {} answers, {} timeouts, {} duplicate replies, {} datagrams",
+            "seed {}: {} servers (min replicas {}{}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, {} writes acknowledged, {} answers, {} timeouts, {} duplicate replies, {} datagrams",
             self.seed,
             self.servers,
             self.min_replicas,
+            if self.keyed { ", keys and an adversary" } else { "" },
             self.crashes,
             self.group_crashes,
             self.restarts,
@@ -92,6 +96,7 @@ pub fn run(seed: u64) -> Report {
         pauses: 0,
         group_crashes: 0,
         min_replicas: 1,
+        keyed: keyed(seed),
         partitions: 0,
         acknowledged: 0,
         stats: Stats::default(),
@@ -99,6 +104,9 @@ pub fn run(seed: u64) -> Report {
         final_state: Vec::new(),
     };
     let mut ids = Vec::new();
+    if report.keyed {
+        sim.with_keys_and_adversary();
+    }
     let initial = 3 + sim.random() % 3;
     if seed % 4 == 3 {
         // Safe mode: a majority must hold every write, and partitions come too.
@@ -203,6 +211,12 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         sim.pause(victim);
         report.pauses += 1;
     }
+}
+
+/// Whether this seed runs with keys and an adversary: one in four of every
+/// mode (the lowest two bits choose the mode).
+fn keyed(seed: u64) -> bool {
+    (seed / 4) % 4 == 2
 }
 
 /// Whether this default-mode seed also gets partitions (one in four), so

@@ -171,6 +171,7 @@ impl Server {
             seed: random_seed(),
             min_replicas: settings.min_replicas,
         };
+        crate::logging::tag_thread(config.id);
         let (node, storage) = match &settings.data_dir {
             Some(dir) => {
                 let (storage, log) = Storage::open(dir, &config.catalog)?;
@@ -203,6 +204,7 @@ impl Server {
 
     /// Runs until stopped or a fatal error.
     pub fn run(mut self) -> Result<(), ServerError> {
+        crate::logging::tag_thread(self.node.id().id);
         let mut events = Events::with_capacity(64);
         let mut buffer = vec![0u8; wire::MAX_DATAGRAM + 1];
         self.node.start(Instant::now());

@@ -19,10 +19,12 @@
 //! thread. [`driver`] is the thin mio loop that feeds a node from real sockets;
 //! tests and the simulation feed it from a simulated network instead.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod driver;
 pub mod hooks;
+pub mod logging;
 pub mod net;
 pub mod node;
 pub mod rooms;

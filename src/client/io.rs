@@ -363,7 +363,7 @@ fn readers_gone() -> ClientError {
 }
 
 fn net_error(action: &'static str) -> impl FnOnce(io::Error) -> NetError {
-    move |source| NetError { action: action.to_string(), source }
+    move |source| NetError { action: action.to_string(), source, setup: None }
 }
 
 fn spawn(name: &'static str, body: impl FnOnce() + Send + 'static) -> Result<(), ClientError> {

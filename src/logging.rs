@@ -32,12 +32,20 @@ pub fn thread_server() -> Option<u64> {
     SERVER.with(Cell::get)
 }
 
-/// The log lines' format, writing to `target`, filtered by `filter`
-/// (`RUST_LOG` syntax); `None` takes `$RUST_LOG`, else `info`.
-fn builder(filter: Option<&str>, target: Target) -> env_logger::Builder {
-    let mut builder = env_logger::Builder::from_env(Env::default().default_filter_or("info"));
-    if let Some(filter) = filter {
-        builder.parse_filters(filter);
+/// Which lines to write (`RUST_LOG` syntax, e.g. `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filter<'a> {
+    /// Given by the user (`--log-level`); overrides `$RUST_LOG`.
+    pub given: Option<&'a str>,
+    /// Without `given` or `$RUST_LOG`.
+    pub default: &'a str,
+}
+
+/// The log lines' format, writing to `target`, filtered by `filter`.
+fn builder(filter: Filter<'_>, target: Target) -> env_logger::Builder {
+    let mut builder = env_logger::Builder::from_env(Env::default().default_filter_or(filter.default));
+    if let Some(given) = filter.given {
+        builder.parse_filters(given);
     }
     builder.target(target).format(|out, record| {
         let style = out.default_level_style(record.level());
@@ -50,8 +58,8 @@ fn builder(filter: Option<&str>, target: Target) -> env_logger::Builder {
     builder
 }
 
-/// Starts logging to `target` (see [`builder`] for `filter`).
-pub fn init(filter: Option<&str>, target: Target) -> Result<(), SetLoggerError> {
+/// Starts logging to `target`.
+pub fn init(filter: Filter<'_>, target: Target) -> Result<(), SetLoggerError> {
     builder(filter, target).try_init()
 }
 
@@ -59,7 +67,7 @@ pub fn init(filter: Option<&str>, target: Target) -> Result<(), SetLoggerError> 
 /// `echo` in short form, without the timestamp (`[server 200] Heartbeat to
 /// group leader 300 failed`): the demo shows its servers' role changes in
 /// the terminal while the full log goes to a file.
-pub fn init_with_echo(filter: Option<&str>, target: Target, echo: Sender<String>) -> Result<(), SetLoggerError> {
+pub fn init_with_echo(filter: Filter<'_>, target: Target, echo: Sender<String>) -> Result<(), SetLoggerError> {
     let inner = builder(filter, target).build();
     let max_level = inner.filter().max(LevelFilter::Info);
     log::set_boxed_logger(Box::new(Echoing { inner, echo }))?;

@@ -270,9 +270,10 @@ mod tests {
     #[test]
     fn set_up_mistakes_say_what_to_change() {
         let error = |errno| io::Error::from_raw_os_error(errno);
-        let here = Some(Ipv4Addr::new(10, 9, 9, 9));
-        assert_eq!(SetupMistake::of(&error(99), here), Some(SetupMistake::NotAnAddressOfThisHost(here.unwrap())));
-        assert_eq!(SetupMistake::of(&error(19), here), Some(SetupMistake::NotAnAddressOfThisHost(here.unwrap())));
+        let address = Ipv4Addr::new(10, 9, 9, 9);
+        let here = Some(address);
+        assert_eq!(SetupMistake::of(&error(99), here), Some(SetupMistake::NotAnAddressOfThisHost(address)));
+        assert_eq!(SetupMistake::of(&error(19), here), Some(SetupMistake::NotAnAddressOfThisHost(address)));
         assert_eq!(SetupMistake::of(&error(19), None), Some(SetupMistake::NoMulticastRoute));
         assert_eq!(SetupMistake::of(&error(101), None), Some(SetupMistake::NoMulticastRoute));
         // A full buffer or a refused permission may pass; a custom error says nothing.

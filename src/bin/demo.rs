@@ -25,6 +25,9 @@ fn main() -> ExitCode {
             config: ClientConfig::default(),
             command: Vec::new(),
             json: false,
+            linger: io::DEFAULT_LINGER,
+            stop_on_error: false,
+            prompt: false,
         })
         .into(),
         Err(e) => {

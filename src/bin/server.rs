@@ -149,7 +149,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = roomcast::logging::init(resolved.log_level.as_deref(), env_logger::Target::Stderr) {
+    let filter = roomcast::logging::Filter { given: resolved.log_level.as_deref(), default: "info" };
+    if let Err(e) = roomcast::logging::init(filter, env_logger::Target::Stderr) {
         eprintln!("error: starting the log: {e}");
         return ExitCode::FAILURE;
     }

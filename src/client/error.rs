@@ -29,6 +29,11 @@ pub enum ClientError {
         /// The other server.
         second: Responder,
     },
+    /// The user pressed Ctrl-C (or a signal came) while a request waited for its answer.
+    Interrupted {
+        /// The request was a reservation or a cancellation, which may still take effect.
+        write: bool,
+    },
     /// A command was submitted while another was in flight (a bug in the loop).
     Busy(Busy),
     /// A socket could not be set up or used.
@@ -62,6 +67,10 @@ impl fmt::Display for ClientError {
                 "more than one server answered request {request}: \
                  server {a} ({a_addr}) and server {b} ({b_addr}); two servers believe they lead"
             ),
+            ClientError::Interrupted { write: false } => f.write_str("interrupted: no longer waiting for the answer"),
+            ClientError::Interrupted { write: true } => f.write_str(
+                "interrupted: no longer waiting for the answer; the change may still take effect: run 'check' to see",
+            ),
             ClientError::Busy(busy) => busy.fmt(f),
             ClientError::Net(error) => error.fmt(f),
             ClientError::Io { action, source } => write!(f, "{action}: {source}"),
@@ -75,7 +84,9 @@ impl std::error::Error for ClientError {
             ClientError::Busy(busy) => Some(busy),
             ClientError::Net(error) => Some(error),
             ClientError::Io { source, .. } => Some(source),
-            ClientError::NoAnswer { .. } | ClientError::MultipleLeaders { .. } => None,
+            ClientError::NoAnswer { .. } | ClientError::MultipleLeaders { .. } | ClientError::Interrupted { .. } => {
+                None
+            }
         }
     }
 }

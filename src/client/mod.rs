@@ -264,6 +264,14 @@ impl Client {
         Some(ClientEvent::TimedOut { request, waited: now.duration_since(pending.started) })
     }
 
+    /// Gives up on the request in flight (the user pressed Ctrl-C): nothing
+    /// more is sent for it and a late answer is ignored, as after a timeout.
+    /// A write may still take effect. Returns the request's number.
+    pub fn abandon(&mut self) -> Option<u64> {
+        self.transmit = None;
+        self.pending.take().map(|pending| pending.request)
+    }
+
     /// The next datagram to multicast to the group, if any.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {

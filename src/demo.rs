@@ -34,11 +34,12 @@ enum Stop {
     Stop,
 }
 
-const HELP: &str = "\
-Demo commands (the servers' lines, marked [server ID], show what follows):
-  kill ID   stop server ID as a crash would, without a word  e.g. kill 300
-  stop ID   stop server ID cleanly: it leaves the group       e.g. stop 200
-  start ID  start server ID anew; it catches up from the group e.g. start 300";
+/// The demo's commands for `help`: the form, what it does, an example.
+const COMMANDS: [(&str, &str, &str); 3] = [
+    ("kill ID", "stop server ID as a crash would, without a word", "kill 300"),
+    ("stop ID", "stop server ID cleanly: it leaves the group", "stop 200"),
+    ("start ID", "start server ID anew; it catches up from the group", "start 300"),
+];
 
 impl Demo {
     /// A demo on `group`, with no server yet.
@@ -83,7 +84,7 @@ impl Demo {
     }
 
     /// Stops every server as a crash would, at the end of the demo.
-    pub fn kill_all(&mut self) {
+    fn kill_all(&mut self) {
         for id in self.running() {
             let _ = self.stop(id, Stop::Kill);
         }
@@ -144,7 +145,11 @@ impl LocalCommands for Demo {
     }
 
     fn help(&self) -> String {
-        let mut text = HELP.to_string();
+        let mut text = String::from("Demo commands (the servers' lines, marked [server ID], show what follows):");
+        let width = COMMANDS.iter().map(|(_, summary, _)| summary.len()).max().unwrap_or(0) + 2;
+        for (form, summary, example) in COMMANDS {
+            let _ = write!(text, "\n  {form:<10}{summary:<width$}e.g. {example}");
+        }
         let _ = write!(text, "\nRunning now: {}", list(&self.running()));
         text
     }

@@ -195,7 +195,7 @@ fn help_lists_the_commands_the_options_and_the_exit_statuses() {
         "--prompt",
         "Exit status",
         "3    no server answered",
-        "130  interrupted (Ctrl-C)",
+        "130  interrupted by Ctrl-C",
     ] {
         assert!(help.contains(needle), "{needle:?} missing from:\n{help}");
     }

@@ -87,9 +87,8 @@ fn run(log: &LogFile) -> Result<io::Exit, String> {
         stop_on_error: false,
         prompt: false,
     };
-    let exit = io::run_session(&options, Embedding { commands: &mut demo, notices });
-    demo.kill_all();
-    Ok(exit)
+    // Dropping the demo at the end kills its servers, before the log goes.
+    Ok(io::run_session(&options, Embedding { commands: &mut demo, notices }))
 }
 
 /// The servers' log file, removed when dropped unless it is to be kept.

@@ -88,7 +88,7 @@ Exit status (of a one-shot command, or the worst of a session's commands):
   1    refused: already reserved, not reserved, an unknown room, timeslot or day
   2    usage error: a malformed command or option, or an --interface this host lacks
   3    no server answered, more than one did, or a write is not confirmed yet
-  130  interrupted (Ctrl-C) while a one-shot command or a piped session ran
+  130  interrupted by Ctrl-C (or SIGTERM, SIGHUP) in a one-shot command or a piped session
 A session's status is the worst of its commands: 3 before 1 before 2 before 0.";
 
 /// What the client program was asked to do.
@@ -127,7 +127,8 @@ pub trait LocalCommands {
 pub struct Embedding<'a> {
     /// The added commands.
     pub commands: &'a mut dyn LocalCommands,
-    /// Lines to print; on a terminal above the prompt, without disturbing it.
+    /// Lines to print as they come; on a terminal over the prompt, which
+    /// is drawn again below them.
     pub notices: Receiver<String>,
 }
 
@@ -222,6 +223,7 @@ struct Terminal {
     wants_line: Sender<()>,
 }
 
+/// A one-shot command or an interactive session, with its socket and inputs.
 struct Session<'a> {
     client: Client,
     socket: UdpSocket,
@@ -258,8 +260,6 @@ impl<'a> Session<'a> {
         let (sender, inputs) = mpsc::channel();
         spawn("socket reader", receiver_loop(receiver, sender.clone()))?;
         let on_terminal = interactive && io::stdin().is_terminal();
-        // The editor installs a SIGINT handler of its own; ours is installed
-        // after it, so that Ctrl-C during a request reaches the session.
         let terminal = match on_terminal {
             true => Some(start_editor(sender.clone())?),
             false => None,
@@ -267,14 +267,8 @@ impl<'a> Session<'a> {
         if interactive && !on_terminal {
             spawn("stdin reader", stdin_loop(sender.clone()))?;
         }
-        let signals = sender.clone();
-        // Replaces the editor's SIGINT handler (in its raw mode Ctrl-C is a key anyway).
-        if let Err(e) = ctrlc::set_handler(move || {
-            let _ = signals.send(Input::Signal);
-        }) {
-            // Set once per process: a second session keeps the first one's.
-            log::debug!("Ctrl-C keeps its earlier handler: {e}");
-        }
+        // After the editor, whose own SIGINT handler this one replaces.
+        catch_signals(sender.clone());
         Ok(Session {
             client: Client::new(random_id(), options.config),
             socket,
@@ -644,6 +638,18 @@ fn receiver_loop(socket: UdpSocket, inputs: Sender<Input>) -> impl FnOnce() + Se
                 return;
             }
         }
+    }
+}
+
+/// Turns SIGINT (and SIGTERM, SIGHUP) into an input, so that Ctrl-C stops
+/// a wait. In the line editor's raw mode Ctrl-C is a key instead, and the
+/// editor's own SIGINT handler, which this replaces, has nothing to do.
+fn catch_signals(inputs: Sender<Input>) {
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = inputs.send(Input::Signal);
+    }) {
+        // Set once per process: a second session keeps the first one's.
+        log::debug!("Ctrl-C keeps its earlier handler: {e}");
     }
 }
 

@@ -117,6 +117,8 @@ impl From<io::Error> for ServerError {
 #[derive(Clone)]
 pub struct Stopper {
     flag: Arc<AtomicBool>,
+    /// Set with `flag` by [`Stopper::crash`]: stop without a word to the group.
+    silently: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
 
@@ -127,6 +129,13 @@ impl Stopper {
         if let Err(e) = self.waker.wake() {
             warn!("could not wake the event loop to stop: {e}");
         }
+    }
+
+    /// Stops as a crash would, telling the group nothing: the others notice
+    /// the silence after a heartbeat timeout (the demo's `kill`).
+    pub fn crash(&self) {
+        self.silently.store(true, Ordering::SeqCst);
+        self.stop();
     }
 }
 
@@ -181,6 +190,7 @@ impl Server {
             keys: settings.keys,
             boot: random_boot()?,
         };
+        crate::logging::tag_thread(config.id);
         let (node, storage) = match &settings.data_dir {
             Some(dir) => {
                 let (storage, log) = Storage::open(dir, &config.catalog)?;
@@ -188,7 +198,7 @@ impl Server {
             }
             None => (Node::new(config, Instant::now()), None),
         };
-        let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), waker };
+        let stopper = Stopper { flag: Arc::new(AtomicBool::new(false)), silently: Arc::default(), waker };
         let notifier = Notifier::from_env(Instant::now());
         let hooks = Hooks::start(settings.hooks, node.id().id)?;
         Ok(Server {
@@ -213,6 +223,7 @@ impl Server {
 
     /// Runs until stopped or a fatal error.
     pub fn run(mut self) -> Result<(), ServerError> {
+        crate::logging::tag_thread(self.node.id().id);
         let mut events = Events::with_capacity(64);
         let mut buffer = vec![0u8; wire::MAX_DATAGRAM + 1];
         self.node.start(Instant::now());
@@ -250,6 +261,9 @@ impl Server {
             self.node.handle_timeout(now);
             self.flush()?;
             self.notifier.tick(now);
+        }
+        if self.stopper.silently.load(Ordering::SeqCst) {
+            return Ok(());
         }
         self.notifier.stopping();
         // Hand over (or tell the leader) rather than leave the group to notice

@@ -48,6 +48,7 @@ impl Hooks {
         }
         let (queue, changes) = mpsc::channel::<RoleChange>();
         thread::Builder::new().name("hooks".into()).spawn(move || {
+            crate::logging::tag_thread(server_id);
             for change in changes {
                 run(&commands, change, server_id);
             }

@@ -20,10 +20,13 @@
 //! tests and the simulation feed it from a simulated network instead.
 
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod driver;
 pub mod hooks;
+pub mod logging;
 pub mod net;
 pub mod node;
 pub mod rooms;

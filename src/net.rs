@@ -64,17 +64,68 @@ pub struct NetError {
     pub action: String,
     /// The operating system's error.
     pub source: io::Error,
+    /// What the error says is wrong with this host's set-up or the options,
+    /// when it says that: then no retry or restart can cure it.
+    pub setup: Option<SetupMistake>,
+}
+
+/// A socket error that means the options or the host's network set-up are
+/// wrong, not that something failed for now: the programs exit with status 2
+/// for these, as for a bad command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupMistake {
+    /// `--interface` names an address this host does not have.
+    NotAnAddressOfThisHost(Ipv4Addr),
+    /// No `--interface`, and the kernel has no route for multicast.
+    NoMulticastRoute,
+}
+
+impl SetupMistake {
+    /// What an error during set-up means, if it is a set-up mistake: an
+    /// address the kernel cannot assign or a device it cannot find means the
+    /// given interface is not this host's, or without one that no route
+    /// leads to the multicast range.
+    fn of(source: &io::Error, interface: Option<Ipv4Addr>) -> Option<SetupMistake> {
+        const ENODEV: i32 = 19;
+        const EADDRNOTAVAIL: i32 = 99;
+        const ENETUNREACH: i32 = 101;
+        match (source.raw_os_error()?, interface) {
+            (ENODEV | EADDRNOTAVAIL, Some(address)) => Some(SetupMistake::NotAnAddressOfThisHost(address)),
+            (ENODEV | ENETUNREACH, None) => Some(SetupMistake::NoMulticastRoute),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SetupMistake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupMistake::NotAnAddressOfThisHost(address) => write!(
+                f,
+                "{address} is not an address of this host: pass one that `ip -4 addr` lists to --interface \
+                 (127.0.0.1 keeps everything on this host)"
+            ),
+            SetupMistake::NoMulticastRoute => f.write_str(
+                "this host has no route to 224.0.0.0/4 for multicast: add one \
+                 (e.g. `ip route add 224.0.0.0/4 dev eth0`), or pass --interface ADDR",
+            ),
+        }
+    }
+}
+
+impl NetError {
+    /// True when the options or the host's set-up are wrong (see [`SetupMistake`]).
+    pub fn is_setup_mistake(&self) -> bool {
+        self.setup.is_some()
+    }
 }
 
 impl std::fmt::Display for NetError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.action, self.source)?;
-        match self.source.raw_os_error() {
-            Some(19) | Some(99) => write!(f, " (is --interface an address of this host?)"),
-            Some(101) => {
-                write!(f, " (no route for multicast: add a default route or one for 224.0.0.0/4, or pass --interface)")
-            }
-            _ => Ok(()),
+        match self.setup {
+            Some(mistake) => write!(f, ": {mistake}"),
+            None => Ok(()),
         }
     }
 }
@@ -85,8 +136,13 @@ impl std::error::Error for NetError {
     }
 }
 
-fn attempt<T>(result: io::Result<T>, action: impl FnOnce() -> String) -> Result<T, NetError> {
-    result.map_err(|source| NetError { action: action(), source })
+/// Runs one step of setting up a socket for `addr`; an error names `action`
+/// and, when it is a set-up mistake, what to change.
+fn attempt<T>(addr: &GroupAddr, result: io::Result<T>, action: impl FnOnce() -> String) -> Result<T, NetError> {
+    result.map_err(|source| {
+        let setup = SetupMistake::of(&source, addr.interface);
+        NetError { action: action(), source, setup }
+    })
 }
 
 /// Opens the socket that receives the group's multicast traffic.
@@ -96,16 +152,16 @@ fn attempt<T>(result: io::Result<T>, action: impl FnOnce() -> String) -> Result<
 /// Address and port reuse let several servers on one host share the group.
 pub fn group_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
     let what = || format!("opening the group socket for {}", addr.socket_addr());
-    let socket = attempt(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
-    attempt(socket.set_reuse_address(true), what)?;
-    attempt(socket.set_reuse_port(true), what)?;
+    let socket = attempt(addr, Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
+    attempt(addr, socket.set_reuse_address(true), what)?;
+    attempt(addr, socket.set_reuse_port(true), what)?;
     let bind_to = SocketAddr::V4(addr.socket_addr());
-    attempt(socket.bind(&bind_to.into()), || format!("binding the group socket to {bind_to}"))?;
+    attempt(addr, socket.bind(&bind_to.into()), || format!("binding the group socket to {bind_to}"))?;
     let iface = addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    attempt(socket.join_multicast_v4(&addr.group, &iface), || {
-        format!("joining multicast group {} on interface {}", addr.group, describe(addr.interface))
+    attempt(addr, socket.join_multicast_v4(&addr.group, &iface), || {
+        format!("joining multicast group {} on {}", addr.group, describe(addr.interface))
     })?;
-    attempt(socket.set_nonblocking(true), what)?;
+    attempt(addr, socket.set_nonblocking(true), what)?;
     Ok(socket.into())
 }
 
@@ -114,12 +170,12 @@ pub fn group_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
 pub fn peer_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
     let local = SocketAddrV4::new(addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED), addr.port);
     let what = || format!("opening the peer socket on {local}");
-    let socket = attempt(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
+    let socket = attempt(addr, Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
     // Shares the port with the group sockets bound to the group address.
-    attempt(socket.set_reuse_address(true), what)?;
-    attempt(socket.set_multicast_all_v4(false), what)?;
-    attempt(socket.bind(&SocketAddr::V4(local).into()), || format!("binding the peer socket to {local}"))?;
-    attempt(socket.set_nonblocking(true), what)?;
+    attempt(addr, socket.set_reuse_address(true), what)?;
+    attempt(addr, socket.set_multicast_all_v4(false), what)?;
+    attempt(addr, socket.bind(&SocketAddr::V4(local).into()), || format!("binding the peer socket to {local}"))?;
+    attempt(addr, socket.set_nonblocking(true), what)?;
     Ok(socket.into())
 }
 
@@ -127,15 +183,17 @@ pub fn peer_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
 /// and receives unicast on. Its port is chosen by the kernel.
 pub fn unicast_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
     let what = || "opening the unicast socket".to_string();
-    let socket = attempt(Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
+    let socket = attempt(addr, Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)), what)?;
     let local = SocketAddrV4::new(addr.interface.unwrap_or(Ipv4Addr::UNSPECIFIED), 0);
-    attempt(socket.bind(&SocketAddr::V4(local).into()), || format!("binding the unicast socket to {local}"))?;
+    attempt(addr, socket.bind(&SocketAddr::V4(local).into()), || format!("binding the unicast socket to {local}"))?;
     if let Some(iface) = addr.interface {
-        attempt(socket.set_multicast_if_v4(&iface), || format!("choosing interface {iface} for outgoing multicast"))?;
+        attempt(addr, socket.set_multicast_if_v4(&iface), || {
+            format!("choosing interface {iface} for outgoing multicast")
+        })?;
     }
-    attempt(socket.set_multicast_ttl_v4(addr.ttl), || format!("setting multicast TTL {}", addr.ttl))?;
-    attempt(socket.set_multicast_loop_v4(true), what)?;
-    attempt(socket.set_nonblocking(true), what)?;
+    attempt(addr, socket.set_multicast_ttl_v4(addr.ttl), || format!("setting multicast TTL {}", addr.ttl))?;
+    attempt(addr, socket.set_multicast_loop_v4(true), what)?;
+    attempt(addr, socket.set_nonblocking(true), what)?;
     Ok(socket.into())
 }
 
@@ -145,13 +203,13 @@ pub fn unicast_socket(addr: &GroupAddr) -> Result<UdpSocket, NetError> {
 /// to the group decides; connecting a throwaway UDP socket asks the kernel which
 /// source it would use without sending anything.
 pub fn advertised_addr(addr: &GroupAddr, unicast: &UdpSocket) -> Result<SocketAddrV4, NetError> {
-    let port = attempt(unicast.local_addr(), || "reading the unicast socket's port".into())?.port();
+    let port = attempt(addr, unicast.local_addr(), || "reading the unicast socket's port".into())?.port();
     let ip = match addr.interface {
         Some(ip) => ip,
         None => {
-            let probe = attempt(UdpSocket::bind("0.0.0.0:0"), || "probing the route to the group".into())?;
-            attempt(probe.connect(addr.socket_addr()), || format!("finding a route to group {}", addr.group))?;
-            match attempt(probe.local_addr(), || "probing the route to the group".into())? {
+            let probe = attempt(addr, UdpSocket::bind("0.0.0.0:0"), || "probing the route to the group".into())?;
+            attempt(addr, probe.connect(addr.socket_addr()), || format!("finding a route to group {}", addr.group))?;
+            match attempt(addr, probe.local_addr(), || "probing the route to the group".into())? {
                 SocketAddr::V4(v4) => *v4.ip(),
                 SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
             }
@@ -162,6 +220,7 @@ pub fn advertised_addr(addr: &GroupAddr, unicast: &UdpSocket) -> Result<SocketAd
     if ip.is_unspecified() {
         return Err(NetError {
             action: format!("finding this server's address on the route to group {}", addr.group),
+            setup: None,
             source: io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
                 "the route gives no source address (a multicast route on `lo` needs `src 127.0.0.1`); \
@@ -183,8 +242,8 @@ pub fn parse_group(text: &str) -> Result<Ipv4Addr, String> {
 
 fn describe(interface: Option<Ipv4Addr>) -> String {
     match interface {
-        Some(ip) => ip.to_string(),
-        None => "chosen by the kernel".to_string(),
+        Some(ip) => format!("interface {ip}"),
+        None => "the interface chosen by the kernel".to_string(),
     }
 }
 
@@ -206,6 +265,28 @@ mod tests {
             let error = parse_peer(text).expect_err(text);
             assert!(error.contains(want), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn set_up_mistakes_say_what_to_change() {
+        let error = |errno| io::Error::from_raw_os_error(errno);
+        let address = Ipv4Addr::new(10, 9, 9, 9);
+        let here = Some(address);
+        assert_eq!(SetupMistake::of(&error(99), here), Some(SetupMistake::NotAnAddressOfThisHost(address)));
+        assert_eq!(SetupMistake::of(&error(19), here), Some(SetupMistake::NotAnAddressOfThisHost(address)));
+        assert_eq!(SetupMistake::of(&error(19), None), Some(SetupMistake::NoMulticastRoute));
+        assert_eq!(SetupMistake::of(&error(101), None), Some(SetupMistake::NoMulticastRoute));
+        // A full buffer or a refused permission may pass; a custom error says nothing.
+        assert_eq!(SetupMistake::of(&error(105), None), None);
+        assert_eq!(SetupMistake::of(&error(1), here), None);
+        assert_eq!(SetupMistake::of(&io::Error::other("no source address"), None), None);
+        let join = NetError {
+            action: "joining multicast group 224.1.1.1 on the interface chosen by the kernel".into(),
+            source: error(19),
+            setup: Some(SetupMistake::NoMulticastRoute),
+        };
+        assert!(join.is_setup_mistake());
+        assert!(join.to_string().ends_with("no route to 224.0.0.0/4 for multicast: add one (e.g. `ip route add 224.0.0.0/4 dev eth0`), or pass --interface ADDR"), "{join}");
     }
 
     #[test]

@@ -3,15 +3,10 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread;
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use roomcast::rooms::Catalog;
-use roomcast::wire::{self, Answer, Command, Message, Reply, Request, Slot};
-use socket2::{Domain, Protocol, Socket, Type};
+use roomcast::wire::{self, Command, Message, Request, Slot};
 
 use common::*;
 
@@ -90,76 +85,12 @@ fn two_servers_replying_is_reported() {
     let group = TestGroup::new();
     let _server = start_leader(&group, 300);
 
-    let responder = FakeResponder::start(&group);
+    let responder = FakeServer::answering(&group);
     let out = run_client(&group, &["rooms"]);
     let answered = responder.stop();
     assert!(answered >= 1, "the fake responder saw no request; {out}");
     assert_eq!(out.code(), 3, "{out}");
     assert!(out.stderr.contains("more than one server answered"), "{out}");
-}
-
-/// A fake server in the test: joins the group on 127.0.0.1 and answers every
-/// request it decodes with `Rooms`, as server 999999, by unicast.
-struct FakeResponder {
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl FakeResponder {
-    fn start(group: &TestGroup) -> FakeResponder {
-        let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
-        listen.set_reuse_address(true).expect("SO_REUSEADDR");
-        listen.set_reuse_port(true).expect("SO_REUSEPORT");
-        listen.bind(&SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
-        listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
-        let listen: UdpSocket = listen.into();
-        listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
-        let reply_from = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicUsize::new(0));
-        let thread = {
-            let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
-            thread::spawn(move || {
-                let catalog = Catalog::default();
-                let mut buf = vec![0u8; wire::MAX_DATAGRAM];
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = listen.recv_from(&mut buf) else {
-                        continue;
-                    };
-                    let Ok(Message::Request(request)) = wire::decode(&buf[..n]) else {
-                        continue;
-                    };
-                    let reply = Message::Reply(Reply {
-                        request: request.request,
-                        server: 999_999,
-                        catalog: catalog.fingerprint(),
-                        answer: Answer::Rooms(catalog.rooms.clone()),
-                    });
-                    if reply_from.send_to(&wire::encode(&reply), from).is_ok() {
-                        answered.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        };
-        FakeResponder { stop, answered, thread: Some(thread) }
-    }
-
-    /// Stops the responder; returns how many requests it answered.
-    fn stop(mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("fake responder thread");
-        }
-        self.answered.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for FakeResponder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// A client whose requests cannot leave the host (here: a network namespace
@@ -196,6 +127,48 @@ fn a_server_whose_route_has_no_source_address_says_how_to_fix_it() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("finding this server's address on the route to group 239.255.77.9"), "{stderr}");
     assert!(stderr.contains("pass --interface ADDR"), "{stderr}");
+}
+
+/// An `--interface` address this host lacks is a mistake in the options, not
+/// a network failure: the client and the server say so and exit 2 at once
+/// (the client used to wait out its timeout and exit 3). 192.0.2.1
+/// (TEST-NET-1) is no host's address; the namespace holds only a `lo`.
+#[test]
+fn an_interface_this_host_lacks_is_refused_with_exit_2() {
+    for (program, args, action) in [
+        (CLIENT_BIN, "--timeout 3000 239.255.77.9 11111 rooms", "binding the unicast socket to 192.0.2.1:0"),
+        (SERVER_BIN, "239.255.77.9 11111 5", "joining multicast group 239.255.77.9 on interface 192.0.2.1"),
+    ] {
+        let script = format!("ip link set lo up && exec timeout 10 {program} --interface 192.0.2.1 --ttl 0 {args}");
+        let started = std::time::Instant::now();
+        let Some(output) = run_in_own_network(&script) else {
+            return;
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{program}: {stderr}");
+        assert!(stderr.contains(action), "{program}: {stderr}");
+        assert!(stderr.contains("192.0.2.1 is not an address of this host"), "{program}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{program} waited: {stderr}");
+    }
+}
+
+/// A server on a host without a multicast route (here a namespace with only
+/// `lo` up) says what is missing and exits 2, which systemd does not restart
+/// into: a restart cannot cure the configuration.
+#[test]
+fn a_server_without_a_multicast_route_says_what_is_missing_and_exits_2() {
+    let Some(output) =
+        run_in_own_network(&format!("ip link set lo up && exec timeout 10 {SERVER_BIN} 239.255.77.9 11111 5"))
+    else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for needle in
+        ["on the interface chosen by the kernel", "no route to 224.0.0.0/4", "add one", "pass --interface ADDR"]
+    {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
 }
 
 /// Runs `script` with `sh` in a network namespace of its own (only a `lo`,

@@ -5,10 +5,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use log::info;
 
 use roomcast::auth::{ClientKey, Principal, ServerKeys, file};
+use roomcast::cli;
 use roomcast::config::{ConfigError, ResolvedServer, ServerOptions, load_server_options, resolve_server};
 use roomcast::driver::{Server, ServerError, ServerSettings};
 
@@ -18,7 +20,7 @@ use roomcast::driver::{Server, ServerError, ServerSettings};
 /// Settings come from the command line, then `--config FILE`, then the
 /// built-in defaults (shown below); see config/roomcast.toml.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = EXIT_STATUS)]
 struct Args {
     /// IPv4 multicast group to join, e.g. 224.1.1.1 (or `group` in --config).
     #[arg(value_parser = roomcast::net::parse_group)]
@@ -38,8 +40,8 @@ struct Args {
     /// [default: chosen by the kernel's routing table].
     #[arg(long, value_name = "ADDR")]
     interface: Option<Ipv4Addr>,
-    /// Multicast TTL: 0 keeps traffic on this host, 1 on the local network [default: 1].
-    #[arg(long, value_name = "N")]
+    /// Multicast TTL, 0 to 255: 0 keeps traffic on this host, 1 on the local network [default: 1].
+    #[arg(long, value_name = "N", value_parser = cli::ttl)]
     ttl: Option<u32>,
     /// Another server's host, reached by unicast at ADDR:PORT (PORT: the
     /// group's port) besides multicast, where the network drops multicast.
@@ -47,21 +49,21 @@ struct Args {
     #[arg(long = "peer", value_name = "ADDR:PORT", value_parser = roomcast::net::parse_peer)]
     peers: Vec<SocketAddrV4>,
     /// How often followers heartbeat the leader, in milliseconds [default: 200].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", value_parser = cli::positive_millis)]
     heartbeat_interval: Option<u64>,
     /// After this many milliseconds without an answer the leader is declared failed [default: 1000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", value_parser = cli::positive_millis)]
     heartbeat_timeout: Option<u64>,
     /// How long a candidate waits for a higher server to answer, in milliseconds [default: 200].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", value_parser = cli::positive_millis)]
     election_timeout: Option<u64>,
     /// The leader waits this long before answering a client (models load or distance) [default: 0].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = cli::millis)]
     service_delay: Option<u64>,
     /// A server higher than the leader waits this long after it starts (and
     /// until it has caught up) before taking over, so that one restarting in
     /// a loop does not make the group flap [default: 0].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = cli::millis)]
     preempt_delay: Option<u64>,
     /// File with the rooms, timeslots and days [default: the built-in list,
     /// the same as config/catalog.toml].
@@ -77,8 +79,10 @@ struct Args {
     /// smaller side refuses them instead [default: 1, every live server].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     min_replicas: Option<u64>,
-    /// Log level: error, warn, info, debug or trace [default: $RUST_LOG, else info].
-    #[arg(long, value_name = "LEVEL")]
+    /// Log level: `off` logs nothing, `error` only errors, and each further
+    /// level adds to the one before; `info` shows elections and heartbeat
+    /// failures [default: $RUST_LOG, else info].
+    #[arg(long, value_name = "LEVEL", ignore_case = true, value_parser = LOG_LEVELS)]
     log_level: Option<String>,
     /// Shell command run each time this server becomes the leader, with
     /// ROOMCAST_ROLE, ROOMCAST_LEADER, ROOMCAST_TERM and ROOMCAST_ID set.
@@ -102,6 +106,20 @@ struct Args {
     #[arg(long, requires = "issue_client_key")]
     admin: bool,
 }
+
+/// What `--log-level` takes, quietest first.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The end of `--help`: what the exit status says, and so whether systemd
+/// restarts the server (`RestartPreventExitStatus=2 3`).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  stopped cleanly (SIGINT, SIGTERM)
+  1  a failure a restart may cure: a socket, the event loop, disk I/O
+  2  a bad command line or config file, or a network set-up no restart cures:
+     --interface is not an address of this host, or no route leads to 224.0.0.0/4
+  3  needs an operator first: a damaged or old-format data directory, an ID
+     already in use in the group, a catalog different from the group's";
 
 impl Args {
     /// The settings given on the command line.
@@ -131,7 +149,9 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Kept after parsing for its usage line, which names the program as it was run.
+    let mut command = Args::command();
+    let args = Args::from_arg_matches(&command.get_matches_mut()).unwrap_or_else(|e| e.exit());
     if let Some(done) = key_command(&args) {
         return match done {
             Ok(message) => {
@@ -144,6 +164,12 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.config.is_none() && (args.group.is_none() || args.port.is_none()) {
+        // Like any missing argument: the message, the usage line, exit 2.
+        let message = "the server needs GROUP and PORT, e.g. `server 224.1.1.1 11111`, \
+                       or `--config FILE` with `group` and `port` in it";
+        command.error(ErrorKind::MissingRequiredArgument, message).exit();
+    }
     let resolved = match resolve(&args) {
         Ok(resolved) => resolved,
         Err(e) => {
@@ -151,18 +177,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if let Some(level) = &resolved.log_level {
-        logger.parse_filters(level);
+    let filter = roomcast::logging::Filter { given: resolved.log_level.as_deref(), default: "info" };
+    if let Err(e) = roomcast::logging::init(filter, env_logger::Target::Stderr) {
+        eprintln!("error: starting the log: {e}");
+        return ExitCode::FAILURE;
     }
-    logger.init();
     match run(resolved.settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            // 3 tells systemd (RestartPreventExitStatus) not to restart into the same error.
-            let needs_operator = e.downcast_ref::<ServerError>().is_some_and(ServerError::needs_operator);
-            ExitCode::from(if needs_operator { 3 } else { 1 })
+            ExitCode::from(exit_status(e.as_ref()))
         }
     }
 }
@@ -214,6 +238,16 @@ fn resolve_key_file(config: &Path) -> Result<PathBuf, Box<dyn std::error::Error>
     let key_file =
         options.key_file.ok_or_else(|| format!("{}: no `key_file`; give --key-file FILE", config.display()))?;
     Ok(config.parent().unwrap_or(Path::new("")).join(key_file))
+}
+
+/// The exit status for `error`; 2 and 3 tell systemd (RestartPreventExitStatus)
+/// not to restart into the same error.
+fn exit_status(error: &(dyn std::error::Error + 'static)) -> u8 {
+    match error.downcast_ref::<ServerError>() {
+        Some(e) if e.needs_operator() => 3,
+        Some(ServerError::Net(e)) if e.is_setup_mistake() => 2,
+        _ => 1,
+    }
 }
 
 /// Merges the command line over `--config` over the defaults.

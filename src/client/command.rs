@@ -6,6 +6,15 @@ use std::fmt;
 
 use crate::wire::{Command, Slot};
 
+/// The longest room, timeslot or day name the client sends, in characters.
+/// Names are single words; three of them at four bytes a character keep a
+/// request far below the largest datagram (65,507 bytes), so a request that
+/// parses is always sent.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// How much of an unknown command word an error message repeats, in characters.
+const ECHO_CHARS: usize = 32;
+
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
@@ -13,7 +22,9 @@ pub enum Line {
     Empty,
     /// List the commands; answered locally.
     Help,
-    /// Send this command to the group (`quit` too: the group answers `bye`).
+    /// End the session; answered locally (`bye`), at once.
+    Quit,
+    /// Send this command to the group.
     Send(Command),
 }
 
@@ -26,10 +37,19 @@ pub enum UsageError {
     WrongArguments {
         /// The command word.
         command: &'static str,
-        /// The arguments it needs, e.g. `ROOM TIMESLOT DAY` (empty: none).
+        /// The arguments it takes, e.g. `ROOM TIMESLOT DAY` (empty: none).
         needs: &'static str,
         /// A correct line.
         example: &'static str,
+    },
+    /// An argument is longer than any name can be ([`MAX_NAME_CHARS`]).
+    TooLong {
+        /// The command word.
+        command: &'static str,
+        /// Which argument, e.g. `ROOM`.
+        argument: &'static str,
+        /// The argument as typed.
+        value: String,
     },
 }
 
@@ -37,19 +57,36 @@ impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UsageError::UnknownCommand(word) => {
-                write!(f, "unknown command '{word}'; 'help' lists the commands")
+                write!(f, "unknown command {}; 'help' lists the commands", quoted(word))
             }
             UsageError::WrongArguments { command, needs: "", example } => {
                 write!(f, "'{command}' takes no arguments, e.g. {example}")
             }
             UsageError::WrongArguments { command, needs, example } => {
-                write!(f, "'{command}' needs {needs}, e.g. {example}")
+                let count = ["one word", "two words", "three words"];
+                let words = count.get(needs.split(' ').count() - 1).copied().unwrap_or("more words");
+                write!(f, "'{command}' takes {words} ({needs}), e.g. {example}")
             }
+            UsageError::TooLong { command, argument, value } => write!(
+                f,
+                "'{command}': {argument} {} is too long; a name has at most {MAX_NAME_CHARS} characters",
+                quoted(value)
+            ),
         }
     }
 }
 
 impl std::error::Error for UsageError {}
+
+/// `word` in quotes, cut after [`ECHO_CHARS`] characters with its length
+/// said, so that a pasted page does not come back in full.
+fn quoted(word: &str) -> String {
+    let chars = word.chars().count();
+    match word.char_indices().nth(ECHO_CHARS) {
+        Some((cut, _)) => format!("'{}...' ({chars} characters)", &word[..cut]),
+        None => format!("'{word}'"),
+    }
+}
 
 /// One command's form, for parsing errors and `help`.
 struct Spec {
@@ -91,11 +128,15 @@ pub fn parse(line: &str) -> Result<Line, UsageError> {
         .iter()
         .find(|spec| spec.word.eq_ignore_ascii_case(word))
         .ok_or_else(|| UsageError::UnknownCommand(word.to_string()))?;
-    build(spec.word, args).ok_or(UsageError::WrongArguments {
-        command: spec.word,
-        needs: spec.needs,
-        example: spec.example,
-    })
+    let wrong = || UsageError::WrongArguments { command: spec.word, needs: spec.needs, example: spec.example };
+    let named: Vec<&str> = spec.needs.split_whitespace().collect();
+    if args.len() != named.len() {
+        return Err(wrong());
+    }
+    if let Some((argument, value)) = named.iter().zip(args).find(|(_, value)| value.chars().count() > MAX_NAME_CHARS) {
+        return Err(UsageError::TooLong { command: spec.word, argument, value: value.to_string() });
+    }
+    build(spec.word, args).ok_or_else(wrong)
 }
 
 /// The line for a known command word, or `None` when the arguments do not fit.
@@ -107,13 +148,13 @@ fn build(word: &str, args: &[&str]) -> Option<Line> {
     };
     let command = match (word, args) {
         ("help", []) => return Some(Line::Help),
+        ("quit", []) => return Some(Line::Quit),
         ("rooms", []) => Command::Rooms,
         ("timeslots", []) => Command::Timeslots,
         ("days", []) => Command::Days,
         ("check", [room]) => Command::Check { room: room.to_string(), cached: None },
         ("reserve", [room, timeslot, day]) => Command::Reserve(slot(room, timeslot, day)),
         ("cancel", [room, timeslot, day]) => Command::Cancel(slot(room, timeslot, day)),
-        ("quit", []) => Command::Quit,
         ("status", []) => Command::Status,
         _ => return None,
     };
@@ -158,8 +199,8 @@ mod tests {
             ("cancel ME4326 8:30-9:30 Friday", Line::Send(Command::Cancel(slot()))),
             ("help", Line::Help),
             ("HELP", Line::Help),
-            ("quit", Line::Send(Command::Quit)),
-            ("Quit", Line::Send(Command::Quit)),
+            ("quit", Line::Quit),
+            ("Quit", Line::Quit),
         ];
         for (i, (line, want)) in table.into_iter().enumerate() {
             assert_eq!(parse(line), Ok(want), "#{i}: {line:?}");
@@ -169,10 +210,11 @@ mod tests {
     #[test]
     fn bad_lines() {
         let table = [
-            ("reserve ME4326", "'reserve' needs ROOM TIMESLOT DAY, e.g. reserve ME4326 8:30-9:30 Friday"),
-            ("cancel a b c d", "'cancel' needs ROOM TIMESLOT DAY, e.g. cancel ME4326 8:30-9:30 Friday"),
-            ("check", "'check' needs ROOM, e.g. check ME4326"),
-            ("CHECK a b", "'check' needs ROOM, e.g. check ME4326"),
+            ("reserve ME4326", "'reserve' takes three words (ROOM TIMESLOT DAY), e.g. reserve ME4326 8:30-9:30 Friday"),
+            ("cancel a b c d", "'cancel' takes three words (ROOM TIMESLOT DAY), e.g. cancel ME4326 8:30-9:30 Friday"),
+            ("check", "'check' takes one word (ROOM), e.g. check ME4326"),
+            ("CHECK a b", "'check' takes one word (ROOM), e.g. check ME4326"),
+            ("check SA318 extra", "'check' takes one word (ROOM), e.g. check ME4326"),
             ("rooms now", "'rooms' takes no arguments, e.g. rooms"),
             ("help me", "'help' takes no arguments, e.g. help"),
             ("quit now", "'quit' takes no arguments, e.g. quit"),
@@ -183,6 +225,33 @@ mod tests {
             let got = parse(line).map_err(|e| e.to_string());
             assert_eq!(got, Err(want.to_string()), "#{i}: {line:?}");
         }
+    }
+
+    #[test]
+    fn long_words_are_refused_with_the_limit_and_echoed_cut() {
+        let name = |n: usize| "A".repeat(n);
+        assert!(matches!(parse(&format!("check {}", name(MAX_NAME_CHARS))), Ok(Line::Send(_))));
+        let long = format!("reserve ME4326 {} Friday", "é".repeat(70_000));
+        let error = parse(&long).map_err(|e| e.to_string()).expect_err("too long");
+        let cut = "é".repeat(ECHO_CHARS);
+        assert_eq!(
+            error,
+            format!("'reserve': TIMESLOT '{cut}...' (70000 characters) is too long; a name has at most 64 characters")
+        );
+        let unknown = parse(&name(5_000)).map_err(|e| e.to_string()).expect_err("unknown");
+        assert_eq!(unknown, format!("unknown command '{}...' (5000 characters); 'help' lists the commands", name(32)));
+        assert!(unknown.len() < 120, "{unknown}");
+    }
+
+    /// The limit is what keeps every request that parses within one datagram.
+    #[test]
+    fn the_longest_request_that_parses_fits_a_datagram() {
+        let widest = "\u{10FFFF}".repeat(MAX_NAME_CHARS);
+        let line = format!("reserve {widest} {widest} {widest}");
+        let Ok(Line::Send(command)) = parse(&line) else { panic!("{line} does not parse") };
+        let request =
+            crate::wire::Message::Request(crate::wire::Request { client: u64::MAX, request: u64::MAX, command });
+        assert!(crate::wire::encode(&request).len() <= crate::wire::MAX_DATAGRAM);
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub enum ClientError {
         /// The server that said it.
         server: SocketAddrV4,
     },
+    /// The user pressed Ctrl-C (or a signal came) while a request waited for its answer.
+    Interrupted {
+        /// The request was a reservation or a cancellation, which may still take effect.
+        write: bool,
+    },
     /// A command was submitted while another was in flight (a bug in the loop).
     Busy(Busy),
     /// A socket could not be set up or used.
@@ -92,6 +97,10 @@ impl fmt::Display for ClientError {
                     }
                 })
             }
+            ClientError::Interrupted { write: false } => f.write_str("interrupted: no longer waiting for the answer"),
+            ClientError::Interrupted { write: true } => f.write_str(
+                "interrupted: no longer waiting for the answer; the change may still take effect: run 'check' to see",
+            ),
             ClientError::Busy(busy) => busy.fmt(f),
             ClientError::Net(error) => error.fmt(f),
             ClientError::Io { action, source } => write!(f, "{action}: {source}"),
@@ -105,7 +114,10 @@ impl std::error::Error for ClientError {
             ClientError::Busy(busy) => Some(busy),
             ClientError::Net(error) => Some(error),
             ClientError::Io { source, .. } => Some(source),
-            ClientError::NoAnswer { .. } | ClientError::MultipleLeaders { .. } | ClientError::KeyRefused { .. } => None,
+            ClientError::NoAnswer { .. }
+            | ClientError::MultipleLeaders { .. }
+            | ClientError::KeyRefused { .. }
+            | ClientError::Interrupted { .. } => None,
         }
     }
 }

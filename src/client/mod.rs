@@ -301,6 +301,14 @@ impl Client {
         Some(ClientEvent::TimedOut { request, waited: now.duration_since(pending.started) })
     }
 
+    /// Gives up on the request in flight (the user pressed Ctrl-C): nothing
+    /// more is sent for it and a late answer is ignored, as after a timeout.
+    /// A write may still take effect. Returns the request's number.
+    pub fn abandon(&mut self) -> Option<u64> {
+        self.outbox.clear();
+        self.pending.take().map(|pending| pending.request.request)
+    }
+
     /// The next datagram to send, if any: requests go to the group, proofs
     /// of life to the server that asked for one.
     #[must_use]

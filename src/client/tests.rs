@@ -98,6 +98,18 @@ fn gives_up_after_the_timeout_and_numbers_the_next_request_on() {
 }
 
 #[test]
+fn an_abandoned_request_is_not_retried_and_its_late_answer_is_ignored() {
+    let t0 = Instant::now();
+    let mut client = Client::new(CLIENT, ClientConfig::default());
+    assert_eq!(client.submit(t0, Command::Reserve(slot())), Ok(Submitted::Sent { request: 1 }));
+    assert_eq!(client.abandon(), Some(1));
+    assert_eq!((client.poll_timeout(), sent(&mut client), client.abandon()), (None, None, None));
+    let late = reply(1, 1, CATALOG, Answer::Write(WriteOutcome::Reserved));
+    assert_eq!(client.handle_datagram(t0 + ms(10), addr(9001), &late), None);
+    assert_eq!(client.submit(t0 + ms(20), Command::Days), Ok(Submitted::Sent { request: 2 }));
+}
+
+#[test]
 fn one_request_at_a_time() {
     let t0 = Instant::now();
     let mut client = Client::new(CLIENT, ClientConfig::default());

@@ -34,6 +34,11 @@ impl Node {
         if self.log.commit() < l.inherited.seq {
             return; // not yet sure the table holds every confirmed write; the client retries
         }
+        if l.handing_over.is_some() {
+            // The successor may already serve: two answers would look like two
+            // leaders to the client. Its retry reaches the one that leads.
+            return;
+        }
         let answer = match request.command {
             Command::Rooms => Answer::Rooms(self.config.catalog.rooms.clone()),
             Command::Timeslots => Answer::Timeslots(self.config.catalog.timeslots.clone()),
@@ -71,9 +76,6 @@ impl Node {
             return; // the client has moved on; nobody waits for this answer
         }
         let State::Leader(l) = &mut self.state else { return };
-        if l.handing_over.is_some() {
-            return; // the client retries and reaches the new leader
-        }
         let (reachable, required) = (l.replicas() as u32, self.config.min_replicas as u32);
         let pending = self.log.has_pending(client, number);
         if reachable < required {

@@ -25,7 +25,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -617,6 +617,102 @@ pub fn assert_in_order(lines: &[String], needles: &[&str], context: &str) {
     }
 }
 
+/// A fake server in the test: joins the group on 127.0.0.1 and notes the
+/// requests it decodes. An answering one replies to each with `Rooms`, as
+/// server 999999, by unicast to the sender (loopback); a silent one never
+/// answers, so a request it saw is one a client is still waiting on.
+pub struct FakeServer {
+    stop: Arc<AtomicBool>,
+    /// Each request seen once, as (client, request number): retries count once.
+    seen: Arc<Mutex<std::collections::HashSet<(u64, u64)>>>,
+    answered: Arc<AtomicUsize>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// A fake server that answers every request.
+    pub fn answering(group: &TestGroup) -> FakeServer {
+        FakeServer::start(group, true)
+    }
+
+    /// A fake server that answers nothing.
+    pub fn silent(group: &TestGroup) -> FakeServer {
+        FakeServer::start(group, false)
+    }
+
+    fn start(group: &TestGroup, answers: bool) -> FakeServer {
+        use roomcast::rooms::Catalog;
+        use roomcast::wire::{self, Answer, Message, Reply};
+        use socket2::{Domain, Protocol, Socket, Type};
+        let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+        listen.set_reuse_address(true).expect("SO_REUSEADDR");
+        listen.set_reuse_port(true).expect("SO_REUSEPORT");
+        listen.bind(&std::net::SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
+        listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
+        let listen: UdpSocket = listen.into();
+        listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+        let reply_from = UdpSocket::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0");
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(std::collections::HashSet::new()));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, seen, answered) = (Arc::clone(&stop), Arc::clone(&seen), Arc::clone(&answered));
+            thread::spawn(move || {
+                let catalog = Catalog::default();
+                let mut buf = vec![0u8; wire::MAX_DATAGRAM];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = listen.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Ok(Message::Request(request)) = wire::decode(&buf[..n]) else {
+                        continue;
+                    };
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).insert((request.client, request.request));
+                    if !answers {
+                        continue;
+                    }
+                    let reply = Message::Reply(Reply {
+                        request: request.request,
+                        server: 999_999,
+                        catalog: catalog.fingerprint(),
+                        answer: Answer::Rooms(catalog.rooms.clone()),
+                    });
+                    if reply_from.send_to(&wire::encode(&reply), from).is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        FakeServer { stop, seen, answered, thread: Some(thread) }
+    }
+
+    /// Waits until the fake server has seen `n` different requests (retries
+    /// count once; each client numbers its own); panics on the deadline.
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.seen.lock().unwrap_or_else(|p| p.into_inner()).len() < n {
+            assert!(Instant::now() < deadline, "the fake server did not see {n} requests within {timeout:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the fake server; returns how many replies it sent.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("fake server thread");
+        }
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Clients
 // ---------------------------------------------------------------------------
@@ -708,32 +804,74 @@ pub struct ClientSession {
 pub const PROMPT: &str = "Next command: ";
 
 impl ClientSession {
-    /// Starts an interactive client on `group`.
+    /// Starts an interactive client on `group` with `--prompt`, so that each
+    /// answer on stdout ends at the next prompt (through a pipe the client
+    /// prints no prompts of its own accord).
     pub fn start(group: &TestGroup) -> ClientSession {
-        ClientSession::start_with(group, &[])
+        ClientSession::start_with(group, &["--prompt"])
     }
 
     /// Starts `client --interface 127.0.0.1 --ttl 0 GROUP PORT ARGS...`.
     pub fn start_with(group: &TestGroup, args: &[&str]) -> ClientSession {
-        let args = client_args(group, args);
-        let (mut child, capture) = spawn_captured(CLIENT_BIN, &args, |_| {});
+        ClientSession::start_program(CLIENT_BIN, client_args(group, args), &[], "client")
+    }
+
+    /// Starts `program ARGS...` with these environment variables, as a
+    /// session to talk to (the demo, whose servers the program keeps on
+    /// loopback itself); `what` names it in failure messages.
+    pub fn start_program(program: &str, args: Vec<String>, env: &[(&str, &str)], what: &str) -> ClientSession {
+        let (mut child, capture) = spawn_captured(program, &args, |command| {
+            command.envs(env.iter().copied());
+        });
         let stdin = child.stdin.take();
-        let label = format!("client (pid {}, args {:?})", child.id(), args);
+        let label = format!("{what} (pid {}, args {:?})", child.id(), args);
         ClientSession { child, stdin, capture, cursor: 0, started: Instant::now(), label }
     }
 
     /// Starts the client on a pseudo-terminal (`script`), as a user at a
     /// terminal runs it: with the line editor. `None` without `script`.
     pub fn start_in_terminal(group: &TestGroup) -> Option<ClientSession> {
+        ClientSession::start_in_terminal_with(group, &[])
+    }
+
+    /// Like [`ClientSession::start_in_terminal`], with `args` (plain words)
+    /// after GROUP PORT. What the test writes reaches the client as typed
+    /// keys: `"\x03"` is Ctrl-C, which the terminal turns into SIGINT while
+    /// the line editor is not reading.
+    pub fn start_in_terminal_with(group: &TestGroup, args: &[&str]) -> Option<ClientSession> {
         if !tool_available("script", "--version") {
             return None;
         }
-        let command = std::iter::once(CLIENT_BIN.to_string()).chain(client_args(group, &[])).collect::<Vec<_>>();
-        let args = ["-qfec".to_string(), command.join(" "), "/dev/null".to_string()];
-        let (mut child, capture) = spawn_captured("script", &args, |_| {});
-        let stdin = child.stdin.take();
-        let label = format!("client on a terminal (pid {}, script {:?})", child.id(), args);
-        Some(ClientSession { child, stdin, capture, cursor: 0, started: Instant::now(), label })
+        let words = client_args(group, args);
+        assert!(words.iter().all(|w| !w.contains([' ', '\'', '"', '\\'])), "plain words only: {words:?}");
+        // `exec`: the client itself, not a shell around it, gets the terminal's signals.
+        let command = format!("exec {CLIENT_BIN} {}", words.join(" "));
+        let args = ["-qfec".to_string(), command, "/dev/null".to_string()];
+        Some(ClientSession::start_program("script", args.to_vec(), &[], "client on a terminal"))
+    }
+
+    /// Sends `signal` (e.g. `INT`) to the process started (for a terminal
+    /// session that is `script`), by its PID.
+    pub fn signal(&self, signal: &str) {
+        send_signal(&self.child, signal, &self.label);
+    }
+
+    /// Waits for the process to exit without closing its stdin; kills it
+    /// and panics with its output if it runs past `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let status = self.exited(timeout);
+        self.capture.wait_closed(Duration::from_secs(2));
+        status
+    }
+
+    /// The exit status, once the process exits within `timeout`; otherwise
+    /// kills it and panics with its output.
+    fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        let Some(status) = wait_child(&mut self.child, timeout) else {
+            kill_child(&mut self.child);
+            panic!("{} still running after {timeout:?}: killed\n{}", self.label, self.dump());
+        };
+        status
     }
 
     /// Writes `line` and a newline to the client's stdin.
@@ -801,6 +939,17 @@ impl ClientSession {
         })
     }
 
+    /// Waits until stdout as a whole, read or not, holds `needle` `n` times
+    /// (for lines whose order among others is not fixed).
+    pub fn wait_stdout(&self, needle: &str, n: usize, timeout: Duration) {
+        let result = self.capture.wait_until(timeout, |state| {
+            (String::from_utf8_lossy(&state.stdout).matches(needle).count() >= n).then_some(())
+        });
+        result.unwrap_or_else(|why| {
+            panic!("{}: stdout text {needle:?} ({n} times) {}\n{}", self.label, why.describe(timeout), self.dump())
+        })
+    }
+
     /// stdout so far.
     pub fn stdout(&self) -> String {
         self.capture.stdout()
@@ -825,13 +974,7 @@ impl ClientSession {
     /// its output if it runs past `timeout`.
     pub fn finish(mut self, timeout: Duration) -> ClientOutput {
         self.close_stdin();
-        let status = match wait_child(&mut self.child, timeout) {
-            Some(status) => status,
-            None => {
-                kill_child(&mut self.child);
-                panic!("{} still running after {timeout:?}: killed\n{}", self.label, self.dump());
-            }
-        };
+        let status = self.exited(timeout);
         let elapsed = self.started.elapsed();
         self.capture.wait_closed(Duration::from_secs(2));
         ClientOutput { status, stdout: self.stdout(), stderr: self.stderr(), elapsed }

@@ -19,6 +19,7 @@
 //! thread. [`driver`] is the thin mio loop that feeds a node from real sockets;
 //! tests and the simulation feed it from a simulated network instead.
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod driver;

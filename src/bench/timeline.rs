@@ -1,0 +1,67 @@
+//! When each server changed role around a failover, read from the log lines
+//! the bench stamped as they arrived (see `src/node/election.rs` and
+//! `src/node/mod.rs` for the lines).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::procs::{Line, leader_in};
+
+/// A role a server took, or something it noticed, at a moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleEvent {
+    /// The server.
+    pub server: u64,
+    /// Milliseconds after the leader was killed or stopped (negative: before).
+    pub at_ms: f64,
+    /// `leader`, `follower`, `candidate`, `detected` (a heartbeat to the
+    /// leader failed), `down` (killed or stopped), `started` or `left`.
+    pub what: String,
+}
+
+/// One failover, for the timeline chart and the JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    /// What it shows, e.g. `kill -9 at 10/50 ms`.
+    pub title: String,
+    /// Every role change, in time order.
+    pub events: Vec<RoleEvent>,
+    /// When the first write after the kill was confirmed, ms after the kill.
+    pub first_write_ms: f64,
+    /// When the restarted server confirmed its first write as leader, ms.
+    pub newcomer_write_ms: Option<f64>,
+}
+
+/// Milliseconds from `zero` to `at` (negative when `at` is earlier).
+pub fn ms_since(zero: Instant, at: Instant) -> f64 {
+    match at.checked_duration_since(zero) {
+        Some(d) => d.as_secs_f64() * 1e3,
+        None => -(zero - at).as_secs_f64() * 1e3,
+    }
+}
+
+/// What a log line of server `id` says about its role, if anything.
+pub fn classify(id: u64, text: &str) -> Option<&'static str> {
+    if let Some(leader) = leader_in(text) {
+        return Some(if leader == id { "leader" } else { "follower" });
+    }
+    if text.contains("is running an election") || text.contains("stepping down") {
+        return Some("candidate");
+    }
+    if text.contains("Heartbeat to group leader") && text.contains("failed") {
+        return Some("detected");
+    }
+    if text.contains("leaving the group") {
+        return Some("left");
+    }
+    None
+}
+
+/// The role events of server `id` in `lines`, relative to `zero`.
+pub fn events_of(id: u64, lines: &[Line], zero: Instant) -> Vec<RoleEvent> {
+    lines
+        .iter()
+        .filter_map(|l| classify(id, &l.text).map(|what| RoleEvent { server: id, at_ms: ms_since(zero, l.at), what: what.into() }))
+        .collect()
+}

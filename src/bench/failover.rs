@@ -22,7 +22,7 @@ use super::error::BenchError;
 use super::group::{Cluster, PATIENCE};
 use super::procs::{Binaries, ServerProc};
 use super::stats::Summary;
-use super::timeline::{RoleEvent, Timeline, events_of, ms_since};
+use super::timeline::{RoleEvent, Timeline, bench_event, events_of, ms_since};
 use super::writer::Writer;
 use crate::rooms::Catalog;
 
@@ -197,7 +197,7 @@ fn trial_events(
     zero: Instant,
     restarted: Instant,
 ) -> Vec<RoleEvent> {
-    let mut events = vec![RoleEvent { server: 3, at_ms: 0.0, what: "down".into() }];
+    let mut events = vec![bench_event(3, 0.0, "down")];
     events.extend(role_before(old, old_mark, zero));
     events.extend(events_of(3, &old.lines_since(old_mark), zero));
     for server in cluster.servers() {
@@ -207,7 +207,7 @@ fn trial_events(
                 events.extend(events_of(*id, &server.lines_since(*mark), zero));
             }
             None => {
-                events.push(RoleEvent { server: server.id(), at_ms: ms_since(zero, restarted), what: "started".into() });
+                events.push(bench_event(server.id(), ms_since(zero, restarted), "started"));
                 events.extend(events_of(server.id(), &server.lines_since(0), zero));
             }
         }

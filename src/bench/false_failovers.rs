@@ -8,7 +8,7 @@ use super::Settings;
 use super::error::BenchError;
 use super::group::Cluster;
 use super::procs::{Binaries, BusyLoops};
-use super::timeline::{RoleEvent, events_of};
+use super::timeline::{RoleEvent, bench_event, events_of, role_changes};
 
 /// Part 3's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +19,8 @@ pub struct FalseFailoverResult {
     pub busy_loops: usize,
     /// The timing options of the servers.
     pub server_args: Vec<String>,
-    /// Role changes (leader, follower, candidate lines) during the watch.
+    /// Role changes during the watch: a server that led or followed became
+    /// a candidate, a follower became leader, and so on.
     pub role_changes: usize,
     /// `Heartbeat to group leader N failed` lines during the watch.
     pub heartbeat_failures: usize,
@@ -34,6 +35,8 @@ pub fn run(bins: &Binaries, settings: &Settings) -> Result<FalseFailoverResult, 
     cluster.start_all(&[1, 2, 3], |_| Vec::new())?;
     let watch = settings.watch();
     let marks = cluster.marks();
+    let initial: Vec<(u64, u64)> =
+        cluster.servers().iter().filter_map(|s| s.last_leader().map(|(leader, _)| (s.id(), leader))).collect();
     let _busy = BusyLoops::start(bins, settings.busy, watch.as_secs_f64() + 5.0)?;
     let zero = std::time::Instant::now();
     cluster.watch(watch)?;
@@ -42,7 +45,14 @@ pub fn run(bins: &Binaries, settings: &Settings) -> Result<FalseFailoverResult, 
         events.extend(events_of(server.id(), &server.lines_since(*mark), zero));
     }
     events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    let role_changes = events.iter().filter(|e| matches!(e.what.as_str(), "leader" | "follower" | "candidate")).count();
+    // Every server follows or leads when the watch begins: any role line
+    // is a change, except one repeating the role the server already had.
+    let mut seeded: Vec<RoleEvent> = initial
+        .iter()
+        .map(|&(id, leader)| bench_event(id, 0.0, if id == leader { "leader" } else { "follower" }))
+        .collect();
+    seeded.extend(events.iter().cloned());
+    let role_changes = role_changes(&seeded, false);
     let heartbeat_failures = events.iter().filter(|e| e.what == "detected").count();
     Ok(FalseFailoverResult {
         seconds: watch.as_secs_f64(),

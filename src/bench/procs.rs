@@ -197,10 +197,16 @@ impl ServerProc {
         let mut command = Command::new(&bins.server);
         command.args(group.server_args(id)).args(extra);
         command.env("RUST_LOG", "info").env("RUST_LOG_STYLE", "never");
+        ServerProc::start(command, id, bell)
+    }
+
+    /// Starts any program the same way (a peer's server), its output
+    /// captured; `id` names it in messages.
+    pub fn start(mut command: Command, id: u64, bell: &Arc<Bell>) -> Result<ServerProc, BenchError> {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let spawned = Instant::now();
-        let mut child =
-            command.spawn().map_err(BenchError::io(format!("starting {} (server {id})", bins.server.display())))?;
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command.spawn().map_err(BenchError::io(format!("starting {program} ({id})")))?;
         let lines = Arc::new(Lines::default());
         if let Some(out) = child.stdout.take() {
             pump(out, Arc::clone(&lines), Arc::clone(bell));

@@ -137,7 +137,7 @@ impl Settings {
 
     /// The server options of the fast timings.
     pub fn fast_args(&self) -> Vec<String> {
-        let mut args = vec![
+        let args = vec![
             "--heartbeat-interval".to_string(),
             self.fast_interval.to_string(),
             "--heartbeat-timeout".to_string(),

@@ -18,6 +18,8 @@ pub struct RoleEvent {
     /// `leader`, `follower`, `candidate`, `detected` (a heartbeat to the
     /// leader failed), `down` (killed or stopped), `started` or `left`.
     pub what: String,
+    /// The log line it was read from (empty for the bench's own events).
+    pub line: String,
 }
 
 /// One failover, for the timeline chart and the JSON file.
@@ -62,6 +64,36 @@ pub fn classify(id: u64, text: &str) -> Option<&'static str> {
 pub fn events_of(id: u64, lines: &[Line], zero: Instant) -> Vec<RoleEvent> {
     lines
         .iter()
-        .filter_map(|l| classify(id, &l.text).map(|what| RoleEvent { server: id, at_ms: ms_since(zero, l.at), what: what.into() }))
+        .filter_map(|l| {
+            let what = classify(id, &l.text)?;
+            Some(RoleEvent { server: id, at_ms: ms_since(zero, l.at), what: what.into(), line: l.text.clone() })
+        })
         .collect()
+}
+
+/// A bench-made event (a signal, a start) of server `id`.
+pub fn bench_event(id: u64, at_ms: f64, what: &str) -> RoleEvent {
+    RoleEvent { server: id, at_ms, what: what.into(), line: String::new() }
+}
+
+/// How many times a server took a role other than the one it had, over
+/// `events` in time order (the first role seen of each server counts as a
+/// change only if `count_first`).
+pub fn role_changes(events: &[RoleEvent], count_first: bool) -> usize {
+    let mut current: Vec<(u64, &str)> = Vec::new();
+    let mut changes = 0;
+    for event in events.iter().filter(|e| matches!(e.what.as_str(), "leader" | "follower" | "candidate")) {
+        match current.iter_mut().find(|(id, _)| *id == event.server) {
+            Some((_, role)) if *role == event.what => {}
+            Some((_, role)) => {
+                *role = &event.what;
+                changes += 1;
+            }
+            None => {
+                current.push((event.server, &event.what));
+                changes += usize::from(count_first);
+            }
+        }
+    }
+    changes
 }

@@ -73,7 +73,8 @@ pub fn run(bins: &Binaries, settings: &Settings) -> Result<CatchUpResult, BenchE
         newcomers.push(join(&mut cluster, 200 + 100 * trial as u64)?);
     }
     let rss_kib = cluster.servers().iter().map(|s| s.rss_kib().map(|kib| (s.id(), kib))).collect::<Result<_, _>>()?;
-    let took_over = Summary::of(newcomers.iter().map(|n| Duration::from_secs_f64(n.took_over_ms / 1e3)).collect(), None);
+    let took_over =
+        Summary::of(newcomers.iter().map(|n| Duration::from_secs_f64(n.took_over_ms / 1e3)).collect(), None);
     Ok(CatchUpResult { reservations, rooms: catalog.rooms.len(), newcomers, took_over, rss_kib, empty_rss_kib })
 }
 
@@ -115,7 +116,8 @@ fn empty_server_rss(bins: &Binaries) -> Result<u64, BenchError> {
 /// Writes a data directory holding `count` committed reservations, as a
 /// server that had confirmed them would have stored them.
 fn write_data_dir(dir: &Path, catalog: &Catalog, count: usize) -> Result<(), BenchError> {
-    let storage_error = |e: crate::storage::StorageError| BenchError::Unexpected(format!("writing the data directory: {e}"));
+    let storage_error =
+        |e: crate::storage::StorageError| BenchError::Unexpected(format!("writing the data directory: {e}"));
     let (mut storage, mut log) = Storage::open(dir, catalog).map_err(storage_error)?;
     let entry = |seq: u64, op: Op| Entry { position: LogPosition::new(1, seq), client: 42, request: seq, op };
     log.push(entry(1, Op::Genesis { epoch: 7 }));

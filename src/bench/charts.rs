@@ -113,8 +113,14 @@ fn latency_series(report: &Report, many: bool) -> Option<Vec<(String, Summary)>>
     (series.len() > 1).then_some(series)
 }
 
-const PALETTE: [RGBColor; 6] =
-    [RGBColor(0, 0, 0), RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14)];
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 0, 0),
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+];
 
 /// A CDF per series, latency on a log axis.
 fn latency_chart(path: &Path, title: &str, series: &[(String, Summary)]) -> Result<(), BenchError> {
@@ -249,8 +255,11 @@ fn timeline_chart(path: &Path, timeline: &Timeline) -> Result<(), BenchError> {
     root.present().map_err(chart_error)
 }
 
-type Chart<'a> =
-    ChartContext<'a, BitMapBackend<'a>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type Chart<'a> = ChartContext<
+    'a,
+    BitMapBackend<'a>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 fn draw_segment(chart: &mut Chart<'_>, from: f64, to: f64, y: f64, role: &str) -> Result<(), BenchError> {
     if to <= from {

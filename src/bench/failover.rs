@@ -155,18 +155,16 @@ fn one_trial(
         Removal::Kill => old.kill(),
         Removal::Stop => old.terminate()?,
     };
-    let first = writer.wait(PATIENCE, "the first write confirmed after the leader went", |c| {
-        c.at > zero && c.server != 3
-    })?;
+    let first =
+        writer.wait(PATIENCE, "the first write confirmed after the leader went", |c| c.at > zero && c.server != 3)?;
     let agreed = cluster.wait_agreement(first.server, PATIENCE)?;
     if removal == Removal::Stop {
         old.wait_exit(PATIENCE)?;
     }
     let restarted = Instant::now();
     cluster.spawn(3, &[])?;
-    let newcomer = writer.wait(PATIENCE, "the restarted server 3 confirming a write", |c| {
-        c.at > restarted && c.server == 3
-    })?;
+    let newcomer =
+        writer.wait(PATIENCE, "the restarted server 3 confirming a write", |c| c.at > restarted && c.server == 3)?;
     cluster.wait_agreement(3, PATIENCE)?;
     let trial = Trial {
         removal,

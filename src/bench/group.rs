@@ -99,10 +99,8 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         let servers = &self.servers;
         let agreed = self.bell.wait_for(deadline, || {
-            let views: Option<Vec<Instant>> = servers
-                .iter()
-                .map(|s| s.last_leader().filter(|(id, _)| *id == leader).map(|(_, at)| at))
-                .collect();
+            let views: Option<Vec<Instant>> =
+                servers.iter().map(|s| s.last_leader().filter(|(id, _)| *id == leader).map(|(_, at)| at)).collect();
             views.and_then(|times| times.into_iter().max())
         });
         agreed.ok_or_else(|| BenchError::Timeout {

@@ -47,9 +47,24 @@ fn load_rows(rows: &mut Vec<Row>, name: &str, clients: &str, value: &Summary, fl
     let f99 = floor.map(|f| f.p99_us);
     let fops = floor.map(Summary::ops);
     let show = |v: Option<f64>, fmt: fn(f64) -> String| v.map(fmt).unwrap_or_default();
-    rows.push(row(format!("{name}, {clients}, p50"), show(f50, fmt_us), fmt_us(value.p50_us), times(value.p50_us, f50)));
-    rows.push(row(format!("{name}, {clients}, p99"), show(f99, fmt_us), fmt_us(value.p99_us), times(value.p99_us, f99)));
-    rows.push(row(format!("{name}, {clients}, ops/s"), show(fops, fmt_ops), fmt_ops(value.ops()), share(value.ops(), fops)));
+    rows.push(row(
+        format!("{name}, {clients}, p50"),
+        show(f50, fmt_us),
+        fmt_us(value.p50_us),
+        times(value.p50_us, f50),
+    ));
+    rows.push(row(
+        format!("{name}, {clients}, p99"),
+        show(f99, fmt_us),
+        fmt_us(value.p99_us),
+        times(value.p99_us, f99),
+    ));
+    rows.push(row(
+        format!("{name}, {clients}, ops/s"),
+        show(fops, fmt_ops),
+        fmt_ops(value.ops()),
+        share(value.ops(), fops),
+    ));
 }
 
 fn ms(v: f64) -> String {
@@ -204,7 +219,14 @@ pub fn table(rows: &[Row]) -> String {
     let _ = writeln!(out, "| {} | {} | {} | ratio |", pad("figure", w[0]), pad("floor", w[1]), pad("roomcast", w[2]));
     let _ = writeln!(out, "|{}|{}|{}|---|", "-".repeat(w[0] + 2), "-".repeat(w[1] + 2), "-".repeat(w[2] + 2));
     for r in rows {
-        let _ = writeln!(out, "| {} | {} | {} | {} |", pad(&r.figure, w[0]), pad(&r.floor, w[1]), pad(&r.value, w[2]), r.ratio);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            pad(&r.figure, w[0]),
+            pad(&r.floor, w[1]),
+            pad(&r.value, w[2]),
+            r.ratio
+        );
     }
     out
 }

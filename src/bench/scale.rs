@@ -116,7 +116,10 @@ fn run_size(bins: &Binaries, settings: &Settings, isolation: &Isolation, n: usiz
 /// Datagrams per second in and out of the leader's unicast socket, idle.
 fn leader_load(cluster: &mut Cluster, isolation: &Isolation, settings: &Settings) -> Result<(f64, f64), BenchError> {
     if !isolation.is_private() {
-        return Err(BenchError::Usage(format!("needs a private network namespace; the part ran in {}", isolation.describe())));
+        return Err(BenchError::Usage(format!(
+            "needs a private network namespace; the part ran in {}",
+            isolation.describe()
+        )));
     }
     if !tool_available("nft", "--version") {
         return Err(BenchError::Usage("needs the `nft` command (nftables)".into()));

@@ -74,7 +74,11 @@ impl Writer {
                                 record.refused += 1;
                             }
                             let server = answered.reply.server;
-                            record.confirmations.push(Confirmation { sent: answered.sent, at: answered.received, server });
+                            record.confirmations.push(Confirmation {
+                                sent: answered.sent,
+                                at: answered.received,
+                                server,
+                            });
                         }
                         Err(_) if stop.load(Ordering::Relaxed) => return,
                         Err(e) => {

@@ -200,7 +200,8 @@ impl EtcdGroup {
 
     /// Waits for member `index`'s `published local member to cluster` line (its readiness).
     fn wait_ready(&mut self, index: usize) -> Result<(), BenchError> {
-        let process = self.members[index].process.as_mut().ok_or_else(|| BenchError::Unexpected("no process".into()))?;
+        let process =
+            self.members[index].process.as_mut().ok_or_else(|| BenchError::Unexpected("no process".into()))?;
         process.wait_line(0, "published local member to cluster", PATIENCE).map(|_| ())
     }
 
@@ -209,7 +210,10 @@ impl EtcdGroup {
     fn leader(&self) -> Result<usize, BenchError> {
         let deadline = Instant::now() + PATIENCE;
         let found = self.bell.wait_for(deadline, || {
-            self.members.iter().enumerate().find_map(|(i, m)| (m.process.is_some() && leads(m.client_addr())).then_some(i))
+            self.members
+                .iter()
+                .enumerate()
+                .find_map(|(i, m)| (m.process.is_some() && leads(m.client_addr())).then_some(i))
         });
         found.ok_or_else(|| BenchError::Timeout {
             what: "an etcd member saying it leads".into(),
@@ -224,7 +228,8 @@ impl EtcdGroup {
         let leader = self.leader()?;
         let survivors: Vec<SocketAddr> =
             self.members.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, m)| m.client_addr()).collect();
-        let mut victim = self.members[leader].process.take().ok_or_else(|| BenchError::Unexpected("no leader".into()))?;
+        let mut victim =
+            self.members[leader].process.take().ok_or_else(|| BenchError::Unexpected("no leader".into()))?;
         let zero = victim.kill();
         drop(victim);
         let body = format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", base64("failover"), base64("x"));
@@ -239,7 +244,9 @@ impl EtcdGroup {
             }
             let target = survivors[attempt % survivors.len()];
             attempt += 1;
-            if Http::connect(target, ATTEMPT).and_then(|mut h| h.post("/v3/kv/put", &body)).is_ok_and(|(code, _)| code == 200)
+            if Http::connect(target, ATTEMPT)
+                .and_then(|mut h| h.post("/v3/kv/put", &body))
+                .is_ok_and(|(code, _)| code == 200)
             {
                 break Instant::now();
             }
@@ -269,7 +276,8 @@ struct Http {
 
 impl Http {
     fn connect(addr: SocketAddr, timeout: Duration) -> Result<Http, BenchError> {
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(BenchError::io(format!("connecting to {addr}")))?;
+        let stream =
+            TcpStream::connect_timeout(&addr, timeout).map_err(BenchError::io(format!("connecting to {addr}")))?;
         stream.set_read_timeout(Some(timeout)).map_err(BenchError::io("setting a timeout"))?;
         stream.set_write_timeout(Some(timeout)).map_err(BenchError::io("setting a timeout"))?;
         stream.set_nodelay(true).map_err(BenchError::io("setting TCP_NODELAY"))?;
@@ -371,10 +379,28 @@ pub fn rows(e: &EtcdResult, floor: Option<&FloorResult>) -> Vec<Row> {
     let n = e.clients;
     add("etcd put, 1 client, p50".into(), fmt_us(e.puts_one.p50_us), one.map(|f| f.p50_us), e.puts_one.p50_us, true);
     add("etcd put, 1 client, ops/s".into(), fmt_ops(e.puts_one.ops()), one.map(Summary::ops), e.puts_one.ops(), false);
-    add(format!("etcd put, {n} clients, ops/s"), fmt_ops(e.puts_many.ops()), many.map(Summary::ops), e.puts_many.ops(), false);
-    add(format!("etcd put, {n} clients, p99"), fmt_us(e.puts_many.p99_us), many.map(|f| f.p99_us), e.puts_many.p99_us, true);
+    add(
+        format!("etcd put, {n} clients, ops/s"),
+        fmt_ops(e.puts_many.ops()),
+        many.map(Summary::ops),
+        e.puts_many.ops(),
+        false,
+    );
+    add(
+        format!("etcd put, {n} clients, p99"),
+        fmt_us(e.puts_many.p99_us),
+        many.map(|f| f.p99_us),
+        e.puts_many.p99_us,
+        true,
+    );
     add("etcd read, 1 client, p50".into(), fmt_us(e.reads_one.p50_us), one.map(|f| f.p50_us), e.reads_one.p50_us, true);
-    add(format!("etcd read, {n} clients, ops/s"), fmt_ops(e.reads_many.ops()), many.map(Summary::ops), e.reads_many.ops(), false);
+    add(
+        format!("etcd read, {n} clients, ops/s"),
+        fmt_ops(e.reads_many.ops()),
+        many.map(Summary::ops),
+        e.reads_many.ops(),
+        false,
+    );
     for f in &e.failover {
         let k = &f.kill_first_put;
         rows.push(Row {

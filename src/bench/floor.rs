@@ -1,14 +1,14 @@
 //! The floor: what loopback multicast itself costs. A client multicasts a
-//! request to a group that three responder threads joined, with the same
+//! request to a group that three responder processes joined (the bench
+//! itself, `bench floor-responder`, as roomcast's servers are processes), with the same
 //! sockets as roomcast ([`crate::net::group_socket`] and
 //! [`crate::net::unicast_socket`] on 127.0.0.1, TTL 0); one responder echoes
 //! it back by unicast, the other two receive it and drop it, as roomcast's
 //! followers do. Nothing else happens, so no protocol can answer faster.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,9 +16,10 @@ use serde::Serialize;
 use super::Settings;
 use super::error::BenchError;
 use super::group::Group;
+use super::procs::Binaries;
 use super::stats::{Summary, closed_loop};
 use super::wireclient::random_id;
-use crate::net;
+use crate::net::{self, GroupAddr};
 use crate::wire::{self, Command, MAX_DATAGRAM, Message, Request};
 
 /// The floor's figures.
@@ -34,48 +35,78 @@ pub struct FloorResult {
     pub request_bytes: usize,
 }
 
-/// Three responders on one group; stopped and joined when dropped.
+/// Three responder processes on one group (`bench floor-responder`), like
+/// three servers; killed by PID when dropped.
 struct Responders {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    children: Vec<std::process::Child>,
 }
 
 impl Responders {
-    /// Starts three responders on `group`; the first one replies.
-    fn start(group: &Group) -> Result<Responders, BenchError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
+    /// Starts three responders on `group`; the first one replies. Waits until
+    /// each has joined the group (it prints `joined`).
+    fn start(bench: &std::path::Path, group: &Group) -> Result<Responders, BenchError> {
+        let mut responders = Responders { children: Vec::new() };
         for index in 0..3 {
-            let receiver = net::group_socket(&group.addr)?;
-            receiver.set_nonblocking(false).map_err(BenchError::io("making a responder socket blocking"))?;
-            receiver
-                .set_read_timeout(Some(Duration::from_millis(50)))
-                .map_err(BenchError::io("setting a responder's timeout"))?;
-            let sender = net::unicast_socket(&group.addr)?;
-            sender.set_nonblocking(false).map_err(BenchError::io("making a responder socket blocking"))?;
-            let stop = Arc::clone(&stop);
-            threads.push(std::thread::spawn(move || {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok((n, from)) = receiver.recv_from(&mut buf)
-                        && index == 0
-                    {
-                        let _ = sender.send_to(&buf[..n], from);
-                    }
-                }
-            }));
+            let mut command = std::process::Command::new(bench);
+            command.args(["floor-responder", "--group", &group.addr.group.to_string()]);
+            command.args(["--port", &group.addr.port.to_string(), "--seconds", "600"]);
+            if index == 0 {
+                command.arg("--reply");
+            }
+            command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+            let mut child = command.spawn().map_err(BenchError::io("starting a floor responder"))?;
+            let stdout = child.stdout.take();
+            responders.children.push(child);
+            let mut line = String::new();
+            if let Some(out) = stdout {
+                BufReader::new(out).read_line(&mut line).map_err(BenchError::io("reading a floor responder"))?;
+            }
+            if line.trim() != "joined" {
+                return Err(BenchError::Unexpected(format!("a floor responder said {line:?} instead of joining")));
+            }
         }
-        Ok(Responders { stop, threads })
+        Ok(responders)
     }
 }
 
 impl Drop for Responders {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
+}
+
+/// What `bench floor-responder` runs: joins `group` on 127.0.0.1 (TTL 0),
+/// prints `joined`, then receives requests for at most `seconds`, echoing
+/// each back by unicast (from its own unicast socket) if `reply`.
+pub fn respond(group: GroupAddr, reply: bool, seconds: f64) -> Result<(), BenchError> {
+    // The server's way: non-blocking sockets under mio, drained on each wake.
+    let mut receiver = mio::net::UdpSocket::from_std(net::group_socket(&group)?);
+    let sender = net::unicast_socket(&group)?;
+    let mut poll = mio::Poll::new().map_err(BenchError::io("creating a poll"))?;
+    poll.registry()
+        .register(&mut receiver, mio::Token(0), mio::Interest::READABLE)
+        .map_err(BenchError::io("registering the responder's socket"))?;
+    println!("joined");
+    std::io::stdout().flush().map_err(BenchError::io("writing to stdout"))?;
+    let end = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+    let mut events = mio::Events::with_capacity(16);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    while Instant::now() < end {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(200)))
+            && e.kind() != std::io::ErrorKind::Interrupted
+        {
+            return Err(BenchError::Io { action: "waiting for requests".into(), source: e });
+        }
+        while let Ok((n, from)) = receiver.recv_from(&mut buf) {
+            if reply {
+                let _ = sender.send_to(&buf[..n], from);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One client of the floor: sends the request, waits for its echo.
@@ -126,9 +157,9 @@ fn check_request() -> Vec<u8> {
 }
 
 /// Measures the floor with one client, then with `settings.clients`.
-pub fn run(settings: &Settings) -> Result<FloorResult, BenchError> {
+pub fn run(bins: &Binaries, settings: &Settings) -> Result<FloorResult, BenchError> {
     let group = Group::new()?;
-    let _responders = Responders::start(&group)?;
+    let _responders = Responders::start(&bins.bench, &group)?;
     let duration = settings.load_duration();
     // Warm up (and make sure the responder answers at all).
     Pinger::open(&group)?.ping()?;

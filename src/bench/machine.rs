@@ -56,3 +56,10 @@ pub fn filesystem_of(path: &Path) -> String {
         .max_by_key(|(len, _)| *len)
         .map_or_else(|| "unknown".to_string(), |(_, kind)| kind)
 }
+
+/// The 1, 5 and 15 minute load averages (from /proc/loadavg): a busy machine
+/// (other builds) moves every figure, the floor's too.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}

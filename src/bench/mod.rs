@@ -136,6 +136,8 @@ pub struct Report {
     pub started_unix_s: u64,
     /// Wall time of the whole run, s.
     pub duration_s: f64,
+    /// Load averages (1, 5, 15 min) when the run started, and when it ended.
+    pub load_average: (String, String),
     /// Where each part ran (private namespace or not).
     pub isolation: Vec<(Part, Isolation)>,
     /// Part results; absent when not run (or failed).
@@ -176,6 +178,7 @@ pub fn run(part: Part, settings: &Settings) -> Result<Report, BenchError> {
         quick: settings.quick,
         started_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         duration_s: 0.0,
+        load_average: (machine::load_average(), String::new()),
         isolation: Vec::new(),
         floor: None,
         requests: None,
@@ -207,6 +210,7 @@ pub fn run(part: Part, settings: &Settings) -> Result<Report, BenchError> {
         }
     }
     report.duration_s = started.elapsed().as_secs_f64();
+    report.load_average.1 = machine::load_average();
     report::write_outputs(&mut report, settings)?;
     Ok(report)
 }
@@ -221,7 +225,7 @@ fn run_part(
 ) -> Result<(), BenchError> {
     match part {
         Part::All => return Err(BenchError::Usage("`all` is not a part of its own".into())),
-        Part::Floor => report.floor = Some(floor::run(settings)?),
+        Part::Floor => report.floor = Some(floor::run(bins, settings)?),
         Part::Requests => report.requests = Some(requests::run(bins, settings)?),
         Part::Failover => report.failover = Some(failover::run(bins, settings)?),
         Part::FalseFailovers => report.false_failovers = Some(false_failovers::run(bins, settings)?),

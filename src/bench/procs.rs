@@ -50,8 +50,9 @@ impl Binaries {
                     program.display()
                 )));
             }
+            // Programs of one build are linked a few seconds apart.
             if let (Some(theirs), Some(ours)) = (modified(program), bench_time)
-                && theirs < ours
+                && theirs + STALE_AFTER < ours
             {
                 warnings.push(format!(
                     "{} is older than the bench; if you changed the server or client since, run \
@@ -63,6 +64,9 @@ impl Binaries {
         Ok((bins, warnings))
     }
 }
+
+/// How much older than the bench a program may be before the bench warns.
+const STALE_AFTER: Duration = Duration::from_secs(300);
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()

@@ -245,6 +245,7 @@ pub fn write_outputs(report: &mut Report, settings: &Settings) -> Result<(), Ben
         .map_err(|e| BenchError::Unexpected(format!("encoding the results as JSON: {e}")))?;
     std::fs::write(&json_path, json).map_err(BenchError::io(format!("writing {}", json_path.display())))?;
     println!("roomcast bench on {}", report.machine.line());
+    println!("load average at the start: {}; at the end: {}", report.load_average.0, report.load_average.1);
     println!("{}", table(&rows(report)));
     for failure in &report.failures {
         println!("FAILED: bench {}: {}", failure.part.name(), failure.error);

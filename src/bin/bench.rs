@@ -6,11 +6,13 @@
 //! cargo build --release && target/release/bench all
 //! ```
 
+use std::net::Ipv4Addr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use roomcast::bench::{self, Part, Settings};
+use roomcast::net::GroupAddr;
 
 /// roomcast's benchmark suite: the real servers on loopback (as root, in a
 /// private network namespace), every figure beside the floor (a bare
@@ -43,6 +45,22 @@ enum Command {
     Cache(Settings),
     /// etcd and keepalived, where installed.
     Peers(Settings),
+    /// One responder of the floor (the floor part starts three).
+    #[command(hide = true)]
+    FloorResponder {
+        /// The multicast group.
+        #[arg(long)]
+        group: std::net::Ipv4Addr,
+        /// Its port.
+        #[arg(long)]
+        port: u16,
+        /// Echo each request back (one responder of the three does).
+        #[arg(long)]
+        reply: bool,
+        /// Stop after this many seconds at the latest.
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+    },
     /// Spin one CPU (the false-failover part starts these).
     #[command(hide = true)]
     BusyLoop {
@@ -63,6 +81,16 @@ fn main() -> ExitCode {
         Command::CatchUp(s) => (Part::CatchUp, s),
         Command::Cache(s) => (Part::Cache, s),
         Command::Peers(s) => (Part::Peers, s),
+        Command::FloorResponder { group, port, reply, seconds } => {
+            let addr = GroupAddr { group, port, interface: Some(Ipv4Addr::LOCALHOST), ttl: 0 };
+            return match bench::floor::respond(addr, reply, seconds) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::BusyLoop { seconds } => {
             bench::procs::busy_loop(seconds);
             return ExitCode::SUCCESS;

@@ -133,3 +133,21 @@ fn write_data_dir(dir: &Path, catalog: &Catalog, count: usize) -> Result<(), Ben
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_size_is_read_from_its_line() {
+        let line = "[... INFO roomcast::node] installed a snapshot from 100 (2052731 bytes, 50000 reservations)";
+        assert_eq!(snapshot_bytes(line), Some(2_052_731));
+        assert_eq!(snapshot_bytes("nothing here"), None);
+    }
+
+    #[test]
+    fn every_reservation_gets_a_slot() {
+        assert_eq!(rooms_for(50_000), 911);
+        assert_eq!(rooms_for(55), 2);
+    }
+}

@@ -100,7 +100,9 @@ pub fn draw_all(report: &Report, settings: &Settings) -> Result<Vec<PathBuf>, Be
 /// The distributions to draw: the floor first.
 fn latency_series(report: &Report, many: bool) -> Option<Vec<(String, Summary)>> {
     let mut series = Vec::new();
-    if let Some(f) = &report.floor {
+    // The floor measured beside the requests, else the run's first one.
+    let floor = report.requests.as_ref().map(|r| &r.memory.floor).or(report.floor.as_ref());
+    if let Some(f) = floor {
         let s = if many { &f.many_clients } else { &f.one_client };
         series.push(("floor".to_string(), s.clone()));
     }

@@ -158,23 +158,28 @@ fn check_request() -> Vec<u8> {
 
 /// Measures the floor with one client, then with `settings.clients`.
 pub fn run(bins: &Binaries, settings: &Settings) -> Result<FloorResult, BenchError> {
+    measure(bins, settings.clients, settings.load_duration())
+}
+
+/// Measures the floor with one client, then with `clients`, each for
+/// `duration`, on responders of its own. The requests part calls this just
+/// before its own measurements too, so that each ratio compares figures
+/// taken under the same load of the (shared) machine.
+pub fn measure(bins: &Binaries, clients: usize, duration: Duration) -> Result<FloorResult, BenchError> {
     let group = Group::new()?;
     let _responders = Responders::start(&bins.bench, &group)?;
-    let duration = settings.load_duration();
     // Warm up (and make sure the responder answers at all).
     Pinger::open(&group)?.ping()?;
-    let one = closed_loop(1, duration, |_| {
+    let ping = |_| {
         let mut pinger = Pinger::open(&group)?;
         Ok(move || pinger.ping())
-    })?;
-    let many = closed_loop(settings.clients, duration, |_| {
-        let mut pinger = Pinger::open(&group)?;
-        Ok(move || pinger.ping())
-    })?;
+    };
+    let one = closed_loop(1, duration, ping)?;
+    let many = closed_loop(clients, duration, ping)?;
     Ok(FloorResult {
         one_client: one.summary(),
         many_clients: many.summary(),
-        clients: settings.clients,
+        clients,
         request_bytes: check_request().len(),
     })
 }

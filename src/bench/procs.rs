@@ -417,3 +417,32 @@ pub fn run_tool(program: &str, args: &[&str], input: Option<&str>) -> Result<Str
 pub fn tool_available(program: &str, arg: &str) -> bool {
     Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_is_read_from_an_election_line() {
+        assert_eq!(leader_in("[... INFO roomcast::node] Election completed. Group Leader: 45000"), Some(45000));
+        assert_eq!(leader_in("Heartbeat to group leader 3 failed"), None);
+    }
+
+    #[test]
+    fn a_bell_wait_ends_at_its_deadline_or_when_found() {
+        let bell = Bell::new();
+        let deadline = Instant::now() + Duration::from_millis(30);
+        assert_eq!(bell.wait_for(deadline, || None::<()>), None);
+        assert!(Instant::now() >= deadline);
+        assert_eq!(bell.wait_for(Instant::now() + Duration::from_secs(5), || Some(7)), Some(7));
+    }
+
+    #[test]
+    fn a_failing_tool_says_how() {
+        match run_tool("sh", &["-c", "echo oops >&2; exit 3"], None) {
+            Err(BenchError::Tool { why, .. }) => assert!(why.contains("oops"), "{why}"),
+            other => panic!("expected a tool error, got {other:?}"),
+        }
+        assert_eq!(run_tool("cat", &[], Some("hello")).expect("cat"), "hello");
+    }
+}

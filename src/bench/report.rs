@@ -76,20 +76,21 @@ pub fn rows(report: &Report) -> Vec<Row> {
     let mut rows = Vec::new();
     let floor: Option<&FloorResult> = report.floor.as_ref();
     let one = floor.map(|f| &f.one_client);
-    let many = floor.map(|f| &f.many_clients);
     if let Some(f) = floor {
         rows.push(row("floor: multicast request → unicast reply, 1 client, p50", fmt_us(f.one_client.p50_us), "", ""));
         rows.push(row(format!("floor: {} clients, ops/s", f.clients), fmt_ops(f.many_clients.ops()), "", ""));
     }
     if let Some(r) = &report.requests {
         let n = format!("{} clients", r.clients);
-        load_rows(&mut rows, "read (check)", "1 client", &r.memory.reads_one, one);
-        load_rows(&mut rows, "read (check)", &n, &r.memory.reads_many, many);
-        load_rows(&mut rows, "write (reserve/cancel)", "1 client", &r.memory.writes_one, one);
-        load_rows(&mut rows, "write (reserve/cancel)", &n, &r.memory.writes_many, many);
+        let (m1, mn) = (Some(&r.memory.floor.one_client), Some(&r.memory.floor.many_clients));
+        load_rows(&mut rows, "read (check)", "1 client", &r.memory.reads_one, m1);
+        load_rows(&mut rows, "read (check)", &n, &r.memory.reads_many, mn);
+        load_rows(&mut rows, "write (reserve/cancel)", "1 client", &r.memory.writes_one, m1);
+        load_rows(&mut rows, "write (reserve/cancel)", &n, &r.memory.writes_many, mn);
         let fs = &r.data_dir_filesystem;
-        load_rows(&mut rows, &format!("durable write ({fs})"), "1 client", &r.durable.writes_one, one);
-        load_rows(&mut rows, &format!("durable write ({fs})"), &n, &r.durable.writes_many, many);
+        let (d1, dn) = (Some(&r.durable.floor.one_client), Some(&r.durable.floor.many_clients));
+        load_rows(&mut rows, &format!("durable write ({fs})"), "1 client", &r.durable.writes_one, d1);
+        load_rows(&mut rows, &format!("durable write ({fs})"), &n, &r.durable.writes_many, dn);
         let single = r.durable.writes_one.ops();
         if single > 0.0 {
             rows.push(row(
@@ -99,7 +100,7 @@ pub fn rows(report: &Report) -> Vec<Row> {
                 "(group commit would raise it)",
             ));
         }
-        load_rows(&mut rows, &format!("durable read ({fs})"), "1 client", &r.durable.reads_one, one);
+        load_rows(&mut rows, &format!("durable read ({fs})"), "1 client", &r.durable.reads_one, d1);
     }
     if let Some(c) = &report.cache {
         let f50 = one.map(|f| f.p50_us);

@@ -4,7 +4,9 @@
 //! the servers in memory, then with a `--data-dir` each (fsync per write).
 //!
 //! The clients are the bench's own [`WireClient`]s, one socket and one
-//! thread each, in a closed loop.
+//! thread each, in a closed loop. Each mode measures the floor again just
+//! before its own runs (the machine is shared: its load drifts), and its
+//! ratios use that floor.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ use serde::Serialize;
 use super::Settings;
 use super::catalog::{self, room};
 use super::error::BenchError;
+use super::floor::{self, FloorResult};
 use super::group::Cluster;
 use super::machine;
 use super::procs::Binaries;
@@ -40,6 +43,9 @@ pub struct ModeResult {
     pub writes_many: Summary,
     /// Writes refused (should be 0: every client owns its slots).
     pub refused: u64,
+    /// The floor, measured just before these (with the servers running
+    /// idle), for the ratios of this mode.
+    pub floor: FloorResult,
 }
 
 /// Part 1's figures.
@@ -101,6 +107,7 @@ fn measure_mode(
         let refused = &refused;
         Ok(move || write(&mut client, &mut cycler, refused))
     };
+    let floor = floor::measure(bins, settings.clients, duration)?;
     // Warm up. A new leader's first write waits for its members to report
     // (hundreds of ms): that belongs to failover, not to steady writes.
     closed_loop(1, duration / 10, reader)?;
@@ -109,7 +116,8 @@ fn measure_mode(
     let reads_many = closed_loop(settings.clients, duration, reader)?.summary();
     let writes_one = closed_loop(1, duration, writer)?.summary();
     let writes_many = closed_loop(settings.clients, duration, writer)?.summary();
-    Ok(ModeResult { reads_one, reads_many, writes_one, writes_many, refused: refused.load(Ordering::Relaxed) })
+    let refused = refused.load(Ordering::Relaxed);
+    Ok(ModeResult { reads_one, reads_many, writes_one, writes_many, refused, floor })
 }
 
 /// One `check` of `name`, not from a cache; its latency.

@@ -142,3 +142,48 @@ pub fn fmt_us(us: f64) -> String {
 pub fn fmt_ops(ops: f64) -> String {
     if ops >= 1_000.0 { format!("{:.1}k/s", ops / 1_000.0) } else { format!("{ops:.0}/s") }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(values: &[u64]) -> Vec<Duration> {
+        values.iter().map(|v| Duration::from_micros(*v)).collect()
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let summary = Summary::of(us(&[5, 1, 4, 2, 3, 6, 7, 8, 9, 10]), Some(Duration::from_secs(2)));
+        assert_eq!(summary.count, 10);
+        assert_eq!(summary.p50_us, 5.0);
+        assert_eq!(summary.p90_us, 9.0);
+        assert_eq!(summary.p99_us, 10.0);
+        assert_eq!(summary.max_us, 10.0);
+        assert_eq!(summary.mean_us, 5.5);
+        assert_eq!(summary.ops_per_s, Some(5.0));
+        assert_eq!(summary.percentiles_us.len(), 101);
+        assert_eq!(summary.percentiles_us[0], 1.0);
+    }
+
+    #[test]
+    fn no_samples_make_zeros_not_a_panic() {
+        let summary = Summary::of(Vec::new(), None);
+        assert_eq!((summary.count, summary.p50_us, summary.ops()), (0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn figures_are_formatted_by_size() {
+        assert_eq!(fmt_us(15.04), "15.0 µs");
+        assert_eq!(fmt_us(1_303_000.0), "1303.0 ms");
+        assert_eq!(fmt_us(12_000_000.0), "12.00 s");
+        assert_eq!(fmt_ops(64_300.0), "64.3k/s");
+        assert_eq!(fmt_ops(583.2), "583/s");
+    }
+
+    #[test]
+    fn a_closed_loop_runs_every_client_and_counts_every_request() {
+        let run = closed_loop(3, Duration::from_millis(20), |_| Ok(|| Ok(Duration::from_micros(1)))).expect("a run");
+        assert!(!run.latencies.is_empty());
+        assert!(run.elapsed >= Duration::from_millis(20));
+    }
+}

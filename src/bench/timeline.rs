@@ -97,3 +97,42 @@ pub fn role_changes(events: &[RoleEvent], count_first: bool) -> usize {
     }
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_lines_name_their_roles() {
+        let line = |text: &str| format!("[2026-01-01T00:00:00Z INFO  roomcast::node] {text}");
+        assert_eq!(classify(3, &line("Election completed. Group Leader: 3")), Some("leader"));
+        assert_eq!(classify(2, &line("Election completed. Group Leader: 3")), Some("follower"));
+        assert_eq!(classify(2, &line("2 is running an election initiated by 0")), Some("candidate"));
+        assert_eq!(classify(1, &line("Heartbeat to group leader 3 failed")), Some("detected"));
+        assert_eq!(classify(1, &line("The server is ready to receive")), None);
+    }
+
+    #[test]
+    fn a_repeated_role_is_no_change() {
+        let event = |server, what: &str| bench_event(server, 0.0, what);
+        let events = [
+            event(1, "follower"),
+            event(2, "leader"),
+            event(2, "candidate"),
+            event(2, "candidate"),
+            event(1, "follower"),
+            event(1, "detected"),
+            event(2, "leader"),
+        ];
+        assert_eq!(role_changes(&events, false), 2);
+        assert_eq!(role_changes(&events, true), 4);
+    }
+
+    #[test]
+    fn times_before_the_zero_are_negative() {
+        let zero = Instant::now();
+        let later = zero + std::time::Duration::from_millis(5);
+        assert!((ms_since(zero, later) - 5.0).abs() < 1e-9);
+        assert!((ms_since(later, zero) + 5.0).abs() < 1e-9);
+    }
+}

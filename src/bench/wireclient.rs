@@ -195,3 +195,32 @@ pub fn write_confirmed(answer: &Answer) -> Result<bool, BenchError> {
         other => Err(BenchError::Unexpected(format!("a write was answered {other:?}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cycler_reserves_then_cancels_each_slot_in_turn() {
+        let slot = |n: usize| Slot { room: "B000".into(), timeslot: format!("t{n}"), day: "Monday".into() };
+        let mut cycler = SlotCycler::new(vec![slot(0), slot(1)]);
+        let sent: Vec<Command> = (0..5).map(|_| cycler.next_command()).collect();
+        assert_eq!(
+            sent,
+            vec![
+                Command::Reserve(slot(0)),
+                Command::Cancel(slot(0)),
+                Command::Reserve(slot(1)),
+                Command::Cancel(slot(1)),
+                Command::Reserve(slot(0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_write_outcomes_count_as_writes() {
+        assert!(write_confirmed(&Answer::Write(wire::WriteOutcome::Reserved)).expect("a write"));
+        assert!(write_confirmed(&Answer::Write(wire::WriteOutcome::Cancelled)).expect("a write"));
+        assert!(matches!(write_confirmed(&Answer::Bye), Err(BenchError::Unexpected(_))));
+    }
+}

@@ -55,6 +55,16 @@ fn register_font(chosen: Option<&Path>) -> Result<PathBuf, String> {
         .clone()
 }
 
+/// `10/50 ms, election 10 ms` → `10-50-ms-election-10-ms`, for file names.
+fn slug(label: &str) -> String {
+    let words: Vec<String> = label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words.join("-")
+}
+
 fn chart_error(e: impl std::fmt::Display) -> BenchError {
     BenchError::Chart(e.to_string())
 }
@@ -78,7 +88,7 @@ pub fn draw_all(report: &Report, settings: &Settings) -> Result<Vec<PathBuf>, Be
         for timing in &failover.timings {
             for (n, timeline) in timing.timelines.iter().enumerate() {
                 let kind = if n == 0 { "kill" } else { "stop" };
-                let label = timing.label.replace([',', ' '], "").replace('/', "-");
+                let label = slug(&timing.label);
                 let path = out.join(format!("failover-timeline-{label}-{kind}.png"));
                 timeline_chart(&path, timeline)?;
                 files.push(path);
@@ -295,4 +305,15 @@ fn scale_chart(path: &Path, points: &[(f64, Vec<f64>)]) -> Result<(), BenchError
     let dots = points.iter().flat_map(|(x, ys)| ys.iter().map(move |y| Circle::new((*x, *y), 4, PALETTE[1].filled())));
     chart.draw_series(dots).map_err(chart_error)?;
     root.present().map_err(chart_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn timing_labels_become_file_names() {
+        assert_eq!(slug("default"), "default");
+        assert_eq!(slug("10/50 ms, election 10 ms"), "10-50-ms-election-10-ms");
+    }
 }

@@ -247,10 +247,11 @@ fn timeline_chart(path: &Path, timeline: &Timeline) -> Result<(), BenchError> {
                     role = if event.what == "started" { "candidate".into() } else { event.what.clone() };
                     since = at;
                 }
-                _ => {
+                "detected" => {
                     let marker = TriangleMarker::new((at, y + 0.3), 6, RGBColor(200, 0, 0).filled());
                     chart.draw_series(std::iter::once(marker)).map_err(chart_error)?;
                 }
+                _ => {} // `left`: the grey that follows shows it
             }
         }
         draw_segment(&mut chart, since, end, y, &role)?;

@@ -20,6 +20,7 @@
 //! tests and the simulation feed it from a simulated network instead.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

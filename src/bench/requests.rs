@@ -1,0 +1,139 @@
+//! Part 1, requests: three servers at default timings; reads (`check`, never
+//! from a cache) and writes (`reserve`/`cancel`, each client on a room of its
+//! own), from one sequential client and from N concurrent ones, first with
+//! the servers in memory, then with a `--data-dir` each (fsync per write).
+//!
+//! The clients are the bench's own [`WireClient`]s, one socket and one
+//! thread each, in a closed loop. Each mode measures the floor again just
+//! before its own runs (the machine is shared: its load drifts), and its
+//! ratios use that floor.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Settings;
+use super::catalog::{self, room};
+use super::error::BenchError;
+use super::floor::{self, FloorResult};
+use super::group::Cluster;
+use super::machine;
+use super::procs::Binaries;
+use super::stats::{Summary, closed_loop};
+use super::wireclient::{SlotCycler, WireClient, write_confirmed};
+use crate::wire::{Answer, Command};
+
+/// How long a request may go unanswered before the run fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+/// The bench client's retransmission interval under load (the real client's).
+const RETRY: Duration = Duration::from_millis(250);
+
+/// Reads and writes with one storage mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeResult {
+    /// `check`, one sequential client.
+    pub reads_one: Summary,
+    /// `check`, N concurrent clients.
+    pub reads_many: Summary,
+    /// `reserve`/`cancel`, one sequential client.
+    pub writes_one: Summary,
+    /// `reserve`/`cancel`, N concurrent clients.
+    pub writes_many: Summary,
+    /// Writes refused (should be 0: every client owns its slots).
+    pub refused: u64,
+    /// The floor, measured just before these (with the servers running
+    /// idle), for the ratios of this mode.
+    pub floor: FloorResult,
+}
+
+/// Part 1's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestsResult {
+    /// Servers without a data directory.
+    pub memory: ModeResult,
+    /// Servers with `--data-dir` (in the scratch directory).
+    pub durable: ModeResult,
+    /// Concurrent clients of the "many" runs.
+    pub clients: usize,
+    /// The file system the data directories were on (e.g. ext4).
+    pub data_dir_filesystem: String,
+}
+
+/// Runs part 1.
+pub fn run(bins: &Binaries, settings: &Settings) -> Result<RequestsResult, BenchError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("roomcast-bench-")
+        .tempdir_in(settings.scratch_dir())
+        .map_err(BenchError::io("creating a scratch directory"))?;
+    let catalog = catalog::with_rooms(settings.clients.max(1) + 1);
+    let catalog_file = catalog::write(scratch.path(), &catalog)?;
+    let memory = measure_mode(bins, settings, &catalog_file, None)?;
+    let durable = measure_mode(bins, settings, &catalog_file, Some(scratch.path()))?;
+    Ok(RequestsResult {
+        memory,
+        durable,
+        clients: settings.clients,
+        data_dir_filesystem: machine::filesystem_of(scratch.path()),
+    })
+}
+
+/// Starts servers 1, 2 and 3 (with data directories under `data` if given)
+/// and runs the four measurements against them.
+fn measure_mode(
+    bins: &Binaries,
+    settings: &Settings,
+    catalog_file: &Path,
+    data: Option<&Path>,
+) -> Result<ModeResult, BenchError> {
+    let mut cluster = Cluster::new(bins, vec!["--catalog".into(), catalog_file.display().to_string()])?;
+    cluster.start_all(&[1, 2, 3], |id| match data {
+        Some(dir) => vec!["--data-dir".into(), dir.join(format!("data-{id}")).display().to_string()],
+        None => Vec::new(),
+    })?;
+    let catalog = catalog::with_rooms(settings.clients.max(1) + 1);
+    let group = &cluster.group.addr;
+    let duration = settings.load_duration();
+    let refused = AtomicU64::new(0);
+    let reader = |i: usize| {
+        let mut client = WireClient::open(group, RETRY)?;
+        let name = room(i);
+        Ok(move || read(&mut client, &name))
+    };
+    let writer = |i: usize| {
+        let mut client = WireClient::open(group, RETRY)?;
+        let mut cycler = SlotCycler::new(catalog::slots_of(&catalog, &room(i)));
+        let refused = &refused;
+        Ok(move || write(&mut client, &mut cycler, refused))
+    };
+    let floor = floor::measure(bins, settings.clients, duration)?;
+    // Warm up. A new leader's first write waits for its members to report
+    // (hundreds of ms): that belongs to failover, not to steady writes.
+    closed_loop(1, duration / 10, reader)?;
+    closed_loop(1, duration / 10, writer)?;
+    let reads_one = closed_loop(1, duration, reader)?.summary();
+    let reads_many = closed_loop(settings.clients, duration, reader)?.summary();
+    let writes_one = closed_loop(1, duration, writer)?.summary();
+    let writes_many = closed_loop(settings.clients, duration, writer)?.summary();
+    let refused = refused.load(Ordering::Relaxed);
+    Ok(ModeResult { reads_one, reads_many, writes_one, writes_many, refused, floor })
+}
+
+/// One `check` of `name`, not from a cache; its latency.
+fn read(client: &mut WireClient, name: &str) -> Result<Duration, BenchError> {
+    let answered = client.call(Command::Check { room: name.to_string(), cached: None }, PATIENCE)?;
+    match answered.reply.answer {
+        Answer::Reservations { .. } => Ok(answered.latency()),
+        other => Err(BenchError::Unexpected(format!("check {name} was answered {other:?}"))),
+    }
+}
+
+/// The cycler's next write; its latency.
+fn write(client: &mut WireClient, cycler: &mut SlotCycler, refused: &AtomicU64) -> Result<Duration, BenchError> {
+    let answered = client.call(cycler.next_command(), PATIENCE)?;
+    if !write_confirmed(&answered.reply.answer)? {
+        refused.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(answered.latency())
+}

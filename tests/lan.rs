@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ClientOutput, DAYS, FAST_HEARTBEAT, FROM_SERVERS, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
+use common::{ClientOutput, DAYS, FAST_HEARTBEAT, FROM_SERVERS, GroupKeys, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
 use lan::history::{History, SlotName, Write};
 use lan::{Lan, LanServer, dump_all, expect_agreement, wait_agreement};
 
@@ -244,20 +244,31 @@ fn wait_confirmed(history: &History, since: usize, n: usize, servers: &[LanServe
 /// After the run: waits until `status` shows every server with one leader and
 /// the same table, then returns what `check` lists for the contested rooms.
 fn settled_reservations(lan: &Lan, servers: &[LanServer]) -> BTreeSet<SlotName> {
+    settled_reservations_as(lan, servers, &[])
+}
+
+/// [`settled_reservations`], with `client_args` for each client run (a key).
+fn settled_reservations_as(lan: &Lan, servers: &[LanServer], client_args: &[String]) -> BTreeSet<SlotName> {
     let summary = format!("{} servers answered; leader", servers.len());
-    wait_for_status(lan, servers, |out| {
+    let args: Vec<&str> = client_args.iter().map(String::as_str).collect();
+    wait_for_status_as(lan, servers, &args, |out| {
         out.code() == 0 && out.stdout.contains(&summary) && out.stdout.contains("every table identical")
     });
     let mut reserved = BTreeSet::new();
     for room in &ROOMS[..2] {
-        let out = lan.run_client(0, &["check", room]);
+        let out = lan.run_client(0, &[&args[..], &["check", room]].concat());
         assert_eq!(out.code(), 0, "{out}");
         for line in out.stdout.lines() {
             let line = line.trim_start_matches(FROM_SERVERS);
             let words: Vec<&str> = line.split_whitespace().collect();
-            if let [room, timeslot, day] = words[..] {
-                reserved.insert([room, timeslot, day].map(String::from));
-            }
+            // With keys, a reservation ends with its owner's name in parentheses.
+            match words[..] {
+                [room, timeslot, day] => reserved.insert([room, timeslot, day].map(String::from)),
+                [room, timeslot, day, owner] if owner.starts_with('(') => {
+                    reserved.insert([room, timeslot, day].map(String::from))
+                }
+                _ => false,
+            };
         }
     }
     reserved
@@ -266,9 +277,19 @@ fn settled_reservations(lan: &Lan, servers: &[LanServer]) -> BTreeSet<SlotName> 
 /// Asks for `status` from host 0 until `settled` holds for its output, which
 /// it returns; panics with every server's log after [`PATIENCE`].
 fn wait_for_status(lan: &Lan, servers: &[LanServer], settled: impl Fn(&ClientOutput) -> bool) -> ClientOutput {
+    wait_for_status_as(lan, servers, &[], settled)
+}
+
+/// [`wait_for_status`], with `client_args` for the client (a key).
+fn wait_for_status_as(
+    lan: &Lan,
+    servers: &[LanServer],
+    client_args: &[&str],
+    settled: impl Fn(&ClientOutput) -> bool,
+) -> ClientOutput {
     let started = Instant::now();
     loop {
-        let out = lan.run_client(0, &["status"]);
+        let out = lan.run_client(0, &[client_args, &["status"]].concat());
         if settled(&out) {
             return out;
         }
@@ -514,5 +535,71 @@ fn peers_carry_the_group_where_the_network_drops_multicast() {
          200 and 100 agreed on 200 {} ms later and confirmed a write",
         agreed.as_millis(),
         failover.as_millis()
+    );
+}
+
+/// Issue 11: a host on the LAN floods the group with 100,000 datagrams of
+/// garbage, forgeries without a key and datagrams sealed with other keys,
+/// while four clients with keys reserve and cancel. The group keeps its
+/// leader and serves, every server counts what it refused, and the history
+/// checker passes.
+#[test]
+fn history_holds_under_a_flood_of_hostile_datagrams() {
+    let Some(lan) = Lan::new_or_skip("history_holds_under_a_flood_of_hostile_datagrams", 5, false) else {
+        return;
+    };
+    let keys = GroupKeys::new();
+    let server_key = keys.arg("server.key");
+    let servers: Vec<LanServer> = (0..3)
+        .map(|host| {
+            lan.start_server(
+                host,
+                Some(host_id(host)),
+                &[&FAST_HEARTBEAT[..], &[&server_key[0], &server_key[1]]].concat(),
+            )
+        })
+        .collect();
+    let leader = host_id(2);
+    expect_agreement(&servers, |_| true, leader);
+    // An administrator's key: any client may cancel any reservation, as without keys.
+    let client_key = keys.arg("ops.key");
+    let (history, stop) = (History::with_client_args(&client_key), AtomicBool::new(false));
+    let flood = lan::flood::Flood::new(&keys);
+    let sent = thread::scope(|scope| {
+        run_clients(scope, &lan, &history, 4, &stop);
+        wait_confirmed(&history, 0, 5, &servers);
+        let sent = lan.on_host(4, || flood.send(100_000, Duration::from_secs(5)));
+        wait_confirmed(&history, history.confirmed(), 5, &servers);
+        stop.store(true, Ordering::Relaxed);
+        sent
+    });
+    for server in &servers {
+        assert_eq!(server.last_leader(), Some(leader), "{}", server.dump());
+    }
+    let reserved = settled_reservations_as(&lan, &servers, &client_key);
+    let summary = check_history("flood", &history, &reserved, &servers);
+    let args: Vec<&str> = client_key.iter().map(String::as_str).collect();
+    let out = lan.run_client(0, &[&args[..], &["--json", "status"]].concat());
+    let value: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let refused: Vec<(u64, u64)> = value["servers"]
+        .as_array()
+        .map(|servers| {
+            servers
+                .iter()
+                .map(|s| {
+                    let r = &s["status"]["auth"]["rejected"];
+                    let total = ["unauthenticated", "unknown_key", "bad_mac", "replay", "malformed"]
+                        .iter()
+                        .map(|k| r[*k].as_u64().unwrap_or(0))
+                        .sum();
+                    (s["from"]["server"].as_u64().unwrap_or(0), total)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(refused.len(), 3, "{out}");
+    assert!(refused.iter().all(|(_, n)| *n > 0), "every server refused some of the flood: {refused:?}");
+    println!(
+        "LAN flood: {sent} hostile datagrams from host 4 while 4 clients wrote: {summary}; refused by (server, count): {refused:?}"
     );
 }

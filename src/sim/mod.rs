@@ -179,14 +179,31 @@ impl Sim {
         }
     }
 
-    /// Gives the group keys (servers and clients added from now on use
-    /// them), and puts a hostile host on the network that replays, mutates
-    /// and forges datagrams (see [`adversary`]).
-    pub fn with_keys_and_adversary(&mut self) {
+    /// Gives the group keys: servers and clients added from now on use them.
+    pub fn with_keys(&mut self) -> &ServerKeys {
         let keys = ServerKeys::generate(std::array::from_fn(|_| self.random() as u8));
+        self.keys.insert(keys)
+    }
+
+    /// Gives the group keys, and puts a hostile host on the network that
+    /// replays, mutates and forges datagrams (see [`adversary`]).
+    pub fn with_keys_and_adversary(&mut self) {
         let seed = self.random();
-        self.adversary = Some(Adversary::new(seed, &keys, self.now));
-        self.keys = Some(keys);
+        let now = self.now;
+        let adversary = Adversary::new(seed, self.with_keys(), now);
+        self.adversary = Some(adversary);
+    }
+
+    /// Delivers `bytes` to every server as a datagram from `from` that must
+    /// change nothing: the run fails if it changes a server's role, term,
+    /// log or table (as for the adversary's forgeries).
+    pub fn inject_forged(&mut self, from: SocketAddrV4, bytes: Vec<u8>) {
+        let targets: Vec<SocketAddrV4> = self.servers.iter().map(|s| s.node.id().addr).collect();
+        for to in targets {
+            self.seq += 1;
+            let delivery = Delivery { to, from, bytes: bytes.clone(), attack: Some(Attack::Forged) };
+            self.in_flight.push(Reverse((self.now + self.faults.min_delay, self.seq, delivery)));
+        }
     }
 
     /// Simulated time since the start.

@@ -1096,3 +1096,129 @@ pub fn rejected_by(out: &ClientOutput, id: u64) -> Option<serde_json::Value> {
     let server = servers.iter().find(|s| s["from"]["server"] == id)?;
     Some(server["status"]["auth"]["rejected"].clone())
 }
+
+// ---------------------------------------------------------------------------
+// Keys and a tap on the group
+// ---------------------------------------------------------------------------
+
+/// Key files made with the real `server --generate-key` and
+/// `--issue-client-key`, in a temporary directory removed on drop.
+pub struct GroupKeys {
+    dir: tempfile::TempDir,
+}
+
+impl GroupKeys {
+    /// A group's server keys and client keys for `alice`, `bob` and the
+    /// administrator `ops`; and a second group's server keys and `alice`.
+    pub fn new() -> GroupKeys {
+        let keys = GroupKeys { dir: tempfile::tempdir().expect("temporary directory") };
+        keys.server_command(&["--generate-key", &keys.path("server.key")]);
+        keys.server_command(&["--generate-key", &keys.path("other-server.key")]);
+        for (file, name, admin) in [("alice", "alice", false), ("bob", "bob", false), ("ops", "ops", true)] {
+            keys.issue("server.key", name, &format!("{file}.key"), admin);
+        }
+        keys.issue("other-server.key", "alice", "other-alice.key", false);
+        keys
+    }
+
+    /// Issues a client key named `name` from the server key file `from` into `file`.
+    pub fn issue(&self, from: &str, name: &str, file: &str, admin: bool) {
+        let mut args = vec!["--key-file".to_string(), self.path(from), "--issue-client-key".into(), name.into()];
+        args.push(self.path(file));
+        if admin {
+            args.push("--admin".into());
+        }
+        self.server_command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// The path of a key file in the directory, e.g. `server.key` or `alice.key`.
+    pub fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).to_str().expect("UTF-8 temporary paths").to_string()
+    }
+
+    /// `["--key-file", PATH]` for a file of the directory.
+    pub fn arg(&self, file: &str) -> [String; 2] {
+        ["--key-file".to_string(), self.path(file)]
+    }
+
+    /// Runs `server ARGS...` to completion (a key command); panics unless it succeeds.
+    pub fn server_command(&self, args: &[&str]) -> String {
+        let out = Command::new(SERVER_BIN).args(args).output().expect("running the server binary");
+        assert!(out.status.success(), "server {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Default for GroupKeys {
+    fn default() -> Self {
+        GroupKeys::new()
+    }
+}
+
+/// A listener on the test's group (loopback only) that keeps every datagram
+/// it sees, with its source, as an attacker on the LAN would.
+pub struct GroupTap {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(std::net::SocketAddr, Vec<u8>)>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl GroupTap {
+    /// Joins `group` on 127.0.0.1 and starts listening.
+    pub fn start(group: &TestGroup) -> GroupTap {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+        listen.set_reuse_address(true).expect("SO_REUSEADDR");
+        listen.set_reuse_port(true).expect("SO_REUSEPORT");
+        listen.bind(&std::net::SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
+        listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
+        let listen: UdpSocket = listen.into();
+        listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = listen.recv_from(&mut buf) {
+                        seen.lock().unwrap_or_else(|p| p.into_inner()).push((from, buf[..n].to_vec()));
+                    }
+                }
+            })
+        };
+        GroupTap { stop, seen, thread: Some(thread) }
+    }
+
+    /// Everything seen so far, oldest first.
+    pub fn seen(&self) -> Vec<(std::net::SocketAddr, Vec<u8>)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many datagrams were seen so far.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Waits until a datagram from `from` arrives after the first `after`
+    /// ones; returns it. Panics on the deadline.
+    pub fn wait_from(&self, from: impl Fn(&std::net::SocketAddr) -> bool, after: usize, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((_, bytes)) = self.seen().into_iter().skip(after).find(|(f, _)| from(f)) {
+                return bytes;
+            }
+            assert!(Instant::now() < deadline, "the tap saw no such datagram within {timeout:?}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for GroupTap {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -107,6 +107,8 @@ impl fmt::Display for Summary {
 #[derive(Default)]
 pub struct History {
     ops: Mutex<Vec<Op>>,
+    /// Options every client run gets (a key file, for a group with keys).
+    client_args: Vec<String>,
 }
 
 /// The client's `--timeout` in the scenarios, and the slack a run gets on top
@@ -117,6 +119,11 @@ const RUN_SLACK: Duration = Duration::from_secs(3);
 const LINGER: Duration = Duration::from_millis(200);
 
 impl History {
+    /// A history whose client runs all get `args` (e.g. `--key-file FILE`).
+    pub fn with_client_args(args: &[String]) -> History {
+        History { ops: Mutex::default(), client_args: args.to_vec() }
+    }
+
     /// Runs one write with the real client on `host` and records it.
     pub fn run(&self, lan: &Lan, host: usize, write: Write, slot: &SlotName) -> Op {
         let word = match write {
@@ -125,7 +132,9 @@ impl History {
         };
         let timeout = CLIENT_TIMEOUT.as_millis().to_string();
         let started = Instant::now();
-        let out = lan.run_client(host, &["--json", "--timeout", &timeout, word, &slot[0], &slot[1], &slot[2]]);
+        let mut args: Vec<&str> = self.client_args.iter().map(String::as_str).collect();
+        args.extend(["--json", "--timeout", &timeout, word, &slot[0], &slot[1], &slot[2]]);
+        let out = lan.run_client(host, &args);
         let ended = Instant::now();
         let mut op = Op {
             host,

@@ -40,6 +40,7 @@ use crate::common::{
     leader_in, send_signal, skip_or_fail, tool_available,
 };
 
+pub mod flood;
 pub mod history;
 
 /// The multicast group every LAN uses (each LAN is isolated, so they can share it).
@@ -380,6 +381,21 @@ impl Lan {
             change(&mut all[host]);
             self.net.apply_faults(host, &all[host]);
         }
+    }
+
+    /// Runs `body` on a thread of its own inside host `host`'s network
+    /// namespace (sockets it opens are that host's), and returns its result.
+    pub fn on_host<T: Send>(&self, host: usize, body: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.namespace(host));
+        thread::scope(|scope| {
+            let joined = scope.spawn(|| {
+                let namespace = std::fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+                nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .unwrap_or_else(|e| panic!("entering {path}: {e}"));
+                body()
+            });
+            joined.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// Drops `percent`% of the packets arriving on and, independently, of those

@@ -1155,11 +1155,14 @@ impl Default for GroupKeys {
     }
 }
 
+/// A datagram seen on the group: where it came from, and its bytes.
+pub type Seen = (std::net::SocketAddr, Vec<u8>);
+
 /// A listener on the test's group (loopback only) that keeps every datagram
 /// it sees, with its source, as an attacker on the LAN would.
 pub struct GroupTap {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(std::net::SocketAddr, Vec<u8>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -1191,7 +1194,7 @@ impl GroupTap {
     }
 
     /// Everything seen so far, oldest first.
-    pub fn seen(&self) -> Vec<(std::net::SocketAddr, Vec<u8>)> {
+    pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

@@ -129,7 +129,7 @@ fn a_hundred_thousand_hostile_datagrams_change_nothing_and_grow_nothing() {
     assert!(sim.run_until(Duration::from_secs(5), settled), "the group did not settle");
     let seeds = seeds(&keys);
     let foreign = ServerKeys::generate(std::array::from_fn(|i| 200 - i as u8));
-    let mut rng = Rng(0x5EED_0F_BAD_DA7A);
+    let mut rng = Rng(0x0005_EED0_FBAD_DA7A);
     for n in 0..DATAGRAMS {
         let bytes = hostile(&mut rng, &seeds, &foreign);
         sim.inject_forged(addr(1 + (n % 200) as u8), bytes);

@@ -381,11 +381,11 @@ fn a_new_server_key_rolls_through_the_group_while_a_client_writes() {
             }
         });
         for file in &round_files {
-            for index in 0..servers.len() {
-                let id = servers[index].id();
-                servers[index].signal("TERM");
-                servers[index].wait_exit(PATIENCE);
-                servers[index] = ServerProcess::start_fast(&group, id, &["--key-file", file]);
+            for server in servers.iter_mut() {
+                let id = server.id();
+                server.signal("TERM");
+                server.wait_exit(PATIENCE);
+                *server = ServerProcess::start_fast(&group, id, &["--key-file", file]);
                 let settled = |out: &ClientOutput| {
                     out.stdout.contains("3 servers answered; leader 300; every table identical")
                         && !out.stdout.contains("syncing")

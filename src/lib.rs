@@ -23,6 +23,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod net;
 pub mod node;

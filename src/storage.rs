@@ -44,12 +44,12 @@ use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::{Catalog, ReservationTable};
 use crate::wire::{Entry, Reservation};
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP04";
+pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP04";
 /// The snapshot formats before slot holders and merge records (1), before
 /// the table's lineage (2), and before owners and the catalog (3); refused
 /// with their own message.
 const OLD_SNAPSHOT_MAGICS: [&[u8; 8]; 3] = [b"RCSNAP01", b"RCSNAP02", b"RCSNAP03"];
-const LOG_MAGIC: &[u8; 8] = b"RCLOG003";
+pub(crate) const LOG_MAGIC: &[u8; 8] = b"RCLOG003";
 /// The log formats before one record per save (1) and before owners and the
 /// catalog (2); refused with their own message.
 const OLD_LOG_MAGICS: [&[u8; 8]; 2] = [b"RCLOG001", b"RCLOG002"];
@@ -413,7 +413,7 @@ enum RecordError {
 }
 
 /// Bytes before a record's payload: length, its checksum, the payload's checksum.
-const RECORD_HEADER: usize = 12;
+pub(crate) const RECORD_HEADER: usize = 12;
 
 fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
     let Some(header) = bytes.get(..RECORD_HEADER) else { return Err(RecordError::Torn) };

@@ -17,7 +17,7 @@
 
 pub mod file;
 pub mod frame;
-mod guard;
+pub(crate) mod guard;
 pub mod keys;
 mod limit;
 pub mod replay;

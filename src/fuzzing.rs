@@ -152,19 +152,19 @@ impl Group {
             while let Some((to, bytes)) = self.server.poll_transmit() {
                 quiet = false;
                 if to == Destination::Peer(sender(0)) {
-                    self.to_client(now, &bytes);
+                    self.deliver_to_client(now, &bytes);
                 } else if to == Destination::Peer(sender(1)) {
                     let _ = self.peer.open(now, SERVER_ADDR, &bytes);
                 }
             }
             while let Some((_, bytes)) = self.peer.poll_transmit() {
                 quiet = false;
-                self.to_server(now, sender(1), &bytes);
+                self.deliver_to_server(now, sender(1), &bytes);
             }
             while self.peer.poll_released().is_some() {}
             while let Some((_, bytes)) = self.client.poll_transmit() {
                 quiet = false;
-                self.to_server(now, sender(0), &bytes);
+                self.deliver_to_server(now, sender(0), &bytes);
             }
             while self.server.poll_released().is_some() {
                 self.outcome.server_accepted += 1;
@@ -175,13 +175,13 @@ impl Group {
         }
     }
 
-    fn to_server(&mut self, now: Instant, from: SocketAddrV4, bytes: &[u8]) {
+    fn deliver_to_server(&mut self, now: Instant, from: SocketAddrV4, bytes: &[u8]) {
         if self.server.open(now, from, bytes).is_some() {
             self.outcome.server_accepted += 1;
         }
     }
 
-    fn to_client(&mut self, now: Instant, bytes: &[u8]) {
+    fn deliver_to_client(&mut self, now: Instant, bytes: &[u8]) {
         if let ClientInput::Reply(_) = self.client.open(now, SERVER_ADDR, bytes) {
             self.outcome.client_replies += 1;
         }
@@ -200,8 +200,8 @@ impl Group {
             },
         };
         match step.to_client {
-            false => self.to_server(now, step.from, bytes),
-            true => self.to_client(now, bytes),
+            false => self.deliver_to_server(now, step.from, bytes),
+            true => self.deliver_to_client(now, bytes),
         }
         if self.keyless_server.open(now, step.from, bytes).is_some() {
             self.outcome.keyless_accepted += 1;

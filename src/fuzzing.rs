@@ -287,8 +287,12 @@ pub fn snapshot(data: &[u8]) -> Result<(Catalog, usize), FormatError> {
         _ => frame_snapshot(rest),
     };
     let (catalog, table) = storage::parse_snapshot(&file)?;
-    // What Storage::open and a server's first answers do with it.
-    let log = ReplicatedLog::recovered(table);
+    // What Storage::open does with it (on a changed catalog it writes a
+    // snapshot and the entries after it), then a server's first answers.
+    let mut log = ReplicatedLog::recovered(table);
+    let applied = log.table().applied();
+    let _ = (log.entries_after(applied.seq), log.last(), log.holds(applied), log.take_changes());
+    let _ = log.commit_to(applied.seq, &catalog);
     let table = log.table();
     for room in &catalog.rooms {
         let _ = table.check(&catalog, room);

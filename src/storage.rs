@@ -39,10 +39,10 @@ use std::path::{Path, PathBuf};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::node::log::MAX_SNAPSHOT;
+use crate::node::log::{MAX_SNAPSHOT, MAX_STORED};
 use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::{Catalog, ReservationTable};
-use crate::wire::{Entry, Reservation};
+use crate::wire::{Entry, LogPosition, Reservation};
 
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP04";
 /// The snapshot formats before slot holders and merge records (1), before
@@ -304,11 +304,34 @@ pub fn parse_snapshot(bytes: &[u8]) -> Result<(Catalog, ReservationTable), Forma
         return Err(bad("checksum mismatch".into()));
     }
     let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT>();
-    match bincode::serde::decode_from_slice(table, config) {
-        Ok((snapshot, used)) if used == table.len() => Ok(snapshot),
-        Ok(_) => Err(bad("trailing bytes after the snapshot".into())),
-        Err(e) => Err(bad(e.to_string())),
+    let (catalog, table): (Catalog, ReservationTable) = match bincode::serde::decode_from_slice(table, config) {
+        Ok((snapshot, used)) if used == table.len() => snapshot,
+        Ok(_) => return Err(bad("trailing bytes after the snapshot".into())),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    check_position("the table's last applied entry", table.applied()).map_err(bad)?;
+    Ok((catalog, table))
+}
+
+/// Refuses a stored sequence number or term beyond [`MAX_STORED`]: the
+/// log's arithmetic (the next entry, a new term) would overflow.
+fn check_stored(what: &str, number: u64) -> Result<(), String> {
+    match number <= MAX_STORED {
+        true => Ok(()),
+        false => Err(format!("{what} is {number}, beyond any log (at most {MAX_STORED})")),
     }
+}
+
+fn check_position(what: &str, position: LogPosition) -> Result<(), String> {
+    check_stored(&format!("the sequence number of {what}"), position.seq)?;
+    check_stored(&format!("the term of {what}"), position.term)
+}
+
+/// Refuses a record whose sequence numbers or terms are beyond [`MAX_STORED`].
+fn check_record(record: &Record) -> Result<(), String> {
+    record.replaced_from.map_or(Ok(()), |seq| check_stored("the first sequence number replaced", seq))?;
+    record.commit.map_or(Ok(()), |seq| check_stored("the commit point", seq))?;
+    record.entries.iter().try_for_each(|entry| check_position("an entry", entry.position))
 }
 
 /// The catalog a log file's first record names; `None` without a log.
@@ -433,7 +456,9 @@ fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
     }
     let config = bincode::config::standard().with_limit::<MAX_RECORD>();
     match bincode::serde::decode_from_slice(payload, config) {
-        Ok((record, used)) if used == payload.len() => Ok((record, end)),
+        Ok((record, used)) if used == payload.len() => {
+            check_record(&record).map(|()| (record, end)).map_err(RecordError::Bad)
+        }
         Ok(_) => Err(RecordError::Bad("trailing bytes".into())),
         Err(e) => Err(RecordError::Bad(e.to_string())),
     }
@@ -677,6 +702,69 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP04 but not really").expect("write");
         assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_snapshot_with_no_room_for_a_next_entry_is_an_error() {
+        // A default table (epoch 0, applied at 0) whose applied sequence number is patched to u64::MAX.
+        let catalog = Catalog::default();
+        fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
+            bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("encodable")
+        }
+        let mut body = encoded(&(&catalog, ReservationTable::default()));
+        let seq_at = encoded(&catalog).len() + 2;
+        assert_eq!(body[seq_at], 0, "the applied sequence number");
+        body.splice(seq_at..=seq_at, [&[253][..], &u64::MAX.to_le_bytes()].concat());
+        let mut file = SNAPSHOT_MAGIC.to_vec();
+        file.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        file.extend_from_slice(&body);
+        let error = parse_snapshot(&file).expect_err("no next entry fits");
+        assert!(matches!(&error, FormatError::Corrupt(e) if e.contains("beyond any log")), "{error:?}");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fs::write(dir.path().join(SNAPSHOT_FILE), &file).expect("write");
+        assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_log_record_with_no_room_for_a_next_entry_or_term_is_an_error() {
+        let at_max = |mut entry: Entry, term: bool| {
+            match term {
+                true => entry.position.term = u64::MAX,
+                false => entry.position.seq = u64::MAX,
+            }
+            entry
+        };
+        let records = [
+            Record {
+                catalog: None,
+                replaced_from: Some(u64::MAX),
+                entries: vec![at_max(reservation(1, "Monday"), false)],
+                commit: None,
+            },
+            Record {
+                catalog: None,
+                replaced_from: Some(1),
+                entries: vec![at_max(reservation(1, "Monday"), true)],
+                commit: None,
+            },
+            Record { catalog: None, replaced_from: None, entries: Vec::new(), commit: Some(u64::MAX) },
+        ];
+        for (i, record) in records.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let path = dir.path().join(LOG_FILE);
+            let mut bytes = LOG_MAGIC.to_vec();
+            let first =
+                Record { catalog: Some(Catalog::default()), replaced_from: None, entries: Vec::new(), commit: None };
+            encode_record(&mut bytes, &first, &path).expect("encode");
+            encode_record(&mut bytes, &record, &path).expect("encode");
+            encode_record(&mut bytes, &first, &path).expect("encode"); // not the last record: not torn
+            let error =
+                replay_log_bytes(&bytes, &mut ReplicatedLog::default(), &Catalog::default()).expect_err("refused");
+            assert!(matches!(&error, FormatError::Corrupt(e) if e.contains("beyond any log")), "#{i}: {error:?}");
+            fs::write(&path, &bytes).expect("write");
+            assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })), "#{i}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::auth::frame::{self, Boot, Frame};
 use crate::auth::keys::{self, KeyFile, derive_client_key};
 use crate::auth::{ClientGuard, ClientInput, ClientKey, Key, Principal, ServerGuard, ServerKeys};
 use crate::config::{self, ConfigError, ConfigFiles, ResolvedServer, ServerOptions};
-use crate::node::{Destination, ReplicatedLog};
+use crate::node::{Destination, Node, NodeConfig, ReplicatedLog, Timing};
 use crate::rooms::Catalog;
 use crate::storage::{self, FormatError, Replayed};
 use crate::wire::{self, DecodeError, FrameKind, Message};
@@ -293,6 +293,7 @@ pub fn snapshot(data: &[u8]) -> Result<(Catalog, usize), FormatError> {
     let applied = log.table().applied();
     let _ = (log.entries_after(applied.seq), log.last(), log.holds(applied), log.take_changes());
     let _ = log.commit_to(applied.seq, &catalog);
+    run_node(log.clone(), Timing::default(), catalog.clone());
     let table = log.table();
     for room in &catalog.rooms {
         let _ = table.check(&catalog, room);
@@ -305,6 +306,33 @@ pub fn snapshot(data: &[u8]) -> Result<(Catalog, usize), FormatError> {
     let again = storage::parse_snapshot(&frame_snapshot(&body));
     assert!(again.as_ref().is_ok_and(|(c, t)| *c == catalog && t == table), "a snapshot reads back");
     Ok((catalog, table.len()))
+}
+
+/// A server that starts with `log` and runs a few rounds of its timers
+/// (alone: nothing is delivered, nothing sent anywhere).
+fn run_node(log: ReplicatedLog, timing: Timing, catalog: Catalog) {
+    let mut now = Instant::now();
+    let config = NodeConfig {
+        id: 45000,
+        explicit_id: true,
+        addr: SERVER_ADDR,
+        timing,
+        catalog,
+        seed: 1,
+        min_replicas: 1,
+        keys: None,
+        boot: SERVER_BOOT,
+    };
+    let mut node = Node::recovered(config, now, log);
+    node.start(now);
+    for _ in 0..4 {
+        while node.poll_transmit().is_some() || node.poll_event().is_some() {}
+        let _ = node.take_log_changes();
+        let Some(next) = node.poll_timeout() else { break };
+        now = now.max(next);
+        node.handle_timeout(now);
+    }
+    let _ = node.status(now);
 }
 
 /// A snapshot file around `body`: magic, length, CRC-32.
@@ -390,6 +418,12 @@ pub fn config(data: &[u8]) -> Option<ConfigOutcome> {
         config::resolve_server_with(&ServerOptions::default(), Some((path, &options)), &NoFiles)
             .map_err(|e| e.to_string())
     });
+    // A server runs with what resolved.
+    if let Ok(resolved) = &server {
+        let settings = &resolved.settings;
+        let _ = crate::silence::GroupSilence::new(Instant::now(), settings.timing.heartbeat_timeout);
+        run_node(ReplicatedLog::default(), settings.timing, settings.catalog.clone());
+    }
     if let Ok(catalog) = &catalog {
         let _ = catalog.fingerprint();
     }

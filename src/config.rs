@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::ServerKeys;
 use crate::auth::file::read_server_keys;
 use crate::driver::ServerSettings;
 use crate::hooks::HookCommands;
@@ -102,7 +103,35 @@ const DEFAULT_TIMINGS_MS: (u64, u64, u64) = (200, 1000, 200);
 pub fn load_server_options(path: &Path) -> Result<ServerOptions, ConfigError> {
     let fail = |problem: String| ConfigError { path: path.to_path_buf(), problem };
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the config file: {e}")))?;
-    toml::from_str(&text).map_err(|e| fail(e.to_string().trim_end().to_string()))
+    parse_server_options(&text).map_err(fail)
+}
+
+/// Parses a server config file's text; the error says which key is wrong.
+pub fn parse_server_options(text: &str) -> Result<ServerOptions, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+/// Where [`resolve_server_with`] gets the files that settings name (a
+/// catalog, a key file): the disk for [`resolve_server`], or anything else
+/// for a caller that must not read files (a fuzzer, a test).
+pub trait ConfigFiles {
+    /// The catalog file at `path`.
+    fn catalog(&self, path: &Path) -> Result<Catalog, ConfigError>;
+    /// The server key file at `path`, checked as [`read_server_keys`] checks it.
+    fn server_keys(&self, path: &Path) -> Result<ServerKeys, String>;
+}
+
+/// The files as they are on disk.
+struct Disk;
+
+impl ConfigFiles for Disk {
+    fn catalog(&self, path: &Path) -> Result<Catalog, ConfigError> {
+        load_catalog(path)
+    }
+
+    fn server_keys(&self, path: &Path) -> Result<ServerKeys, String> {
+        read_server_keys(path).map_err(|e| e.to_string())
+    }
 }
 
 /// Merges `cli` over `file` (read from `path`) over the defaults, and checks
@@ -110,6 +139,15 @@ pub fn load_server_options(path: &Path) -> Result<ServerOptions, ConfigError> {
 pub fn resolve_server(
     cli: &ServerOptions,
     file: Option<(&Path, &ServerOptions)>,
+) -> Result<ResolvedServer, ConfigError> {
+    resolve_server_with(cli, file, &Disk)
+}
+
+/// [`resolve_server`], with the files that settings name read from `files`.
+pub fn resolve_server_with(
+    cli: &ServerOptions,
+    file: Option<(&Path, &ServerOptions)>,
+    files: &dyn ConfigFiles,
 ) -> Result<ResolvedServer, ConfigError> {
     let empty = ServerOptions::default();
     let beside_file;
@@ -156,10 +194,10 @@ pub fn resolve_server(
     if min_replicas == 0 {
         return Err(fail("`min_replicas` must be at least 1 (the leader itself)".into()));
     }
-    let catalog = resolve_catalog(cli, from_file).map_err(fail)?;
+    let catalog = resolve_catalog(cli, from_file, files).map_err(fail)?;
     let peers = resolve_peers(cli, from_file).map_err(fail)?;
     let keys = match pick(&cli.key_file, &from_file.key_file) {
-        Some(path) => Some(read_server_keys(&path).map_err(|e| fail(e.to_string()))?),
+        Some(path) => Some(files.server_keys(&path).map_err(fail)?),
         None => None,
     };
     let ms = Duration::from_millis;
@@ -211,15 +249,15 @@ fn resolve_peers(cli: &ServerOptions, file: &ServerOptions) -> Result<Vec<Socket
 
 /// The catalog: a `--catalog`/`catalog` file, inline lists in the config
 /// file, or the built-in one.
-fn resolve_catalog(cli: &ServerOptions, file: &ServerOptions) -> Result<Catalog, String> {
+fn resolve_catalog(cli: &ServerOptions, file: &ServerOptions, files: &dyn ConfigFiles) -> Result<Catalog, String> {
     let inline = [&file.rooms, &file.timeslots, &file.days];
     let given = inline.iter().filter(|list| list.is_some()).count();
     if let Some(path) = &cli.catalog {
-        return load_catalog(path).map_err(|e| e.to_string());
+        return files.catalog(path).map_err(|e| e.to_string());
     }
     match (&file.catalog, given) {
         (Some(_), 1..) => Err("give either `catalog` or `rooms`, `timeslots` and `days`, not both".into()),
-        (Some(path), 0) => load_catalog(path).map_err(|e| e.to_string()),
+        (Some(path), 0) => files.catalog(path).map_err(|e| e.to_string()),
         (None, 0) => Ok(Catalog::default()),
         (None, 3) => {
             let [rooms, timeslots, days] = inline.map(|list| list.clone().unwrap_or_default());

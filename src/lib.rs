@@ -26,6 +26,8 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod logging;
 pub mod net;

@@ -39,17 +39,17 @@ use std::path::{Path, PathBuf};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::node::log::MAX_SNAPSHOT;
+use crate::node::log::{MAX_SNAPSHOT, MAX_STORED};
 use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::{Catalog, ReservationTable};
-use crate::wire::{Entry, Reservation};
+use crate::wire::{Entry, LogPosition, Reservation};
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP04";
+pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"RCSNAP04";
 /// The snapshot formats before slot holders and merge records (1), before
 /// the table's lineage (2), and before owners and the catalog (3); refused
 /// with their own message.
 const OLD_SNAPSHOT_MAGICS: [&[u8; 8]; 3] = [b"RCSNAP01", b"RCSNAP02", b"RCSNAP03"];
-const LOG_MAGIC: &[u8; 8] = b"RCLOG003";
+pub(crate) const LOG_MAGIC: &[u8; 8] = b"RCLOG003";
 /// The log formats before one record per save (1) and before owners and the
 /// catalog (2); refused with their own message.
 const OLD_LOG_MAGICS: [&[u8; 8]; 2] = [b"RCLOG001", b"RCLOG002"];
@@ -259,54 +259,105 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     }
 }
 
+/// What is wrong with the bytes of a data file; the readers by path add the file's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    /// Written by an older roomcast in a format this one does not read.
+    OldFormat,
+    /// Damaged or inconsistent, and why.
+    Corrupt(String),
+}
+
+impl FormatError {
+    /// The error for the file at `path`.
+    fn at(self, path: &Path) -> StorageError {
+        match self {
+            FormatError::OldFormat => StorageError::OldFormat { path: path.to_path_buf() },
+            FormatError::Corrupt(detail) => corrupt(path, detail),
+        }
+    }
+}
+
 /// The stored snapshot, with the catalog it was written under; `None` if there is none.
 fn read_snapshot(path: &Path) -> Result<Option<(Catalog, ReservationTable)>, StorageError> {
     let Some(bytes) = read_if_exists(path)? else { return Ok(None) };
+    parse_snapshot(&bytes).map(Some).map_err(|e| e.at(path))
+}
+
+/// Parses a snapshot file's contents: the catalog it was written under and
+/// the table. Never panics, and allocates at most [`MAX_SNAPSHOT`] for the table.
+pub fn parse_snapshot(bytes: &[u8]) -> Result<(Catalog, ReservationTable), FormatError> {
+    let bad = |detail: String| FormatError::Corrupt(detail);
     let header = SNAPSHOT_MAGIC.len() + 12;
     match bytes.get(..SNAPSHOT_MAGIC.len()) {
-        Some(magic) if OLD_SNAPSHOT_MAGICS.iter().any(|old| magic == *old) => {
-            return Err(StorageError::OldFormat { path: path.to_path_buf() });
-        }
+        Some(magic) if OLD_SNAPSHOT_MAGICS.iter().any(|old| magic == *old) => return Err(FormatError::OldFormat),
         Some(magic) if magic == SNAPSHOT_MAGIC && bytes.len() >= header => {}
-        _ => return Err(corrupt(path, "not a roomcast snapshot (bad header)")),
+        _ => return Err(bad("not a roomcast snapshot (bad header)".into())),
     }
     let length = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
     let crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or_default());
     let table = &bytes[header..];
     if table.len() as u64 != length {
-        return Err(corrupt(path, format!("{} bytes of table, the header says {length}", table.len())));
+        return Err(bad(format!("{} bytes of table, the header says {length}", table.len())));
     }
     if crc32fast::hash(table) != crc {
-        return Err(corrupt(path, "checksum mismatch"));
+        return Err(bad("checksum mismatch".into()));
     }
     let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT>();
-    match bincode::serde::decode_from_slice(table, config) {
-        Ok((snapshot, used)) if used == table.len() => Ok(Some(snapshot)),
-        Ok(_) => Err(corrupt(path, "trailing bytes after the snapshot")),
-        Err(e) => Err(corrupt(path, e.to_string())),
+    let (catalog, table): (Catalog, ReservationTable) = match bincode::serde::decode_from_slice(table, config) {
+        Ok((snapshot, used)) if used == table.len() => snapshot,
+        Ok(_) => return Err(bad("trailing bytes after the snapshot".into())),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    check_position("the table's last applied entry", table.applied()).map_err(bad)?;
+    Ok((catalog, table))
+}
+
+/// Refuses a stored sequence number or term beyond [`MAX_STORED`]: the
+/// log's arithmetic (the next entry, a new term) would overflow.
+fn check_stored(what: &str, number: u64) -> Result<(), String> {
+    match number <= MAX_STORED {
+        true => Ok(()),
+        false => Err(format!("{what} is {number}, beyond any log (at most {MAX_STORED})")),
     }
+}
+
+fn check_position(what: &str, position: LogPosition) -> Result<(), String> {
+    check_stored(&format!("the sequence number of {what}"), position.seq)?;
+    check_stored(&format!("the term of {what}"), position.term)
+}
+
+/// Refuses a record whose sequence numbers or terms are beyond [`MAX_STORED`].
+fn check_record(record: &Record) -> Result<(), String> {
+    record.replaced_from.map_or(Ok(()), |seq| check_stored("the first sequence number replaced", seq))?;
+    record.commit.map_or(Ok(()), |seq| check_stored("the commit point", seq))?;
+    record.entries.iter().try_for_each(|entry| check_position("an entry", entry.position))
 }
 
 /// The catalog a log file's first record names; `None` without a log.
 fn read_log_catalog(path: &Path) -> Result<Option<Catalog>, StorageError> {
     let Some(bytes) = read_if_exists(path)? else { return Ok(None) };
-    check_log_magic(path, &bytes)?;
+    parse_log_catalog(&bytes).map_err(|e| e.at(path))
+}
+
+/// The catalog a log file's contents name in their first record; `None` if
+/// that record was cut short (a log that holds nothing yet).
+pub fn parse_log_catalog(bytes: &[u8]) -> Result<Option<Catalog>, FormatError> {
+    check_log_magic(bytes)?;
     match next_record(&bytes[LOG_MAGIC.len()..]) {
         Ok((Record { catalog: Some(catalog), .. }, _)) => Ok(Some(catalog)),
-        Ok(_) => Err(corrupt(path, "its first record does not name the catalog")),
+        Ok(_) => Err(FormatError::Corrupt("its first record does not name the catalog".into())),
         // A log cut short in its first record holds nothing yet.
         Err(RecordError::Torn) => Ok(None),
-        Err(RecordError::Bad(detail)) => Err(corrupt(path, format!("first record: {detail}"))),
+        Err(RecordError::Bad(detail)) => Err(FormatError::Corrupt(format!("first record: {detail}"))),
     }
 }
 
-fn check_log_magic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+fn check_log_magic(bytes: &[u8]) -> Result<(), FormatError> {
     match bytes.get(..LOG_MAGIC.len()) {
         Some(magic) if magic == LOG_MAGIC => Ok(()),
-        Some(magic) if OLD_LOG_MAGICS.iter().any(|old| magic == *old) => {
-            Err(StorageError::OldFormat { path: path.to_path_buf() })
-        }
-        _ => Err(corrupt(path, "not a roomcast log (bad header)")),
+        Some(magic) if OLD_LOG_MAGICS.iter().any(|old| magic == *old) => Err(FormatError::OldFormat),
+        _ => Err(FormatError::Corrupt("not a roomcast log (bad header)".into())),
     }
 }
 
@@ -314,9 +365,31 @@ fn check_log_magic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
 /// last record is cut off the file.
 fn replay_log(path: &Path, log: &mut ReplicatedLog, catalog: &Catalog) -> Result<u64, StorageError> {
     let Some(bytes) = read_if_exists(path)? else { return Ok(0) };
-    check_log_magic(path, &bytes)?;
+    let replayed = replay_log_bytes(&bytes, log, catalog).map_err(|e| e.at(path))?;
+    if let Some(offset) = replayed.torn_at {
+        warn!("{}: dropping a torn record at byte {offset} (written when the server stopped)", path.display());
+        truncate(path, offset)?;
+    }
+    Ok(replayed.entries)
+}
+
+/// What [`replay_log_bytes`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// How many entries the log's records held.
+    pub entries: u64,
+    /// Where a torn last record starts (a write cut short when the server
+    /// stopped): the file is to be cut there. `None`: the log is whole.
+    pub torn_at: Option<usize>,
+}
+
+/// Replays a log file's contents into `log`, under `catalog` (the one the
+/// data was written with). A torn last record is skipped and reported in
+/// [`Replayed::torn_at`]; a bad record anywhere else is an error.
+pub fn replay_log_bytes(bytes: &[u8], log: &mut ReplicatedLog, catalog: &Catalog) -> Result<Replayed, FormatError> {
+    check_log_magic(bytes)?;
     let mut offset = LOG_MAGIC.len();
-    let mut entries = 0;
+    let mut replayed = Replayed { entries: 0, torn_at: None };
     while offset < bytes.len() {
         let record = match next_record(&bytes[offset..]) {
             Ok((record, used)) => {
@@ -324,18 +397,20 @@ fn replay_log(path: &Path, log: &mut ReplicatedLog, catalog: &Catalog) -> Result
                 record
             }
             Err(RecordError::Bad(detail)) if !zero_tail(&bytes[offset..]) => {
-                return Err(corrupt(path, format!("record at byte {offset}: {detail}")));
+                return Err(FormatError::Corrupt(format!("record at byte {offset}: {detail}")));
             }
             Err(_) => {
-                warn!("{}: dropping a torn record at byte {offset} (written when the server stopped)", path.display());
-                truncate(path, offset)?;
+                replayed.torn_at = Some(offset);
                 break;
             }
         };
         if let Some(from) = record.replaced_from {
-            entries += record.entries.len() as u64;
+            replayed.entries += record.entries.len() as u64;
             log.replay(from, &record.entries).map_err(|d| {
-                corrupt(path, format!("entries from seq {from} do not follow the stored log (ends at {:?})", d.ours))
+                FormatError::Corrupt(format!(
+                    "entries from seq {from} do not follow the stored log (ends at {:?})",
+                    d.ours
+                ))
             })?;
         }
         if let Some(seq) = record.commit {
@@ -343,7 +418,7 @@ fn replay_log(path: &Path, log: &mut ReplicatedLog, catalog: &Catalog) -> Result
         }
     }
     log.take_changes();
-    Ok(entries)
+    Ok(replayed)
 }
 
 /// True if what follows a record's start is zeros, in whole or after an
@@ -361,7 +436,7 @@ enum RecordError {
 }
 
 /// Bytes before a record's payload: length, its checksum, the payload's checksum.
-const RECORD_HEADER: usize = 12;
+pub(crate) const RECORD_HEADER: usize = 12;
 
 fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
     let Some(header) = bytes.get(..RECORD_HEADER) else { return Err(RecordError::Torn) };
@@ -381,7 +456,9 @@ fn next_record(bytes: &[u8]) -> Result<(Record, usize), RecordError> {
     }
     let config = bincode::config::standard().with_limit::<MAX_RECORD>();
     match bincode::serde::decode_from_slice(payload, config) {
-        Ok((record, used)) if used == payload.len() => Ok((record, end)),
+        Ok((record, used)) if used == payload.len() => {
+            check_record(&record).map(|()| (record, end)).map_err(RecordError::Bad)
+        }
         Ok(_) => Err(RecordError::Bad("trailing bytes".into())),
         Err(e) => Err(RecordError::Bad(e.to_string())),
     }
@@ -625,6 +702,69 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         fs::write(dir.path().join(SNAPSHOT_FILE), b"RCSNAP04 but not really").expect("write");
         assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_snapshot_with_no_room_for_a_next_entry_is_an_error() {
+        // A default table (epoch 0, applied at 0) whose applied sequence number is patched to u64::MAX.
+        let catalog = Catalog::default();
+        fn encoded<T: Serialize>(value: &T) -> Vec<u8> {
+            bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("encodable")
+        }
+        let mut body = encoded(&(&catalog, ReservationTable::default()));
+        let seq_at = encoded(&catalog).len() + 2;
+        assert_eq!(body[seq_at], 0, "the applied sequence number");
+        body.splice(seq_at..=seq_at, [&[253][..], &u64::MAX.to_le_bytes()].concat());
+        let mut file = SNAPSHOT_MAGIC.to_vec();
+        file.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        file.extend_from_slice(&body);
+        let error = parse_snapshot(&file).expect_err("no next entry fits");
+        assert!(matches!(&error, FormatError::Corrupt(e) if e.contains("beyond any log")), "{error:?}");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        fs::write(dir.path().join(SNAPSHOT_FILE), &file).expect("write");
+        assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_log_record_with_no_room_for_a_next_entry_or_term_is_an_error() {
+        let at_max = |mut entry: Entry, term: bool| {
+            match term {
+                true => entry.position.term = u64::MAX,
+                false => entry.position.seq = u64::MAX,
+            }
+            entry
+        };
+        let records = [
+            Record {
+                catalog: None,
+                replaced_from: Some(u64::MAX),
+                entries: vec![at_max(reservation(1, "Monday"), false)],
+                commit: None,
+            },
+            Record {
+                catalog: None,
+                replaced_from: Some(1),
+                entries: vec![at_max(reservation(1, "Monday"), true)],
+                commit: None,
+            },
+            Record { catalog: None, replaced_from: None, entries: Vec::new(), commit: Some(u64::MAX) },
+        ];
+        for (i, record) in records.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let path = dir.path().join(LOG_FILE);
+            let mut bytes = LOG_MAGIC.to_vec();
+            let first =
+                Record { catalog: Some(Catalog::default()), replaced_from: None, entries: Vec::new(), commit: None };
+            encode_record(&mut bytes, &first, &path).expect("encode");
+            encode_record(&mut bytes, &record, &path).expect("encode");
+            encode_record(&mut bytes, &first, &path).expect("encode"); // not the last record: not torn
+            let error =
+                replay_log_bytes(&bytes, &mut ReplicatedLog::default(), &Catalog::default()).expect_err("refused");
+            assert!(matches!(&error, FormatError::Corrupt(e) if e.contains("beyond any log")), "#{i}: {error:?}");
+            fs::write(&path, &bytes).expect("write");
+            assert!(matches!(reopen(dir.path()), Err(StorageError::Corrupt { .. })), "#{i}");
+        }
     }
 
     #[test]

@@ -237,20 +237,38 @@ pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Ve
     }
     let header_len = out.len();
     wire::encode_body_into(inner, &mut out);
-    let aad = [&out[..header_len], extra].concat();
-    let cipher = XChaCha20Poly1305::new(key.bytes().into());
-    let (_, body) = out.split_at_mut(header_len);
-    // Encryption fails only for messages beyond 256 GiB; ours fit a datagram.
-    let tag = match cipher.encrypt_inout_detached(&nonce(&header.boot, header.counter), &aad, body.into()) {
-        Ok(tag) => tag,
-        Err(_) => unreachable!("a datagram is far below the cipher's limit"),
-    };
-    out.extend_from_slice(&tag);
+    encrypt(&mut out, header_len, &nonce(&header.boot, header.counter), key, extra);
     debug_assert!(out.len() <= MAX_DATAGRAM, "sealed frame of {} bytes does not fit a datagram", out.len());
     out
 }
 
+/// Encrypts `out` after its first `header_len` bytes (the clear header,
+/// authenticated with `extra`) in place, and appends the tag.
+fn encrypt(out: &mut Vec<u8>, header_len: usize, nonce: &XNonce, key: &Key, extra: &[u8]) {
+    let aad = [&out[..header_len], extra].concat();
+    let cipher = XChaCha20Poly1305::new(key.bytes().into());
+    let (_, body) = out.split_at_mut(header_len);
+    // Encryption fails only for messages beyond 256 GiB; ours fit a datagram.
+    let tag = match cipher.encrypt_inout_detached(nonce, &aad, body.into()) {
+        Ok(tag) => tag,
+        Err(_) => unreachable!("a datagram is far below the cipher's limit"),
+    };
+    out.extend_from_slice(&tag);
+}
+
 impl SealedFrame<'_> {
+    /// This frame sealed anew under `key` with the same clear header, its
+    /// sealed bytes (less the tag) taken as the plaintext, whatever they
+    /// are: an authentic frame whose plaintext may be anything. For fuzzing
+    /// what comes after the tag check (`crate::fuzzing`); a holder of the
+    /// key can seal anything anyway.
+    #[doc(hidden)]
+    pub fn reseal(&self, key: &Key, extra: &[u8]) -> Vec<u8> {
+        let mut out = [self.aad, &self.sealed[..self.sealed.len() - TAG_LEN]].concat();
+        encrypt(&mut out, self.aad.len(), &nonce(&self.header.boot, self.header.counter), key, extra);
+        out
+    }
+
     /// Authenticates and decrypts the frame under `key`, then decodes it.
     pub fn open(&self, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
         let (ciphertext, tag) = self.sealed.split_at(self.sealed.len() - TAG_LEN);

@@ -21,7 +21,7 @@ pub mod frame;
 pub mod keys;
 mod limit;
 pub mod replay;
-mod server;
+pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 

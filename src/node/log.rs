@@ -16,6 +16,12 @@ pub const RETAINED_APPLIED: usize = 4096;
 /// The largest snapshot a replica accepts (about 4 million reservations).
 pub const MAX_SNAPSHOT: usize = 256 << 20;
 
+/// The highest sequence number or term a stored log or snapshot may name
+/// (2^62: a million writes a second for 146,000 years). The log and the
+/// elections count on a next one (`seq + 1`, a new term) always fitting a
+/// `u64`; storage refuses a file beyond this as damaged.
+pub const MAX_STORED: u64 = 1 << 62;
+
 /// Log entries plus the state they produce.
 #[derive(Debug, Default, Clone)]
 pub struct ReplicatedLog {

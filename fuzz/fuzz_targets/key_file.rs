@@ -1,0 +1,8 @@
+#![no_main]
+//! `roomcast::fuzzing::key_file`: see fuzz/README.md.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = roomcast::fuzzing::key_file(data);
+});

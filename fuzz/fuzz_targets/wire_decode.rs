@@ -1,0 +1,8 @@
+#![no_main]
+//! `roomcast::fuzzing::wire_decode`: see fuzz/README.md.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = roomcast::fuzzing::wire_decode(data);
+});

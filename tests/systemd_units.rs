@@ -211,7 +211,8 @@ impl Container {
     /// Runs the installed client once against the shipped config's group and
     /// asserts success and an answer from the servers containing `expected`.
     fn client_ok(&self, command: &[&str], expected: &str) {
-        let stdout = self.run_ok(&[&["/usr/local/bin/roomcast-client"], &GROUP_AND_PORT[..], command].concat());
+        let client = ["/usr/local/bin/roomcast-client", "--key-file", "/etc/roomcast/client.key"];
+        let stdout = self.run_ok(&[&client[..], &GROUP_AND_PORT[..], command].concat());
         assert!(
             stdout.contains("(From servers): ") && stdout.contains(expected),
             "client {command:?} printed:\n{}\nexpected an answer from the servers with {expected:?}\n{}",
@@ -284,11 +285,29 @@ fn nspawn_args(dir: &Path, name: &str) -> Vec<String> {
         // DynamicUser= resolves its user names through nss-systemd.
         "--bind-ro=/etc/nsswitch.conf".into(),
         format!("--bind-ro={}:/etc/systemd/system/{unit}", path(repo.join("systemd").join(unit))),
-        format!("--bind-ro={}:/etc/roomcast", path(repo.join("config"))),
+        format!("--bind-ro={}:/etc/roomcast", path(etc_roomcast(dir, &repo.join("config")))),
         format!("--overlay-ro=/usr/local/bin:{}:/usr/local/bin", path(bin)),
         "systemd.firstboot=off".into(),
         "systemd.mask=systemd-machine-id-commit.service".into(),
     ]
+}
+
+/// `/etc/roomcast` as the README's install steps leave it: the shipped
+/// config files, and a server key and a client key made with the real binary.
+fn etc_roomcast(dir: &Path, config: &Path) -> PathBuf {
+    let etc = dir.join("etc-roomcast");
+    std::fs::create_dir(&etc).expect("creating the container's /etc/roomcast");
+    for file in ["roomcast.toml", "catalog.toml"] {
+        install(&config.join(file), &etc.join(file));
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(SERVER_BIN).args(args).output().expect("running the server binary");
+        assert!(out.status.success(), "server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let key = etc.join("server.key").display().to_string();
+    run(&["--generate-key", &key]);
+    run(&["--key-file", &key, "--issue-client-key", "test", &etc.join("client.key").display().to_string()]);
+    etc
 }
 
 fn install(from: &Path, to: &Path) {

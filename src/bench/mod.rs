@@ -71,6 +71,8 @@ pub enum Part {
     CatchUp,
     /// The client's cache hit against a round trip.
     Cache,
+    /// Reads and writes without keys and with them, back to back.
+    Keys,
     /// etcd and keepalived, where installed.
     Peers,
 }
@@ -84,6 +86,7 @@ impl Part {
                 let mut parts = vec![
                     Part::Floor,
                     Part::Requests,
+                    Part::Keys,
                     Part::Cache,
                     Part::Failover,
                     Part::FalseFailovers,
@@ -95,7 +98,7 @@ impl Part {
                 }
                 parts
             }
-            Part::Requests | Part::Cache | Part::Scale | Part::Peers => vec![Part::Floor, self],
+            Part::Requests | Part::Keys | Part::Cache | Part::Scale | Part::Peers => vec![Part::Floor, self],
             other => vec![other],
         }
     }
@@ -111,6 +114,7 @@ impl Part {
             Part::Scale => "scale",
             Part::CatchUp => "catch-up",
             Part::Cache => "cache",
+            Part::Keys => "keys",
             Part::Peers => "peers",
         }
     }
@@ -154,6 +158,8 @@ pub struct Report {
     pub catch_up: Option<catch_up::CatchUpResult>,
     /// Part 6.
     pub cache: Option<cache::CacheResult>,
+    /// The cost of keys.
+    pub keys: Option<requests::KeysResult>,
     /// etcd and keepalived.
     pub peers: Option<peers::PeersResult>,
     /// Parts that failed.
@@ -187,6 +193,7 @@ pub fn run(part: Part, settings: &Settings) -> Result<Report, BenchError> {
         scale: None,
         catch_up: None,
         cache: None,
+        keys: None,
         peers: None,
         failures: Vec::new(),
         warnings,
@@ -232,6 +239,7 @@ fn run_part(
         Part::Scale => report.scale = Some(scale::run(bins, settings, isolation)?),
         Part::CatchUp => report.catch_up = Some(catch_up::run(bins, settings)?),
         Part::Cache => report.cache = Some(cache::run(bins, settings)?),
+        Part::Keys => report.keys = Some(requests::run_keys(bins, settings)?),
         Part::Peers => report.peers = Some(peers::run(settings, isolation)?),
     }
     Ok(())

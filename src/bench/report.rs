@@ -102,6 +102,29 @@ pub fn rows(report: &Report) -> Vec<Row> {
         }
         load_rows(&mut rows, &format!("durable read ({fs})"), "1 client", &r.durable.reads_one, d1);
     }
+    if let Some(k) = &report.keys {
+        let n = format!("{} clients", k.clients);
+        let pairs = [
+            ("read (check)", "1 client", &k.plain.reads_one, &k.keyed.reads_one),
+            ("read (check)", n.as_str(), &k.plain.reads_many, &k.keyed.reads_many),
+            ("write (reserve/cancel)", "1 client", &k.plain.writes_one, &k.keyed.writes_one),
+            ("write (reserve/cancel)", n.as_str(), &k.plain.writes_many, &k.keyed.writes_many),
+        ];
+        for (name, clients, plain, keyed) in pairs {
+            rows.push(row(
+                format!("keyed {name}, {clients}, p50 (without keys / with)"),
+                fmt_us(plain.p50_us),
+                fmt_us(keyed.p50_us),
+                format!("{:+.1}% with keys", 100.0 * (keyed.p50_us / plain.p50_us - 1.0)),
+            ));
+            rows.push(row(
+                format!("keyed {name}, {clients}, ops/s (without keys / with)"),
+                fmt_ops(plain.ops()),
+                fmt_ops(keyed.ops()),
+                format!("{:+.1}% with keys", 100.0 * (keyed.ops() / plain.ops() - 1.0)),
+            ));
+        }
+    }
     if let Some(c) = &report.cache {
         let f50 = one.map(|f| f.p50_us);
         rows.push(row("cache hit (rooms), p50", "", fmt_us(c.hit.p50_us), times(c.hit.p50_us, f50)));

@@ -23,6 +23,8 @@ use super::machine;
 use super::procs::Binaries;
 use super::stats::{Summary, closed_loop};
 use super::wireclient::{SlotCycler, WireClient, write_confirmed};
+use crate::auth::file::write_server_keys;
+use crate::auth::{ClientKey, Principal, ServerKeys};
 use crate::wire::{Answer, Command};
 
 /// How long a request may go unanswered before the run fails.
@@ -61,16 +63,63 @@ pub struct RequestsResult {
     pub data_dir_filesystem: String,
 }
 
-/// Runs part 1.
-pub fn run(bins: &Binaries, settings: &Settings) -> Result<RequestsResult, BenchError> {
+/// The cost of keys: the same reads and writes (in memory) without keys and
+/// with them, measured back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeysResult {
+    /// Without keys.
+    pub plain: ModeResult,
+    /// With a server key file, and a client key for every bench client.
+    pub keyed: ModeResult,
+    /// Concurrent clients of the "many" runs.
+    pub clients: usize,
+}
+
+/// A group's keys for the bench: the server key file, and the clients' key.
+struct BenchKeys {
+    server_file: std::path::PathBuf,
+    client: ClientKey,
+}
+
+impl BenchKeys {
+    /// Fresh keys, the server's written into `dir`.
+    fn new(dir: &Path) -> Result<BenchKeys, BenchError> {
+        let mut random = [0u8; 64];
+        getrandom::fill(&mut random).map_err(|e| BenchError::Unexpected(format!("no random numbers: {e}")))?;
+        let keys = ServerKeys::generate(random);
+        let server_file = dir.join("server.key");
+        write_server_keys(&server_file, &keys).map_err(|e| BenchError::Unexpected(e.to_string()))?;
+        let principal = Principal { name: "bench".into(), admin: true };
+        let client = ClientKey::issue(&keys.client_masters[0], principal).map_err(BenchError::Unexpected)?;
+        Ok(BenchKeys { server_file, client })
+    }
+}
+
+/// A scratch directory for a part, and a catalog with a room per client in it.
+fn scratch_with_catalog(settings: &Settings) -> Result<(tempfile::TempDir, std::path::PathBuf), BenchError> {
     let scratch = tempfile::Builder::new()
         .prefix("roomcast-bench-")
         .tempdir_in(settings.scratch_dir())
         .map_err(BenchError::io("creating a scratch directory"))?;
     let catalog = catalog::with_rooms(settings.clients.max(1) + 1);
     let catalog_file = catalog::write(scratch.path(), &catalog)?;
-    let memory = measure_mode(bins, settings, &catalog_file, None)?;
-    let durable = measure_mode(bins, settings, &catalog_file, Some(scratch.path()))?;
+    Ok((scratch, catalog_file))
+}
+
+/// Runs the keys part: part 1's in-memory runs without and with keys.
+pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, BenchError> {
+    let (scratch, catalog_file) = scratch_with_catalog(settings)?;
+    let keys = BenchKeys::new(scratch.path())?;
+    let plain = measure_mode(bins, settings, &catalog_file, None, None)?;
+    let keyed = measure_mode(bins, settings, &catalog_file, None, Some(&keys))?;
+    Ok(KeysResult { plain, keyed, clients: settings.clients })
+}
+
+/// Runs part 1.
+pub fn run(bins: &Binaries, settings: &Settings) -> Result<RequestsResult, BenchError> {
+    let (scratch, catalog_file) = scratch_with_catalog(settings)?;
+    let memory = measure_mode(bins, settings, &catalog_file, None, None)?;
+    let durable = measure_mode(bins, settings, &catalog_file, Some(scratch.path()), None)?;
     Ok(RequestsResult {
         memory,
         durable,
@@ -79,15 +128,20 @@ pub fn run(bins: &Binaries, settings: &Settings) -> Result<RequestsResult, Bench
     })
 }
 
-/// Starts servers 1, 2 and 3 (with data directories under `data` if given)
-/// and runs the four measurements against them.
+/// Starts servers 1, 2 and 3 (with data directories under `data`, and
+/// `keys`, if given) and runs the four measurements against them.
 fn measure_mode(
     bins: &Binaries,
     settings: &Settings,
     catalog_file: &Path,
     data: Option<&Path>,
+    keys: Option<&BenchKeys>,
 ) -> Result<ModeResult, BenchError> {
-    let mut cluster = Cluster::new(bins, vec!["--catalog".into(), catalog_file.display().to_string()])?;
+    let mut options = vec!["--catalog".to_string(), catalog_file.display().to_string()];
+    if let Some(keys) = keys {
+        options.extend(["--key-file".to_string(), keys.server_file.display().to_string()]);
+    }
+    let mut cluster = Cluster::new(bins, options)?;
     cluster.start_all(&[1, 2, 3], |id| match data {
         Some(dir) => vec!["--data-dir".into(), dir.join(format!("data-{id}")).display().to_string()],
         None => Vec::new(),
@@ -96,13 +150,14 @@ fn measure_mode(
     let group = &cluster.group.addr;
     let duration = settings.load_duration();
     let refused = AtomicU64::new(0);
+    let client_key = keys.map(|k| k.client.clone());
     let reader = |i: usize| {
-        let mut client = WireClient::open(group, RETRY)?;
+        let mut client = WireClient::open_keyed(group, RETRY, client_key.clone())?;
         let name = room(i);
         Ok(move || read(&mut client, &name))
     };
     let writer = |i: usize| {
-        let mut client = WireClient::open(group, RETRY)?;
+        let mut client = WireClient::open_keyed(group, RETRY, client_key.clone())?;
         let mut cycler = SlotCycler::new(catalog::slots_of(&catalog, &room(i)));
         let refused = &refused;
         Ok(move || write(&mut client, &mut cycler, refused))

@@ -5,7 +5,8 @@
 //!
 //! Like the real client it numbers requests, multicasts each to the group,
 //! retransmits it under the same number until an answer comes, and ignores
-//! late answers to earlier requests.
+//! late answers to earlier requests. With a key it seals through the same
+//! [`ClientGuard`] as the real client, and answers the servers' challenges.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -14,8 +15,10 @@ use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::error::BenchError;
+use crate::auth::frame::Boot;
+use crate::auth::{ClientGuard, ClientInput, ClientKey};
 use crate::net::{self, GroupAddr};
-use crate::wire::{self, Answer, Command, MAX_DATAGRAM, Message, Reply, Request, ServerStatus, Slot};
+use crate::wire::{self, Answer, Command, MAX_DATAGRAM, Reply, Request, ServerStatus, Slot};
 
 /// A random client ID, as the real client draws one.
 pub fn random_id() -> u64 {
@@ -50,11 +53,19 @@ pub struct WireClient {
     last_request: u64,
     retry: Duration,
     buf: Vec<u8>,
+    guard: ClientGuard,
 }
 
 impl WireClient {
     /// Opens a socket for `group` that retransmits every `retry`.
     pub fn open(group: &GroupAddr, retry: Duration) -> Result<WireClient, BenchError> {
+        WireClient::open_keyed(group, retry, None)
+    }
+
+    /// [`WireClient::open`], sealing with `key` (`None`: without keys).
+    pub fn open_keyed(group: &GroupAddr, retry: Duration, key: Option<ClientKey>) -> Result<WireClient, BenchError> {
+        let mut boot = [0u8; crate::auth::frame::BOOT_LEN];
+        getrandom::fill(&mut boot).map_err(|e| BenchError::Unexpected(format!("no random numbers: {e}")))?;
         let socket = net::unicast_socket(group)?;
         socket.set_nonblocking(false).map_err(BenchError::io("making the bench's socket blocking"))?;
         socket.set_read_timeout(Some(retry)).map_err(BenchError::io("setting the bench's socket timeout"))?;
@@ -65,6 +76,7 @@ impl WireClient {
             last_request: 0,
             retry,
             buf: vec![0; MAX_DATAGRAM],
+            guard: ClientGuard::new(key, Boot(boot)),
         })
     }
 
@@ -84,13 +96,14 @@ impl WireClient {
     ) -> Result<Answered, BenchError> {
         self.last_request += 1;
         let request = self.last_request;
-        let datagram = wire::encode(&Message::Request(Request { client: self.id, request, command }));
+        let message = Request { client: self.id, request, command };
         let sent = Instant::now();
         let give_up = sent + patience;
         let mut next_send = sent;
         loop {
             let now = Instant::now();
             if now >= next_send {
+                let datagram = self.guard.seal_request(now, &message);
                 self.send(&datagram)?;
                 next_send = now + self.retry;
             }
@@ -116,12 +129,13 @@ impl WireClient {
     pub fn statuses(&mut self, window: Duration) -> Result<Vec<(u64, SocketAddrV4, ServerStatus)>, BenchError> {
         self.last_request += 1;
         let request = self.last_request;
-        let datagram = wire::encode(&Message::Request(Request { client: self.id, request, command: Command::Status }));
+        let message = Request { client: self.id, request, command: Command::Status };
         let end = Instant::now() + window;
         let mut next_send = Instant::now();
         let mut found: Vec<(u64, SocketAddrV4, ServerStatus)> = Vec::new();
         while Instant::now() < end {
             if Instant::now() >= next_send {
+                let datagram = self.guard.seal_request(Instant::now(), &message);
                 self.send(&datagram)?;
                 next_send = Instant::now() + Duration::from_millis(100);
             }
@@ -137,20 +151,30 @@ impl WireClient {
     }
 
     fn send(&self, datagram: &[u8]) -> Result<(), BenchError> {
-        match self.socket.send_to(datagram, self.group) {
+        self.send_to(datagram, self.group)
+    }
+
+    fn send_to(&self, datagram: &[u8], to: SocketAddrV4) -> Result<(), BenchError> {
+        match self.socket.send_to(datagram, to) {
             Ok(_) => Ok(()),
             // A full buffer is a lost datagram: the retry sends it again.
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
-            Err(e) => Err(BenchError::Io { action: format!("sending a request to {}", self.group), source: e }),
+            Err(e) => Err(BenchError::Io { action: format!("sending a request to {to}"), source: e }),
         }
     }
 
-    /// One datagram, if a reply arrives within the retry interval.
+    /// One datagram, if a reply arrives within the retry interval; a
+    /// server's challenge is answered on the way.
     fn receive(&mut self) -> Result<Option<(Reply, SocketAddrV4)>, BenchError> {
         match self.socket.recv_from(&mut self.buf) {
-            Ok((n, SocketAddr::V4(from))) => match wire::decode(&self.buf[..n]) {
-                Ok(Message::Reply(reply)) => Ok(Some((reply, from))),
-                _ => Ok(None),
+            Ok((n, SocketAddr::V4(from))) => match self.guard.open(Instant::now(), from, &self.buf[..n]) {
+                ClientInput::Reply(reply) => Ok(Some((reply, from))),
+                ClientInput::Notice(_) | ClientInput::Nothing => {
+                    while let Some((to, proof)) = self.guard.poll_transmit() {
+                        self.send_to(&proof, to)?;
+                    }
+                    Ok(None)
+                }
             },
             Ok(_) => Ok(None),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),

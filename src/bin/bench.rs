@@ -43,6 +43,8 @@ enum Command {
     CatchUp(Settings),
     /// The client's cache hit against a round trip.
     Cache(Settings),
+    /// Reads and writes without keys and with them (the cost of authentication).
+    Keys(Settings),
     /// etcd and keepalived, where installed.
     Peers(Settings),
     /// One responder of the floor (the floor part starts three).
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Scale(s) => (Part::Scale, s),
         Command::CatchUp(s) => (Part::CatchUp, s),
         Command::Cache(s) => (Part::Cache, s),
+        Command::Keys(s) => (Part::Keys, s),
         Command::Peers(s) => (Part::Peers, s),
         Command::FloorResponder { group, port, reply, seconds } => {
             let addr = GroupAddr { group, port, interface: Some(Ipv4Addr::LOCALHOST), ttl: 0 };

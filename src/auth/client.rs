@@ -10,7 +10,7 @@ use std::time::Instant;
 use ::log::debug;
 
 use super::Notice;
-use super::frame::{self, Boot, Cookie, Frame, Inner, SealedFrame, SealedHeader, Target};
+use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, SealedFrame, SealedHeader, Target};
 use super::keys::ClientKey;
 use super::replay::{ReplayWindow, SentCounter};
 use crate::wire::{self, FrameKind, Message, Reply, Request};
@@ -40,6 +40,7 @@ pub struct ClientGuard {
     servers: BTreeMap<Boot, ReplayWindow>,
     answered: VecDeque<(Boot, Cookie)>,
     outbox: VecDeque<(SocketAddrV4, Vec<u8>)>,
+    frame_keys: FrameKeys,
 }
 
 impl ClientGuard {
@@ -52,6 +53,7 @@ impl ClientGuard {
             servers: BTreeMap::new(),
             answered: VecDeque::new(),
             outbox: VecDeque::new(),
+            frame_keys: FrameKeys::default(),
         }
     }
 
@@ -77,7 +79,7 @@ impl ClientGuard {
             target: Target::Group,
             client: Some(key.principal.clone()),
         };
-        Some(frame::seal(&header, &key.key, &[], inner))
+        Some(self.frame_keys.seal(&header, &key.key, &[], inner))
     }
 
     /// A proof of life to send to a server that challenged us.
@@ -120,7 +122,7 @@ impl ClientGuard {
         if !ours {
             return ClientInput::Nothing;
         }
-        let inner = match frame.open(&key.key, &self.boot.0) {
+        let inner = match self.frame_keys.open(frame, &key.key, &self.boot.0) {
             Ok(inner) => inner,
             Err(e) => {
                 debug!("ignoring a datagram from {from} that does not open with our key: {e:?}");

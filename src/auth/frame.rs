@@ -11,23 +11,25 @@
 //! end   Poly1305 tag                    16 B
 //! ```
 //!
-//! The cipher is XChaCha20-Poly1305 (RustCrypto). Its 24-byte nonce is the
-//! boot nonce followed by the counter, so no two datagrams sealed under one
-//! key ever share a nonce: boots are 128 random bits and a boot's counter
-//! never repeats. Everything before the ciphertext is authenticated data, so
-//! the kind, key ID, boot, counter, destination and client name cannot be
-//! changed without the tag failing. A reply also authenticates the boot of
-//! the client it answers (not sent: the client knows it), so a reply is good
-//! only for the client process that asked.
+//! The cipher is ChaCha20-Poly1305 (`ring`), under a key of the sender's
+//! boot's own: HKDF-SHA256(key, boot), whose 96-bit nonce is the counter.
+//! So no two datagrams ever share a (key, nonce): boots are 128 random bits
+//! and a boot's counter never repeats. The boot's key is derived once and
+//! kept ([`FrameKeys`]). Everything before the ciphertext is authenticated
+//! data, so the kind, key ID, boot, counter, destination and client name
+//! cannot be changed without the tag failing. A reply also authenticates the
+//! boot of the client it answers (not sent: the client knows it), so a reply
+//! is good only for the client process that asked.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
+use std::collections::BTreeMap;
+
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use serde::{Deserialize, Serialize};
 
-use super::keys::{Key, KeyId, Principal, check_name};
+use super::keys::{Key, KeyId, Principal, check_name, hkdf_expand};
 use crate::wire::{self, DecodeError, FrameKind, HEADER_LEN, MAX_DATAGRAM, Message};
 
 /// Bytes in a boot nonce.
@@ -215,16 +217,82 @@ fn encode_client(principal: &Principal, out: &mut Vec<u8>) {
     out.extend_from_slice(principal.name.as_bytes());
 }
 
-fn nonce(boot: &Boot, counter: u64) -> XNonce {
-    let mut bytes = [0u8; 24];
-    bytes[..BOOT_LEN].copy_from_slice(&boot.0);
-    bytes[BOOT_LEN..].copy_from_slice(&counter.to_le_bytes());
-    XNonce::from(bytes)
+/// A counter as the cipher's nonce (under a key that is the boot's own).
+fn nonce(counter: u64) -> Nonce {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&counter.to_le_bytes());
+    Nonce::assume_unique_for_key(bytes)
 }
 
-/// Seals `inner` under `key`: the datagram to send. `extra` is
-/// authenticated but not sent (a reply's recipient boot).
-pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Vec<u8> {
+/// The cipher key of `boot`'s frames sealed under `key`.
+fn derive(key: &Key, boot: &Boot) -> LessSafeKey {
+    let bytes = hkdf_expand(key, b"roomcast frame key v1", &[&boot.0]);
+    match UnboundKey::new(&CHACHA20_POLY1305, &bytes) {
+        Ok(unbound) => LessSafeKey::new(unbound),
+        Err(_) => unreachable!("a 32-byte key is a ChaCha20-Poly1305 key"),
+    }
+}
+
+/// How many boots' cipher keys [`FrameKeys`] keeps before it starts over.
+const FRAME_KEYS_KEPT: usize = 4096;
+
+/// The cipher keys derived so far, by (key, boot): a guard derives a boot's
+/// key once, not per datagram. Keys of frames that failed are not kept, so
+/// a flood of them cannot push the others out.
+#[derive(Default)]
+pub struct FrameKeys {
+    kept: BTreeMap<([u8; 8], Boot), LessSafeKey>,
+}
+
+impl fmt::Debug for FrameKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FrameKeys({} kept)", self.kept.len())
+    }
+}
+
+impl FrameKeys {
+    fn kept(&self, key: &Key, boot: &Boot) -> Option<&LessSafeKey> {
+        self.kept.get(&(key.fingerprint(), *boot))
+    }
+
+    fn keep(&mut self, key: &Key, boot: &Boot, cipher: LessSafeKey) {
+        if self.kept.len() >= FRAME_KEYS_KEPT {
+            self.kept.clear(); // deriving again is cheap; this only saves it
+        }
+        self.kept.insert((key.fingerprint(), *boot), cipher);
+    }
+
+    /// [`seal`], keeping the boot's cipher key.
+    pub fn seal(&mut self, header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Vec<u8> {
+        if self.kept(key, &header.boot).is_none() {
+            self.keep(key, &header.boot, derive(key, &header.boot));
+        }
+        let mut out = clear_header(header);
+        let header_len = out.len();
+        wire::encode_body_into(inner, &mut out);
+        match self.kept(key, &header.boot) {
+            Some(cipher) => encrypt(&mut out, header_len, header.counter, cipher, extra),
+            None => encrypt(&mut out, header_len, header.counter, &derive(key, &header.boot), extra),
+        }
+        debug_assert!(out.len() <= MAX_DATAGRAM, "sealed frame of {} bytes does not fit a datagram", out.len());
+        out
+    }
+
+    /// [`SealedFrame::open`], keeping the sender boot's cipher key if it opened.
+    pub fn open(&mut self, frame: &SealedFrame, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
+        let boot = frame.header.boot;
+        if let Some(cipher) = self.kept(key, &boot) {
+            return frame.open_with(cipher, extra);
+        }
+        let cipher = derive(key, &boot);
+        let inner = frame.open_with(&cipher, extra)?;
+        self.keep(key, &boot, cipher);
+        Ok(inner)
+    }
+}
+
+/// The clear header's bytes.
+fn clear_header(header: &SealedHeader) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
     out.extend_from_slice(&wire::header(header.kind));
     out.extend_from_slice(&header.key_id.0);
@@ -235,25 +303,27 @@ pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Ve
         (_, Some(principal)) => encode_client(principal, &mut out),
         (_, None) => unreachable!("requests and replies always name their client"),
     }
-    let header_len = out.len();
-    wire::encode_body_into(inner, &mut out);
-    encrypt(&mut out, header_len, &nonce(&header.boot, header.counter), key, extra);
-    debug_assert!(out.len() <= MAX_DATAGRAM, "sealed frame of {} bytes does not fit a datagram", out.len());
     out
+}
+
+/// Seals `inner` under `key`: the datagram to send. `extra` is
+/// authenticated but not sent (a reply's recipient boot). Derives the
+/// boot's cipher key each time; guards keep theirs ([`FrameKeys`]).
+pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Vec<u8> {
+    FrameKeys::default().seal(header, key, extra, inner)
 }
 
 /// Encrypts `out` after its first `header_len` bytes (the clear header,
 /// authenticated with `extra`) in place, and appends the tag.
-fn encrypt(out: &mut Vec<u8>, header_len: usize, nonce: &XNonce, key: &Key, extra: &[u8]) {
+fn encrypt(out: &mut Vec<u8>, header_len: usize, counter: u64, cipher: &LessSafeKey, extra: &[u8]) {
     let aad = [&out[..header_len], extra].concat();
-    let cipher = XChaCha20Poly1305::new(key.bytes().into());
     let (_, body) = out.split_at_mut(header_len);
-    // Encryption fails only for messages beyond 256 GiB; ours fit a datagram.
-    let tag = match cipher.encrypt_inout_detached(nonce, &aad, body.into()) {
+    // Sealing fails only for messages beyond 256 GiB; ours fit a datagram.
+    let tag = match cipher.seal_in_place_separate_tag(nonce(counter), Aad::from(&aad), body) {
         Ok(tag) => tag,
         Err(_) => unreachable!("a datagram is far below the cipher's limit"),
     };
-    out.extend_from_slice(&tag);
+    out.extend_from_slice(tag.as_ref());
 }
 
 impl SealedFrame<'_> {
@@ -265,20 +335,24 @@ impl SealedFrame<'_> {
     #[doc(hidden)]
     pub fn reseal(&self, key: &Key, extra: &[u8]) -> Vec<u8> {
         let mut out = [self.aad, &self.sealed[..self.sealed.len() - TAG_LEN]].concat();
-        encrypt(&mut out, self.aad.len(), &nonce(&self.header.boot, self.header.counter), key, extra);
+        let cipher = derive(key, &self.header.boot);
+        encrypt(&mut out, self.aad.len(), self.header.counter, &cipher, extra);
         out
     }
 
     /// Authenticates and decrypts the frame under `key`, then decodes it.
+    /// Derives the sender boot's cipher key; guards keep theirs ([`FrameKeys`]).
     pub fn open(&self, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
+        self.open_with(&derive(key, &self.header.boot), extra)
+    }
+
+    fn open_with(&self, cipher: &LessSafeKey, extra: &[u8]) -> Result<Inner, OpenError> {
         let (ciphertext, tag) = self.sealed.split_at(self.sealed.len() - TAG_LEN);
-        let tag = Tag::try_from(tag).map_err(|_| OpenError::BadMac)?;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError::BadMac)?;
         let aad = [self.aad, extra].concat();
         let mut plaintext = ciphertext.to_vec();
-        let cipher = XChaCha20Poly1305::new(key.bytes().into());
-        let nonce = nonce(&self.header.boot, self.header.counter);
         cipher
-            .decrypt_inout_detached(&nonce, &aad, plaintext.as_mut_slice().into(), &tag)
+            .open_in_place_separate_tag(nonce(self.header.counter), Aad::from(&aad), Tag::from(tag), &mut plaintext, 0..)
             .map_err(|_| OpenError::BadMac)?;
         wire::decode_body(&plaintext).map_err(OpenError::Malformed)
     }

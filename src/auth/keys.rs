@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 pub use crate::wire::Principal;
-use sha2::{Digest, Sha256};
+use ring::{digest, hkdf};
 use zeroize::Zeroize;
 
 /// Bytes in a key.
@@ -34,23 +34,33 @@ pub const MAX_NAME_LEN: usize = 32;
 /// A 256-bit secret key. Its bytes are wiped when it is dropped, and
 /// `Debug` shows only its ID.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; KEY_LEN]);
+pub struct Key {
+    bytes: [u8; KEY_LEN],
+    /// SHA-256("roomcast key id" ‖ key), first 8 bytes: public, computed once.
+    fingerprint: [u8; 8],
+}
 
 impl Drop for Key {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.bytes.zeroize();
     }
 }
 
 impl Key {
     /// A key made of these bytes (from the OS's random source, or a test).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Key(bytes)
+        let mut context = digest::Context::new(&digest::SHA256);
+        context.update(b"roomcast key id");
+        context.update(&bytes);
+        let digest = context.finish();
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&digest.as_ref()[..8]);
+        Key { bytes, fingerprint }
     }
 
     /// The key's bytes, for the cipher.
     pub fn bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        &self.bytes
     }
 
     /// The short public name of this key: the first 4 bytes of
@@ -58,19 +68,25 @@ impl Key {
     /// so that a receiver picks the right key and an operator can compare
     /// which keys two hosts hold without showing the keys.
     pub fn id(&self) -> KeyId {
-        let digest = Sha256::new().chain_update(b"roomcast key id").chain_update(self.0).finalize();
-        KeyId([digest[0], digest[1], digest[2], digest[3]])
+        let [a, b, c, d, ..] = self.fingerprint;
+        KeyId([a, b, c, d])
+    }
+
+    /// The first 8 bytes of the same digest: tells keys apart where a key
+    /// ID's 4 bytes could be made to collide (the frame key cache).
+    pub fn fingerprint(&self) -> [u8; 8] {
+        self.fingerprint
     }
 
     fn to_base64(&self) -> String {
-        BASE64.encode(self.0)
+        BASE64.encode(self.bytes)
     }
 
     fn from_base64(text: &str) -> Result<Key, String> {
         let bytes = BASE64.decode(text.trim()).map_err(|_| "is not base64".to_string())?;
         let bytes: [u8; KEY_LEN] =
             bytes.try_into().map_err(|b: Vec<u8>| format!("holds {} bytes; a key is {KEY_LEN}", b.len()))?;
-        Ok(Key(bytes))
+        Ok(Key::from_bytes(bytes))
     }
 }
 
@@ -162,12 +178,24 @@ impl ServerKeys {
 pub fn derive_client_key(master: &Key, principal: &Principal) -> Key {
     let role: &[u8] = if principal.admin { b"admin" } else { b"user" };
     let info = [b"roomcast client key v1\0".as_slice(), role, b"\0", principal.name.as_bytes()].concat();
+    Key::from_bytes(hkdf_expand(master, &[], &[&info]))
+}
+
+/// HKDF-SHA256 (RFC 5869) of `key` with `salt` and `info`: 32 bytes.
+pub(crate) fn hkdf_expand(key: &Key, salt: &[u8], info: &[&[u8]]) -> [u8; KEY_LEN] {
+    struct Length;
+    impl hkdf::KeyType for Length {
+        fn len(&self) -> usize {
+            KEY_LEN
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(key.bytes());
     let mut okm = [0u8; KEY_LEN];
     // HKDF-Expand fails only for outputs longer than 255 hash lengths; ours is one.
-    if hkdf::Hkdf::<Sha256>::new(None, master.bytes()).expand(&info, &mut okm).is_err() {
-        unreachable!("a 32-byte HKDF output is always possible");
+    match prk.expand(info, Length).and_then(|okm_out| okm_out.fill(&mut okm)) {
+        Ok(()) => okm,
+        Err(_) => unreachable!("a 32-byte HKDF output is always possible"),
     }
-    Key::from_bytes(okm)
 }
 
 /// A client name is typed by people and logged: short, printable, no spaces.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ::log::{debug, warn};
 
 use super::Notice;
-use super::frame::{self, Boot, Cookie, Frame, Inner, OpenError, SealedFrame, SealedHeader, Target};
+use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, OpenError, SealedFrame, SealedHeader, Target};
 use super::keys::{Key, KeyId, Principal, ServerKeys, derive_client_key};
 use super::limit::PerSender;
 use super::replay::{FRESHNESS, IDLE, ReplayWindow, SentCounter, Stale};
@@ -172,6 +172,7 @@ pub struct ServerGuard {
     rejected: Rejected,
     warnings: PerSender,
     notices: PerSender,
+    frame_keys: FrameKeys,
 }
 
 impl ServerGuard {
@@ -196,6 +197,7 @@ impl ServerGuard {
             rejected: Rejected::default(),
             warnings: PerSender::new(WARN_EVERY, u32::MAX),
             notices: PerSender::new(NOTICE_EVERY, NOTICE_BUDGET),
+            frame_keys: FrameKeys::default(),
         }
     }
 
@@ -296,7 +298,7 @@ impl ServerGuard {
             target,
             client: None,
         };
-        Some(frame::seal(&header, &key, &[], inner))
+        Some(self.frame_keys.seal(&header, &key, &[], inner))
     }
 
     fn seal_for_client(&mut self, to: SocketAddrV4, inner: &Inner) -> Option<Vec<u8>> {
@@ -313,7 +315,7 @@ impl ServerGuard {
             target: Target::Group,
             client: Some(session.principal),
         };
-        Some(frame::seal(&header, &key, &session.boot.0, inner))
+        Some(self.frame_keys.seal(&header, &key, &session.boot.0, inner))
     }
 
     fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> Option<Accepted> {
@@ -334,7 +336,7 @@ impl ServerGuard {
         if let Some(Err(stale)) = self.senders.get(&sender).map(|(w, _)| w.check(header.counter, now)) {
             return self.refuse_stale(now, from, stale);
         }
-        let inner = match frame.open(&key, &[]) {
+        let inner = match self.frame_keys.open(frame, &key, &[]) {
             Ok(inner) => inner,
             Err(OpenError::BadMac) => {
                 self.notify(now, from, Notice::BadKey);

@@ -352,7 +352,13 @@ impl SealedFrame<'_> {
         let aad = [self.aad, extra].concat();
         let mut plaintext = ciphertext.to_vec();
         cipher
-            .open_in_place_separate_tag(nonce(self.header.counter), Aad::from(&aad), Tag::from(tag), &mut plaintext, 0..)
+            .open_in_place_separate_tag(
+                nonce(self.header.counter),
+                Aad::from(&aad),
+                Tag::from(tag),
+                &mut plaintext,
+                0..,
+            )
             .map_err(|_| OpenError::BadMac)?;
         wire::decode_body(&plaintext).map_err(OpenError::Malformed)
     }

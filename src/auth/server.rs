@@ -320,6 +320,10 @@ impl ServerGuard {
 
     fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> Option<Accepted> {
         let header = &frame.header;
+        if header.boot == self.boot {
+            // Our own multicast looped back (or a copy of it): nothing to open.
+            return None;
+        }
         if header.kind == FrameKind::Reply {
             return self.refuse(now, from, Reason::Malformed, "a reply to a client arrived at a server");
         }

@@ -106,13 +106,56 @@ fn scratch_with_catalog(settings: &Settings) -> Result<(tempfile::TempDir, std::
     Ok((scratch, catalog_file))
 }
 
-/// Runs the keys part: part 1's in-memory runs without and with keys.
+/// Rounds of the keys part: each load runs this many times on each group,
+/// alternately, and the round with the median p50 is kept, so that the
+/// machine's drifting load falls on both alike.
+const KEY_ROUNDS: usize = 3;
+
+/// Runs the keys part: part 1's in-memory loads on a group without keys and
+/// on one with keys, both running, alternately.
 pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, BenchError> {
     let (scratch, catalog_file) = scratch_with_catalog(settings)?;
     let keys = BenchKeys::new(scratch.path())?;
-    let plain = measure_mode(bins, settings, &catalog_file, None, None)?;
-    let keyed = measure_mode(bins, settings, &catalog_file, None, Some(&keys))?;
-    Ok(KeysResult { plain, keyed, clients: settings.clients })
+    let (plain_group, keyed_group) =
+        (start(bins, &catalog_file, None, None)?, start(bins, &catalog_file, None, Some(&keys))?);
+    let floor = floor::measure(bins, settings.clients, settings.load_duration())?;
+    let (plain, keyed) = (Loads::new(&plain_group, settings, None), Loads::new(&keyed_group, settings, Some(&keys)));
+    plain.warm_up()?;
+    keyed.warm_up()?;
+    let mut rounds: (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for _ in 0..KEY_ROUNDS {
+        rounds.0.push(plain.all()?);
+        rounds.1.push(keyed.all()?);
+    }
+    let mode = |rounds: Vec<(Summary, Summary, Summary, Summary)>, loads: &Loads, floor: &FloorResult| {
+        let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (r1, rn, w1, wn) in rounds {
+            a.push(r1);
+            b.push(rn);
+            c.push(w1);
+            d.push(wn);
+        }
+        ModeResult {
+            reads_one: median(a),
+            reads_many: median(b),
+            writes_one: median(c),
+            writes_many: median(d),
+            refused: loads.refused(),
+            floor: floor.clone(),
+        }
+    };
+    Ok(KeysResult {
+        plain: mode(rounds.0, &plain, &floor),
+        keyed: mode(rounds.1, &keyed, &floor),
+        clients: settings.clients,
+    })
+}
+
+/// The summary whose p50 is the median of `summaries` (at least one).
+fn median(mut summaries: Vec<Summary>) -> Summary {
+    summaries.sort_by(|a, b| a.p50_us.total_cmp(&b.p50_us));
+    let middle = summaries.len() / 2;
+    summaries.swap_remove(middle)
 }
 
 /// Runs part 1.
@@ -137,6 +180,22 @@ fn measure_mode(
     data: Option<&Path>,
     keys: Option<&BenchKeys>,
 ) -> Result<ModeResult, BenchError> {
+    let cluster = start(bins, catalog_file, data, keys)?;
+    let floor = floor::measure(bins, settings.clients, settings.load_duration())?;
+    let loads = Loads::new(&cluster, settings, keys);
+    loads.warm_up()?;
+    let (reads_one, reads_many, writes_one, writes_many) = loads.all()?;
+    Ok(ModeResult { reads_one, reads_many, writes_one, writes_many, refused: loads.refused(), floor })
+}
+
+/// Servers 1, 2 and 3 with the part's catalog (and data directories under
+/// `data`, and `keys`, if given), once they agree.
+fn start(
+    bins: &Binaries,
+    catalog_file: &Path,
+    data: Option<&Path>,
+    keys: Option<&BenchKeys>,
+) -> Result<Cluster, BenchError> {
     let mut options = vec!["--catalog".to_string(), catalog_file.display().to_string()];
     if let Some(keys) = keys {
         options.extend(["--key-file".to_string(), keys.server_file.display().to_string()]);
@@ -146,33 +205,72 @@ fn measure_mode(
         Some(dir) => vec!["--data-dir".into(), dir.join(format!("data-{id}")).display().to_string()],
         None => Vec::new(),
     })?;
-    let catalog = catalog::with_rooms(settings.clients.max(1) + 1);
-    let group = &cluster.group.addr;
-    let duration = settings.load_duration();
-    let refused = AtomicU64::new(0);
-    let client_key = keys.map(|k| k.client.clone());
-    let reader = |i: usize| {
-        let mut client = WireClient::open_keyed(group, RETRY, client_key.clone())?;
-        let name = room(i);
-        Ok(move || read(&mut client, &name))
-    };
-    let writer = |i: usize| {
-        let mut client = WireClient::open_keyed(group, RETRY, client_key.clone())?;
-        let mut cycler = SlotCycler::new(catalog::slots_of(&catalog, &room(i)));
-        let refused = &refused;
-        Ok(move || write(&mut client, &mut cycler, refused))
-    };
-    let floor = floor::measure(bins, settings.clients, duration)?;
-    // Warm up. A new leader's first write waits for its members to report
-    // (hundreds of ms): that belongs to failover, not to steady writes.
-    closed_loop(1, duration / 10, reader)?;
-    closed_loop(1, duration / 10, writer)?;
-    let reads_one = closed_loop(1, duration, reader)?.summary();
-    let reads_many = closed_loop(settings.clients, duration, reader)?.summary();
-    let writes_one = closed_loop(1, duration, writer)?.summary();
-    let writes_many = closed_loop(settings.clients, duration, writer)?.summary();
-    let refused = refused.load(Ordering::Relaxed);
-    Ok(ModeResult { reads_one, reads_many, writes_one, writes_many, refused, floor })
+    Ok(cluster)
+}
+
+/// The four loads against one cluster: reads and writes, one client and many.
+struct Loads<'a> {
+    group: &'a crate::net::GroupAddr,
+    clients: usize,
+    duration: Duration,
+    client_key: Option<ClientKey>,
+    catalog: crate::rooms::Catalog,
+    refused: AtomicU64,
+}
+
+impl<'a> Loads<'a> {
+    fn new(cluster: &'a Cluster, settings: &Settings, keys: Option<&BenchKeys>) -> Loads<'a> {
+        Loads {
+            group: &cluster.group.addr,
+            clients: settings.clients,
+            duration: settings.load_duration(),
+            client_key: keys.map(|k| k.client.clone()),
+            catalog: catalog::with_rooms(settings.clients.max(1) + 1),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// A `check` load of `clients` for `duration`.
+    fn reads(&self, clients: usize, duration: Duration) -> Result<Summary, BenchError> {
+        let reader = |i: usize| {
+            let mut client = WireClient::open_keyed(self.group, RETRY, self.client_key.clone())?;
+            let name = room(i);
+            Ok(move || read(&mut client, &name))
+        };
+        Ok(closed_loop(clients, duration, reader)?.summary())
+    }
+
+    /// A `reserve`/`cancel` load of `clients` for `duration`.
+    fn writes(&self, clients: usize, duration: Duration) -> Result<Summary, BenchError> {
+        let writer = |i: usize| {
+            let mut client = WireClient::open_keyed(self.group, RETRY, self.client_key.clone())?;
+            let mut cycler = SlotCycler::new(catalog::slots_of(&self.catalog, &room(i)));
+            let refused = &self.refused;
+            Ok(move || write(&mut client, &mut cycler, refused))
+        };
+        Ok(closed_loop(clients, duration, writer)?.summary())
+    }
+
+    /// A short run of each kind. A new leader's first write waits for its
+    /// members to report (hundreds of ms): that belongs to failover, not to
+    /// steady writes.
+    fn warm_up(&self) -> Result<(), BenchError> {
+        self.reads(1, self.duration / 10)?;
+        self.writes(1, self.duration / 10).map(drop)
+    }
+
+    /// Reads by one client and by many, then writes by one and by many.
+    fn all(&self) -> Result<(Summary, Summary, Summary, Summary), BenchError> {
+        let reads_one = self.reads(1, self.duration)?;
+        let reads_many = self.reads(self.clients, self.duration)?;
+        let writes_one = self.writes(1, self.duration)?;
+        let writes_many = self.writes(self.clients, self.duration)?;
+        Ok((reads_one, reads_many, writes_one, writes_many))
+    }
+
+    fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 /// One `check` of `name`, not from a cache; its latency.

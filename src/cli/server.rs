@@ -15,7 +15,7 @@ use crate::config::ServerOptions;
 /// Settings come from the command line, then `--config FILE`, then the
 /// built-in defaults (shown below); see config/roomcast.toml.
 #[derive(Parser, Debug)]
-#[command(version, about, after_help = EXIT_STATUS)]
+#[command(version, after_help = EXIT_STATUS)]
 pub struct ServerArgs {
     /// IPv4 multicast group to join, e.g. 224.1.1.1 (or `group` in --config).
     #[arg(value_parser = crate::net::parse_group)]

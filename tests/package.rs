@@ -184,7 +184,8 @@ fn setting<'a>(text: &'a str, key: &str) -> &'a str {
 
 /// Everything generated is packaged, the binaries under their installed
 /// names; the unit runs the packaged server with the key the postinst makes;
-/// the maintainer scripts exist and are executable.
+/// the Debian changelog has an entry for this version; the maintainer scripts
+/// exist and are executable.
 #[test]
 fn the_package_ships_what_the_unit_and_the_postinst_expect() {
     let assets = assets();
@@ -211,7 +212,12 @@ fn the_package_ships_what_the_unit_and_the_postinst_expect() {
     let postinst = std::fs::read_to_string(scripts.join("postinst")).expect("reading the postinst");
     let key = setting(&postinst, "KEY");
     assert_eq!(setting(&unit, "LoadCredential"), format!("server.key:{key}"), "the unit loads the key postinst makes");
-    assert!(postinst.contains(&format!("{server} --generate-key \"$KEY\"")), "{postinst}");
+    // dpkg runs maintainer scripts with /usr/bin in PATH (lintian wants no paths there).
+    assert!(postinst.contains(&format!("{} --generate-key \"$KEY\"", roomcast::cli::SERVER_NAME)), "{postinst}");
+    let changelog = std::fs::read_to_string(repo().join(deb_metadata()["changelog"].as_str().expect("changelog")))
+        .expect("reading the Debian changelog");
+    let top = format!("roomcast ({}-1) ", env!("CARGO_PKG_VERSION"));
+    assert!(changelog.starts_with(&top), "the Debian changelog's first entry is not {top:?}: add one for this version");
     for script in ["postinst", "prerm", "postrm"] {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(scripts.join(script)).expect(script).permissions().mode();

@@ -1,18 +1,27 @@
-//! The shipped unit (`systemd/roomcast-server@.service`) and config
-//! (`config/`) under a real systemd: a `systemd-nspawn` container booted over
-//! this machine's own `/usr`, with the built binaries laid over
-//! `/usr/local/bin` exactly where the README's install note puts them.
+//! The Debian package under a real systemd: the test builds it (`cargo deb`,
+//! a release build) and installs it with `dpkg -i` in a `systemd-nspawn`
+//! container booted over this machine's own `/usr`, so that the shipped unit
+//! (`systemd/roomcast-server@.service`), config (`config/`), binaries and
+//! maintainer scripts (`dist/debian/`) are tested as an operator gets them.
+//!
+//! The container's root is a fresh tmpfs (`--volatile=yes`: its own `/etc`
+//! and `/var`), with two writable overlays whose changes land in the test's
+//! temporary directory, never on this machine: `/usr`, for the package's
+//! files, and `/var/lib/dpkg`, this machine's package database, against
+//! which dpkg checks the package's dependencies. dpkg runs with
+//! `--no-triggers`: this machine's packages that watch the package's paths
+//! (man-db) expect users and directories a fresh `/etc` lacks.
 //!
 //! NETWORK SAFETY: the container always runs with `--private-network`, so it
 //! has nothing but its own loopback; the test gives that loopback a multicast
 //! route, and the servers use the config file's group with no `--interface`,
 //! as on a real host.
 //!
-//! Needs root and `systemd-nspawn` (Debian's `systemd-container`, which
-//! `.ci/run` installs): skipped otherwise, a failure when `CI` is set. The
-//! container is powered off and its files removed when the test ends, also on
-//! failure; a container left by a test run that was killed is removed by the
-//! next run.
+//! Needs root, `systemd-nspawn` (Debian's `systemd-container`) and
+//! `cargo deb` (`cargo install cargo-deb`), which `.ci/run` installs: skipped
+//! otherwise, a failure when `CI` is set. The container is powered off and
+//! its files removed when the test ends, also on failure; a container left by
+//! a test run that was killed is removed by the next run.
 
 mod common;
 
@@ -21,7 +30,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{CLIENT_BIN, PATIENCE, SERVER_BIN, indent, is_root, skip_or_fail, tool_available};
+use common::{PATIENCE, indent, is_root, skip_or_fail, tool_available};
 
 /// Longest wait for the container to boot (1–2 s seen; a cold page cache is slower).
 const BOOT_DEADLINE: Duration = Duration::from_secs(60);
@@ -29,15 +38,26 @@ const BOOT_DEADLINE: Duration = Duration::from_secs(60);
 const GROUP_AND_PORT: [&str; 2] = ["224.1.1.1", "11111"];
 /// Prefix of this test's container (machine) names, followed by the test's PID.
 const MACHINE_PREFIX: &str = "rcsd";
+/// Where the package is seen in the container.
+const PACKAGE_IN_CONTAINER: &str = "/root/roomcast.deb";
+/// The group's key, as the package's postinst creates it.
+const SERVER_KEY: &str = "/etc/roomcast/server.key";
+/// A client key the test issues as the postinst's message says.
+const CLIENT_KEY: &str = "/root/tester.key";
+/// A PATH with the sbin directories dpkg needs (ldconfig, start-stop-daemon).
+const ROOT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Three instances of the template unit elect the highest ID, systemd restarts
-/// a SIGKILLed leader which leads again with its data intact, and
-/// `systemctl stop` hands over at once and ends the service successfully.
+/// The package installs with a new group key (mode 600, root's) that a
+/// second install keeps; three instances of the template unit elect the
+/// highest ID, systemd restarts a SIGKILLed leader which leads again with its
+/// data intact, and `systemctl stop` hands over at once and ends the service
+/// successfully; purging the package stops the rest and removes the key.
 #[test]
 fn units_under_a_real_systemd_elect_restart_and_stop_cleanly() {
     let Some(container) = Container::boot_or_skip("units_under_a_real_systemd_elect_restart_and_stop_cleanly") else {
         return;
     };
+    let key_id = container.install_package();
     let units = ["roomcast-server@100", "roomcast-server@200", "roomcast-server@300"];
 
     // Type=notify: `systemctl start` returns once every server sent READY=1,
@@ -46,6 +66,9 @@ fn units_under_a_real_systemd_elect_restart_and_stop_cleanly() {
     let started = Instant::now();
     container.wait_for_leader(&units, 300);
     container.client_ok(&["reserve", "SA318", "8:30-9:30", "Monday"], "Reservation confirmed");
+    // Every server seals with the key the postinst made.
+    let status = container.client_ok(&["status"], "3 servers answered");
+    assert_eq!(status.matches(&format!(" {key_id} ")).count(), 3, "every server's KEY is {key_id}:\n{status}");
 
     let killed_pid = container.show(units[2], "MainPID");
     let killed = Instant::now();
@@ -83,6 +106,7 @@ fn units_under_a_real_systemd_elect_restart_and_stop_cleanly() {
         assert_eq!(container.show(unit, "NRestarts"), "0", "{unit}\n{}", container.journal());
         assert_eq!(container.show(unit, "ActiveState"), "active", "{unit}\n{}", container.journal());
     }
+    container.purge_package(&units[..2]);
     println!(
         "systemd: after SIGKILL of leader 300 systemd restarted it in {} ms and all agreed on it again after {} ms; \
          `systemctl stop` of it returned and 200 led within {} ms",
@@ -111,6 +135,10 @@ impl Container {
             "the `systemd-nspawn` command (Debian package systemd-container) is not installed"
         } else if !tool_available("ip", "-V") {
             "the `ip` command (iproute2) is not installed"
+        } else if !tool_available("dpkg", "--version") {
+            "the `dpkg` command is not installed (the container installs the package with it)"
+        } else if !Command::new(cargo()).args(["deb", "--version"]).output().is_ok_and(|o| o.status.success()) {
+            "`cargo deb` is not installed: cargo install cargo-deb --locked"
         } else {
             return Some(Container::boot());
         };
@@ -122,7 +150,8 @@ impl Container {
         let dir =
             tempfile::Builder::new().prefix("roomcast-systemd-").tempdir().expect("creating a temporary directory");
         let name = format!("{MACHINE_PREFIX}{}", std::process::id());
-        let args = nspawn_args(dir.path(), &name);
+        let package = build_package(dir.path());
+        let args = nspawn_args(dir.path(), &name, &package);
         let console = std::fs::File::create(dir.path().join("console.log")).expect("creating the console log");
         let nspawn = Command::new("systemd-nspawn")
             .args(&args)
@@ -187,6 +216,76 @@ impl Container {
         stdout
     }
 
+    /// Runs dpkg in the container as an operator would (with the sbin
+    /// directories in PATH), asserting success; returns what it printed.
+    fn dpkg(&self, args: &[&str]) -> String {
+        self.run_ok(&[&["env", ROOT_PATH, "dpkg", "--no-triggers"], args].concat())
+    }
+
+    /// Installs the package: its postinst makes the group key (mode 600,
+    /// root's) and says what to do next; installed again (as an upgrade
+    /// would be), it keeps the key. Then issues a client key as the message
+    /// says. Returns the ID of the server key, as the postinst printed it.
+    fn install_package(&self) -> String {
+        // Docker-made hosts have a policy-rc.d that forbids maintainer scripts
+        // to start or stop services (deb-systemd-invoke obeys it); a machine
+        // that runs servers has none. Removed from the overlay only.
+        self.run_ok(&["rm", "-f", "/usr/sbin/policy-rc.d"]);
+        let created = format!("created a new group key in {SERVER_KEY}");
+        let first = self.dpkg(&["-i", PACKAGE_IN_CONTAINER]);
+        assert!(first.contains(&created) && first.contains("--issue-client-key"), "dpkg -i printed:\n{first}");
+        let key_id = first
+            .split_once("(server key ")
+            .and_then(|(_, rest)| rest.get(..8))
+            .unwrap_or_else(|| panic!("dpkg -i did not print the server key's ID:\n{first}"))
+            .to_string();
+        assert_eq!(self.run_ok(&["stat", "-c", "%a %U %G", SERVER_KEY]).trim(), "600 root root");
+        let key = self.run_ok(&["sha256sum", SERVER_KEY]);
+        let again = self.dpkg(&["-i", PACKAGE_IN_CONTAINER]);
+        assert!(!again.contains(&created), "the second dpkg -i printed:\n{again}");
+        assert_eq!(self.run_ok(&["sha256sum", SERVER_KEY]), key, "a second install must keep the key");
+        let files = self.run_ok(&["dpkg", "--listfiles", "roomcast"]);
+        for file in [
+            "/usr/share/man/man1/roomcast-server.1.gz",
+            "/usr/share/man/man1/roomcast-client.1.gz",
+            "/usr/share/bash-completion/completions/roomcast-client",
+            "/usr/share/zsh/vendor-completions/_roomcast-server",
+            "/usr/share/fish/vendor_completions.d/roomcast-client.fish",
+        ] {
+            assert!(files.lines().any(|line| line == file), "the package lacks {file}:\n{files}");
+        }
+        let conffiles = self.run_ok(&["dpkg-query", "--show", "--showformat=${Conffiles}", "roomcast"]);
+        for file in ["/etc/roomcast/roomcast.toml", "/etc/roomcast/catalog.toml"] {
+            assert!(conffiles.contains(file), "{file} is not a conffile: {conffiles}");
+        }
+        let issue = ["--key-file", SERVER_KEY, "--issue-client-key", "tester", CLIENT_KEY];
+        self.run_ok(&[&["/usr/bin/roomcast-server"], &issue[..]].concat());
+        key_id
+    }
+
+    /// Purges the package: its prerm stops the servers still `running`
+    /// (cleanly), its postrm removes the group key and the servers' state,
+    /// and dpkg the rest.
+    fn purge_package(&self, running: &[&str]) {
+        for unit in running {
+            assert_eq!(self.show(unit, "ActiveState"), "active", "{unit}\n{}", self.journal());
+        }
+        self.dpkg(&["--purge", "roomcast"]);
+        for unit in running {
+            assert_eq!(self.show(unit, "ActiveState"), "inactive", "{unit}\n{}", self.journal());
+            assert!(self.journal_of(unit).contains("Deactivated successfully"), "{unit}\n{}", self.journal());
+        }
+        for gone in [
+            "/etc/roomcast",
+            "/var/lib/roomcast",
+            "/var/lib/private/roomcast",
+            "/usr/bin/roomcast-server",
+            "/usr/lib/systemd/system/roomcast-server@.service",
+        ] {
+            assert!(!self.run(&["test", "-e", gone]).status.success(), "{gone} is left after the purge");
+        }
+    }
+
     fn systemctl_ok(&self, args: &[&str]) {
         self.run_ok(&[&["systemctl"], args].concat());
     }
@@ -209,16 +308,18 @@ impl Container {
     }
 
     /// Runs the installed client once against the shipped config's group and
-    /// asserts success and an answer from the servers containing `expected`.
-    fn client_ok(&self, command: &[&str], expected: &str) {
-        let client = ["/usr/local/bin/roomcast-client", "--key-file", "/etc/roomcast/client.key"];
-        let stdout = self.run_ok(&[&client[..], &GROUP_AND_PORT[..], command].concat());
+    /// asserts success and an answer from the servers containing `expected`;
+    /// returns what it printed.
+    fn client_ok(&self, command: &[&str], expected: &str) -> String {
+        let client = ["/usr/bin/roomcast-client", GROUP_AND_PORT[0], GROUP_AND_PORT[1], "--key-file", CLIENT_KEY];
+        let stdout = self.run_ok(&[&client[..], command].concat());
         assert!(
             stdout.contains("(From servers): ") && stdout.contains(expected),
             "client {command:?} printed:\n{}\nexpected an answer from the servers with {expected:?}\n{}",
             indent(&stdout),
             self.journal()
         );
+        stdout
     }
 
     fn wait_until(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -255,21 +356,55 @@ impl Drop for Container {
     }
 }
 
-/// The systemd-nspawn arguments: the host's `/usr` read-only under a fresh
-/// tmpfs root (`--volatile=yes`), the repository's unit and config where the
-/// README installs them, the built binaries laid over `/usr/local/bin`, and the
-/// first-boot pitfalls avoided (a fixed machine ID, no first-boot wizard).
-fn nspawn_args(dir: &Path, name: &str) -> Vec<String> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = dir.join("bin");
-    std::fs::create_dir(&bin).expect("creating the container's bin directory");
-    install(Path::new(SERVER_BIN), &bin.join("roomcast-server"));
-    install(Path::new(CLIENT_BIN), &bin.join("roomcast-client"));
+/// Builds the package into `dir` with `cargo deb` (a release build of the
+/// server and the client, quick when they are built already: `.ci/run`
+/// builds them first) and returns its path.
+fn build_package(dir: &Path) -> PathBuf {
+    let package = dir.join("roomcast.deb");
+    let started = Instant::now();
+    let output = Command::new(cargo())
+        .args(["deb", "--fast", "--output"])
+        .arg(&package)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running cargo deb");
+    assert!(
+        output.status.success(),
+        "`cargo deb` failed ({}):\n{}",
+        output.status,
+        indent(&String::from_utf8_lossy(&output.stderr))
+    );
+    println!("cargo deb built the package in {:.1} s", started.elapsed().as_secs_f64());
+    package
+}
+
+/// The cargo that runs the tests (cargo sets `CARGO`), else the one in PATH.
+fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// The systemd-nspawn arguments: the host's `/usr` under a fresh tmpfs root
+/// (`--volatile=yes`), made writable for dpkg by an overlay whose changes go
+/// to `dir`, the host's package database the same way, the package where
+/// [`PACKAGE_IN_CONTAINER`] says, and the first-boot pitfalls avoided (a
+/// fixed machine ID, no first-boot wizard).
+fn nspawn_args(dir: &Path, name: &str, package: &Path) -> Vec<String> {
     let machine_id = dir.join("machine-id");
     std::fs::write(&machine_id, format!("{:032x}\n", u128::from(std::process::id()) << 64 | 0x5eed))
         .expect("writing a machine ID");
-    let unit = "roomcast-server@.service";
-    let path = |p: PathBuf| p.display().to_string();
+    let upper = |name: &str| {
+        let upper = dir.join(name);
+        std::fs::create_dir(&upper).unwrap_or_else(|e| panic!("creating {}: {e}", upper.display()));
+        upper.display().to_string()
+    };
+    let var_lib = upper("var-lib");
+    std::fs::create_dir(Path::new(&var_lib).join("dpkg")).expect("creating the mount point of /var/lib/dpkg");
+    let dpkg = upper("dpkg");
+    // The host's ownership overrides name its own users and groups, which
+    // the container's fresh /etc lacks (and dpkg refuses to run then): an
+    // empty file in the upper directory hides them.
+    std::fs::write(Path::new(&dpkg).join("statoverride"), "").expect("hiding the host's statoverride");
     vec![
         "--quiet".into(),
         "--boot".into(),
@@ -281,37 +416,19 @@ fn nspawn_args(dir: &Path, name: &str) -> Vec<String> {
         "--console=read-only".into(),
         "--directory=/".into(),
         format!("--machine={name}"),
-        format!("--bind-ro={}:/etc/machine-id", path(machine_id)),
+        format!("--bind-ro={}:/etc/machine-id", machine_id.display()),
         // DynamicUser= resolves its user names through nss-systemd.
         "--bind-ro=/etc/nsswitch.conf".into(),
-        format!("--bind-ro={}:/etc/systemd/system/{unit}", path(repo.join("systemd").join(unit))),
-        format!("--bind-ro={}:/etc/roomcast", path(etc_roomcast(dir, &repo.join("config")))),
-        format!("--overlay-ro=/usr/local/bin:{}:/usr/local/bin", path(bin)),
+        // What dpkg writes goes to the upper directories in `dir`. The
+        // container's /var/lib is an empty directory of `dir` too: nspawn
+        // creates an overlay's mount point, not its parents.
+        format!("--overlay=/usr:{}:/usr", upper("usr")),
+        format!("--bind={var_lib}:/var/lib"),
+        format!("--overlay=/var/lib/dpkg:{dpkg}:/var/lib/dpkg"),
+        format!("--bind-ro={}:{PACKAGE_IN_CONTAINER}", package.display()),
         "systemd.firstboot=off".into(),
         "systemd.mask=systemd-machine-id-commit.service".into(),
     ]
-}
-
-/// `/etc/roomcast` as the README's install steps leave it: the shipped
-/// config files, and a server key and a client key made with the real binary.
-fn etc_roomcast(dir: &Path, config: &Path) -> PathBuf {
-    let etc = dir.join("etc-roomcast");
-    std::fs::create_dir(&etc).expect("creating the container's /etc/roomcast");
-    for file in ["roomcast.toml", "catalog.toml"] {
-        install(&config.join(file), &etc.join(file));
-    }
-    let run = |args: &[&str]| {
-        let out = Command::new(SERVER_BIN).args(args).output().expect("running the server binary");
-        assert!(out.status.success(), "server {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    let key = etc.join("server.key").display().to_string();
-    run(&["--generate-key", &key]);
-    run(&["--key-file", &key, "--issue-client-key", "test", &etc.join("client.key").display().to_string()]);
-    etc
-}
-
-fn install(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
 }
 
 /// Sends SIGTERM to `pid` and waits up to 20 s for `exited()`.

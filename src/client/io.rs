@@ -88,8 +88,9 @@ impl From<Exit> for ExitCode {
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status (of a one-shot command, or the worst of a session's commands):
   0    every command succeeded
-  1    refused: already reserved, not reserved, an unknown room, timeslot or day
-  2    usage error: a malformed command or option, or an --interface this host lacks
+  1    refused: already reserved, not reserved, reserved by another user, an unknown room, timeslot or day
+  2    usage error: a malformed command or option, an --interface this host lacks,
+       or a key file missing, exposed or not accepted by the servers
   3    no server answered, more than one did, or a write is not confirmed yet
   130  interrupted by Ctrl-C (or SIGTERM, SIGHUP) in a one-shot command or a piped session
 A session's status is the worst of its commands: 3 before 1 before 2 before 0.";

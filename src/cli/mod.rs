@@ -1,5 +1,28 @@
-//! Parsers for the binaries' option values whose errors a person can read
-//! (clap's own ranges print `1..18446744073709551615`).
+//! The binaries' command lines: the clap definitions of the server
+//! ([`server`]) and the client ([`client`]), [`installed`] to name them as the
+//! package installs them (for the generated man pages and shell completions),
+//! and parsers for option values whose errors a person can read (clap's own
+//! ranges print `1..18446744073709551615`).
+
+pub mod client;
+pub mod server;
+
+use clap::CommandFactory;
+
+/// The server's name where it is installed (cargo builds it as `server`).
+pub const SERVER_NAME: &str = "roomcast-server";
+/// The client's name where it is installed (cargo builds it as `client`).
+pub const CLIENT_NAME: &str = "roomcast-client";
+
+/// The installed programs' clap commands, named as installed: what their man
+/// pages and shell completions (`dist/`, generated and checked by `tests/package.rs`)
+/// are generated from.
+pub fn installed() -> [clap::Command; 2] {
+    [
+        server::ServerArgs::command().name(SERVER_NAME).bin_name(SERVER_NAME),
+        client::ClientArgs::command().name(CLIENT_NAME).bin_name(CLIENT_NAME),
+    ]
+}
 
 /// The longest time option: one day, far beyond any sensible timeout, and
 /// short enough that adding it to the clock cannot overflow.

@@ -19,7 +19,7 @@ use crate::driver::ServerSettings;
 use crate::hooks::HookCommands;
 use crate::net::{GroupAddr, parse_group, parse_peer};
 use crate::node::Timing;
-use crate::rooms::Catalog;
+use crate::rooms::{Catalog, MAX_CATALOG_NAMES, MAX_NAME_CHARS};
 
 /// Every server setting, each optional: what the command line or a config
 /// file says. Keys in the file are these field names.
@@ -298,9 +298,19 @@ struct CatalogFile {
 /// Reads a catalog file: three lists of names, `rooms`, `timeslots`, `days`.
 pub fn load_catalog(path: &Path) -> Result<Catalog, ConfigError> {
     let fail = |problem: String| ConfigError { path: path.to_path_buf(), problem };
+    let metadata = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the catalog: {e}")))?;
+    if !metadata.is_file() {
+        return Err(fail("the catalog is not a regular file".into()));
+    }
+    if metadata.len() > MAX_CATALOG_FILE {
+        return Err(fail(format!("{} bytes; a catalog file is at most {MAX_CATALOG_FILE}", metadata.len())));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the catalog: {e}")))?;
     parse_catalog(&text).map_err(fail)
 }
+
+/// The largest catalog file read: every list at its longest fits.
+const MAX_CATALOG_FILE: u64 = 4 << 20;
 
 /// Parses catalog text; the error says which key is wrong.
 pub fn parse_catalog(text: &str) -> Result<Catalog, String> {
@@ -316,11 +326,19 @@ fn check_names(key: &str, names: &[String]) -> Result<(), String> {
     if names.is_empty() {
         return Err(format!("'{key}' is empty; list at least one name"));
     }
-    for (i, name) in names.iter().enumerate() {
+    if names.len() > MAX_CATALOG_NAMES {
+        return Err(format!("'{key}' lists {} names; at most {MAX_CATALOG_NAMES}", names.len()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        let shown: String = name.chars().take(MAX_NAME_CHARS).collect();
         if name.is_empty() || name.chars().any(char::is_whitespace) {
-            return Err(format!("'{key}' entry '{name}' must be one word without spaces"));
+            return Err(format!("'{key}' entry '{shown}' must be one word without spaces"));
         }
-        if names[..i].iter().any(|other| other.eq_ignore_ascii_case(name)) {
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(format!("'{key}' entry '{shown}...' is longer than {MAX_NAME_CHARS} characters"));
+        }
+        if !seen.insert(name.to_lowercase()) {
             return Err(format!("'{key}' lists '{name}' twice (names are case-insensitive)"));
         }
     }
@@ -441,6 +459,7 @@ mod tests {
             ("rooms = []\ntimeslots = [\"a\"]\ndays = [\"d\"]", "'rooms' is empty"),
             ("rooms = [\"A\", \"a\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "'rooms' lists 'a' twice"),
             ("rooms = [\"A B\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "one word"),
+            (&format!("rooms = [\"{}\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "x".repeat(65)), "longer than 64 characters"),
             ("rooms = [\"A\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]\ncolour = 1", "unknown field `colour`"),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {

@@ -13,6 +13,11 @@ use crate::wire::{Conflict, Entry, LogPosition, Op, Principal, Refusal, Reservat
 /// How many clients' last writes are remembered for at-most-once execution.
 /// The oldest is forgotten first; a client retries for seconds, not hours.
 pub const MAX_SESSIONS: usize = 10_000;
+/// The longest room, timeslot or day name, in characters: one a user can
+/// type, and a request for it fits any datagram.
+pub const MAX_NAME_CHARS: usize = 64;
+/// The most names one list of a catalog (rooms, timeslots, days) may hold.
+pub const MAX_CATALOG_NAMES: usize = 10_000;
 /// How many of the latest merge conflicts the table keeps for `status`.
 const MAX_CONFLICTS: usize = 100;
 /// How many leaderships the table remembers the first entry of: one per

@@ -6,11 +6,7 @@ use std::fmt;
 
 use crate::wire::{Command, Slot};
 
-/// The longest room, timeslot or day name the client sends, in characters.
-/// Names are single words; three of them at four bytes a character keep a
-/// request far below the largest datagram (65,507 bytes), so a request that
-/// parses is always sent.
-pub const MAX_NAME_CHARS: usize = 64;
+pub use crate::rooms::MAX_NAME_CHARS;
 
 /// How much of an unknown command word an error message repeats, in characters.
 const ECHO_CHARS: usize = 32;

@@ -459,7 +459,10 @@ mod tests {
             ("rooms = []\ntimeslots = [\"a\"]\ndays = [\"d\"]", "'rooms' is empty"),
             ("rooms = [\"A\", \"a\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "'rooms' lists 'a' twice"),
             ("rooms = [\"A B\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "one word"),
-            (&format!("rooms = [\"{}\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "x".repeat(65)), "longer than 64 characters"),
+            (
+                &format!("rooms = [\"{}\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]", "x".repeat(65)),
+                "longer than 64 characters",
+            ),
             ("rooms = [\"A\"]\ntimeslots = [\"t\"]\ndays = [\"d\"]\ncolour = 1", "unknown field `colour`"),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {

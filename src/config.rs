@@ -17,7 +17,7 @@ use crate::auth::ServerKeys;
 use crate::auth::file::read_server_keys;
 use crate::driver::ServerSettings;
 use crate::hooks::HookCommands;
-use crate::net::{GroupAddr, parse_group, parse_peer};
+use crate::net::{GroupAddr, parse_group, parse_metrics_addr, parse_peer};
 use crate::node::Timing;
 use crate::rooms::{Catalog, MAX_CATALOG_NAMES, MAX_NAME_CHARS};
 
@@ -68,6 +68,8 @@ pub struct ServerOptions {
     pub on_follower: Option<String>,
     /// The group's server key file (`--generate-key`); none runs without keys.
     pub key_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics: "ADDR:PORT", or "PORT" on 127.0.0.1.
+    pub metrics: Option<String>,
 }
 
 impl ServerOptions {
@@ -196,6 +198,12 @@ pub fn resolve_server_with(
     }
     let catalog = resolve_catalog(cli, from_file, files).map_err(fail)?;
     let peers = resolve_peers(cli, from_file).map_err(fail)?;
+    let metrics = pick(&cli.metrics, &from_file.metrics)
+        .map(|text| {
+            parse_metrics_addr(&text)
+                .map_err(|e| fail(format!("{}: {e}", origin("metrics", "metrics", cli.metrics.is_some()))))
+        })
+        .transpose()?;
     let keys = match pick(&cli.key_file, &from_file.key_file) {
         Some(path) => Some(files.server_keys(&path).map_err(fail)?),
         None => None,
@@ -225,6 +233,7 @@ pub fn resolve_server_with(
             on_follower: pick(&cli.on_follower, &from_file.on_follower),
         },
         keys,
+        metrics,
     };
     let log_level = pick(&cli.log_level, &from_file.log_level);
     if let Some(level) = &log_level
@@ -376,6 +385,9 @@ mod tests {
         assert_eq!(s.timing.heartbeat_timeout, Duration::from_millis(300));
         assert_eq!(s.timing.election_timeout, Duration::from_millis(200), "the default");
         assert_eq!((s.group.ttl, s.min_replicas, s.catalog.clone()), (1, 1, Catalog::default()));
+        assert_eq!(s.metrics, None, "no metrics unless asked");
+        let with_metrics = resolve_text(&cli, &format!("{file}\nmetrics = \"9464\"")).expect("valid");
+        assert_eq!(with_metrics.settings.metrics, Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9464)));
     }
 
     #[test]
@@ -390,6 +402,7 @@ mod tests {
             ),
             ("group = \"224.1.1.1\"\nport = 1\nrooms = [\"A\"]", "give all three, or none"),
             ("group = \"224.1.1.1\"\nport = 1\nlog_level = \"loud\"", "`log_level` = \"loud\""),
+            ("group = \"224.1.1.1\"\nport = 1\nmetrics = \"x:1\"", "`metrics`: 'x:1' is not a port"),
             (
                 "group = \"224.1.1.1\"\nport = 1\npeers = [\"10.0.0.2\"]",
                 "`peers`: '10.0.0.2' is not an IPv4 address and port",

@@ -113,6 +113,7 @@ impl Demo {
             min_replicas: 1,
             hooks: Default::default(),
             keys: None,
+            metrics: None,
         }
     }
 

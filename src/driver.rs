@@ -17,6 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::auth::ServerKeys;
 use crate::auth::frame::Boot;
 use crate::hooks::{HookCommands, Hooks, RoleChange};
+use crate::metrics::{MetricsEndpoint, Scrape, render};
 use crate::net::{self, GroupAddr, GroupTargets, NetError};
 use crate::node::{Destination, Event, FatalError, Node, NodeConfig, Role, Timing};
 use crate::rooms::Catalog;
@@ -29,6 +30,7 @@ const GROUP: Token = Token(0);
 const UNICAST: Token = Token(1);
 const WAKE: Token = Token(2);
 const PEERS: Token = Token(3);
+const METRICS: Token = Token(4);
 
 /// What the server binary passes in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct ServerSettings {
     pub hooks: HookCommands,
     /// The group's keys (`--key-file`); `None` runs without keys.
     pub keys: Option<ServerKeys>,
+    /// Where to serve Prometheus metrics (`--metrics`); `None` serves none.
+    pub metrics: Option<SocketAddrV4>,
 }
 
 /// Why the server stopped with an error.
@@ -153,6 +157,7 @@ pub struct Server {
     stopper: Stopper,
     notifier: Notifier,
     hooks: Hooks,
+    metrics: Option<MetricsEndpoint>,
 }
 
 impl Server {
@@ -177,6 +182,10 @@ impl Server {
         let own_peer_addr = SocketAddrV4::new(*addr.ip(), settings.group.port);
         let peers = settings.peers.iter().copied().filter(|peer| *peer != own_peer_addr).collect();
         let targets = GroupTargets { group: settings.group.socket_addr(), peers };
+        let mut metrics = settings.metrics.map(MetricsEndpoint::bind).transpose()?;
+        if let Some(endpoint) = &mut metrics {
+            poll.registry().register(endpoint.source(), METRICS, Interest::READABLE)?;
+        }
         let silence = GroupSilence::new(Instant::now(), settings.timing.heartbeat_timeout);
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let config = NodeConfig {
@@ -213,6 +222,7 @@ impl Server {
             stopper,
             notifier,
             hooks,
+            metrics,
         })
     }
 
@@ -241,6 +251,10 @@ impl Server {
                 return Err(e.into());
             }
             for event in events.iter() {
+                if event.token() == METRICS {
+                    self.serve_metrics();
+                    continue;
+                }
                 let from_group = match (event.token(), &self.peer_socket) {
                     (GROUP, _) => drain(&self.group_socket, &mut self.node, &mut buffer),
                     (PEERS, Some(socket)) => drain(socket, &mut self.node, &mut buffer),
@@ -278,7 +292,11 @@ impl Server {
         if let Some(storage) = &mut self.storage
             && let Some(changes) = self.node.take_log_changes()
         {
+            let started = Instant::now();
             storage.save(self.node.log(), changes)?;
+            if let Some(metrics) = &self.metrics {
+                metrics.observe_storage_save(started.elapsed());
+            }
         }
         while let Some((dst, bytes)) = self.node.poll_datagram() {
             let send = |to: SocketAddrV4| {
@@ -306,6 +324,17 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Answers the scrapes waiting, with the node as it is now.
+    fn serve_metrics(&mut self) {
+        let Some(endpoint) = &mut self.metrics else { return };
+        let (node, with_storage) = (&self.node, self.storage.is_some());
+        let status = node.status(Instant::now());
+        let histogram = endpoint.storage_save().clone();
+        let storage_save = with_storage.then_some(&histogram);
+        endpoint
+            .accept_all(|| render(&Scrape { id: node.id().id, status: &status, stats: node.stats(), storage_save }));
     }
 
     fn report_silence(&self, news: SilenceNews) {

@@ -30,6 +30,7 @@ pub mod driver;
 pub mod fuzzing;
 pub mod hooks;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod rooms;

@@ -57,6 +57,21 @@ pub fn parse_peer(text: &str) -> Result<SocketAddrV4, String> {
     Ok(peer)
 }
 
+/// Parses `--metrics`: `ADDR:PORT`, or a bare `PORT` on 127.0.0.1 (metrics
+/// say much about the group, so they stay on this host unless told otherwise).
+pub fn parse_metrics_addr(text: &str) -> Result<SocketAddrV4, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+    }
+    let addr: SocketAddrV4 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a port or an IPv4 address and port, e.g. 9464 or 127.0.0.1:9464"))?;
+    if addr.ip().is_multicast() || addr.ip().is_broadcast() {
+        return Err(format!("'{text}': metrics need an address of this host, e.g. 127.0.0.1:{}", addr.port()));
+    }
+    Ok(addr)
+}
+
 /// Error of a socket operation, with what was being attempted.
 #[derive(Debug)]
 pub struct NetError {
@@ -264,6 +279,28 @@ mod tests {
         ] {
             let error = parse_peer(text).expect_err(text);
             assert!(error.contains(want), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn metrics_listen_on_this_host_unless_told_otherwise() {
+        let at = |a, b, c, d, port| Ok(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), port));
+        let cases = [
+            ("9464", at(127, 0, 0, 1, 9464)),
+            ("0", at(127, 0, 0, 1, 0)),
+            ("0.0.0.0:9464", at(0, 0, 0, 0, 9464)),
+            ("10.0.0.2:80", at(10, 0, 0, 2, 80)),
+            ("224.1.1.1:9464", Err("metrics need an address of this host".to_string())),
+            ("localhost:9464", Err("is not a port or an IPv4 address and port".to_string())),
+            ("70000", Err("is not a port or an IPv4 address and port".to_string())),
+        ];
+        for (i, (text, want)) in cases.into_iter().enumerate() {
+            let got = parse_metrics_addr(text);
+            let ok = match (&got, &want) {
+                (Err(got), Err(want)) => got.contains(want.as_str()),
+                _ => got == want,
+            };
+            assert!(ok, "#{i} {text}: got {got:?}, want {want:?}");
         }
     }
 

@@ -23,7 +23,7 @@ _roomcast__server() {
 
     case "${cmd}" in
         roomcast__server)
-            opts="-h -V --config --id --interface --ttl --peer --heartbeat-interval --heartbeat-timeout --election-timeout --service-delay --preempt-delay --catalog --data-dir --min-replicas --log-level --on-leader --on-follower --key-file --generate-key --issue-client-key --admin --help --version"
+            opts="-h -V --config --id --interface --ttl --peer --heartbeat-interval --heartbeat-timeout --election-timeout --service-delay --preempt-delay --catalog --data-dir --min-replicas --log-level --on-leader --on-follower --key-file --metrics --generate-key --issue-client-key --admin --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +131,10 @@ _roomcast__server() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o filenames
                     fi
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --generate-key)

@@ -20,6 +20,7 @@ trace\t''"
 complete -c roomcast-server -l on-leader -d 'Shell command run each time this server becomes the leader, with ROOMCAST_ROLE, ROOMCAST_LEADER, ROOMCAST_TERM and ROOMCAST_ID set' -r -f -a "(__fish_complete_command)"
 complete -c roomcast-server -l on-follower -d 'Shell command run each time this server becomes a follower (same variables)' -r -f -a "(__fish_complete_command)"
 complete -c roomcast-server -l key-file -d 'The group\'s server key file: every datagram is then sealed and authenticated (docs/security.md) [default: no keys, open to anyone on the network]' -r -F
+complete -c roomcast-server -l metrics -d 'Serve Prometheus metrics over HTTP at ADDR:PORT, or PORT on 127.0.0.1 (`metrics` in --config; docs/operations.md lists them) [default: none]' -r
 complete -c roomcast-server -l generate-key -d 'Write a new server key file (mode 600) and exit; copy it to every server' -r -F
 complete -c roomcast-server -l issue-client-key -d 'Write the key of client NAME (from --key-file\'s first client master key) to FILE (mode 600) and exit; give FILE to that client only' -r
 complete -c roomcast-server -l admin -d 'With --issue-client-key: the key may cancel anyone\'s reservations'

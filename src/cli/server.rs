@@ -90,6 +90,10 @@ pub struct ServerArgs {
     /// authenticated (docs/security.md) [default: no keys, open to anyone on the network].
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at ADDR:PORT, or PORT on 127.0.0.1
+    /// (`metrics` in --config; docs/operations.md lists them) [default: none].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
     /// Write a new server key file (mode 600) and exit; copy it to every server.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, conflicts_with = "issue_client_key")]
     pub generate_key: Option<PathBuf>,
@@ -138,6 +142,7 @@ impl ServerArgs {
             on_leader: self.on_leader.clone(),
             on_follower: self.on_follower.clone(),
             key_file: self.key_file.clone(),
+            metrics: self.metrics.clone(),
             ..ServerOptions::default()
         }
     }

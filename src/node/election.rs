@@ -104,6 +104,11 @@ impl Node {
     /// Tells our leader we are alive, and whether we may take over yet.
     fn send_heartbeat(&mut self, now: Instant, leader: NodeId) {
         let may_take_over = self.may_take_over(now);
+        if let State::Follower(f) = &mut self.state {
+            // Timed from the oldest one unanswered: a lost heartbeat reads as a
+            // slow round trip, which is what a monitor should see.
+            f.heartbeat_sent.get_or_insert(now);
+        }
         self.send_to(leader, PeerBody::Heartbeat { may_take_over });
     }
 
@@ -114,6 +119,7 @@ impl Node {
 
     /// Starts (or restarts) our own bid for leadership.
     pub(super) fn become_candidate(&mut self, now: Instant, initiator: u64) {
+        self.stats.elections += 1;
         self.enter_round(initiator);
         let timing = self.config.timing;
         let mut candidacy = Candidacy::new(now);
@@ -140,6 +146,7 @@ impl Node {
             last_heard: now,
             expect_handover,
             leader_saw_our_log: false,
+            heartbeat_sent: None,
             diverged: None,
         });
         // What we learned of other servers' histories as a candidate or leader
@@ -288,7 +295,12 @@ impl Node {
             State::Follower(f) if f.leader == sender => {
                 f.view = LeaderView { commit: f.view.commit.max(peer.commit), ..view };
                 f.last_heard = now;
-                f.leader_saw_our_log |= matches!(peer.body, PeerBody::HeartbeatAck);
+                if matches!(peer.body, PeerBody::HeartbeatAck) {
+                    f.leader_saw_our_log = true;
+                    if let Some(sent) = f.heartbeat_sent.take() {
+                        self.stats.heartbeat_rtt = Some((sender.id, now.saturating_duration_since(sent)));
+                    }
+                }
                 if self.log.holds(view.last) {
                     // Same entry at the same position: the logs match up to it.
                     f.verified = f.verified.max(view.last.seq);
@@ -447,6 +459,7 @@ impl Node {
                 f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
             } else {
                 info!("Heartbeat to group leader {} failed", leader.id);
+                self.stats.failovers += 1;
                 self.listed_members.remove(&leader);
                 return self.become_candidate(now, 0);
             }

@@ -18,6 +18,7 @@ mod leave;
 pub mod log;
 mod merge;
 mod replication;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,7 @@ use election::Candidacy;
 pub use log::{LogChanges, ReplicatedLog};
 pub use replication::Member;
 use replication::{Catchup, Leadership};
+pub use stats::NodeStats;
 
 /// How many servers a node remembers having heard from; garbage from many
 /// forged senders cannot grow its memory beyond this.
@@ -245,6 +247,8 @@ struct Following {
     /// it lacked entries of ours it should hold, it would have stepped down
     /// instead. Until then we do not let it replace any of our entries.
     leader_saw_our_log: bool,
+    /// When we sent the heartbeat not yet answered, to time the round trip.
+    heartbeat_sent: Option<Instant>,
     /// Our committed history differs from the leader's at or before this
     /// sequence number: we hand it our writes to merge before we copy its
     /// history (see `merge`).
@@ -286,6 +290,8 @@ pub struct Node {
     events: VecDeque<Event>,
     /// Authenticates what arrives and seals what leaves.
     guard: ServerGuard,
+    /// Counters for monitoring; the protocol never reads them.
+    stats: NodeStats,
 }
 
 impl Node {
@@ -318,6 +324,7 @@ impl Node {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             guard,
+            stats: NodeStats::default(),
         }
     }
 
@@ -365,6 +372,7 @@ impl Node {
     fn on_accepted(&mut self, now: Instant, accepted: Accepted) {
         // Only an authentic datagram may make us act, even on our own stall.
         self.notice_freeze(now);
+        self.stats.received(&accepted.message);
         match accepted.message {
             Message::Request(request) => self.on_request(now, accepted.from, request, accepted.client),
             Message::Peer(peer) => self.on_peer(now, accepted.from, peer),
@@ -499,6 +507,11 @@ impl Node {
     /// The catalog this server serves.
     pub fn catalog(&self) -> &Catalog {
         &self.config.catalog
+    }
+
+    /// What this server counted since it started, for monitoring.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
     }
 
     /// How many datagrams the guard refused, for every reason.

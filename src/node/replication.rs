@@ -293,6 +293,7 @@ impl Node {
         if !leaving {
             members.push((self.me.id, self.me.addr, self.log.last()));
         }
+        self.stats.hand_overs += 1;
         self.send_to(target, PeerBody::HandOver { members, leaving });
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ::log::{info, warn};
 
 use super::replication::Leadership;
+use super::rules::{self, Answers, Claim, Decision, Relation, Standing};
 use super::{Following, LeaderView, Node, NodeId, State};
 use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
 
@@ -34,17 +35,8 @@ pub(super) struct Candidacy {
     voters: BTreeMap<NodeId, Standing>,
 }
 
-/// How much of the log a server holds, ordered so that the best source for a
-/// new leader compares highest: its commit point first, because a log that
-/// lacks a committed entry must never win on a newer term (a server restarted
-/// empty may have led a short-lived term of its own), then its last entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Standing {
-    pub(super) commit: u64,
-    pub(super) last: LogPosition,
-}
-
 impl Standing {
+    /// What a server's envelope says it holds.
     pub(super) fn of(peer: &PeerMessage) -> Self {
         Standing { commit: peer.commit, last: peer.last }
     }
@@ -276,7 +268,7 @@ impl Node {
         let view = LeaderView::from(peer);
         match &mut self.state {
             State::Leader(l) => {
-                if (peer.term, sender) > (l.term, self.me) {
+                if rules::prevails(Claim { term: peer.term, server: sender }, Claim { term: l.term, server: self.me }) {
                     self.become_follower(now, sender, view);
                     return true;
                 }
@@ -312,7 +304,8 @@ impl Node {
                 true
             }
             State::Follower(f) => {
-                if (peer.term, sender) > (f.view.term, f.leader) {
+                let ours = Claim { term: f.view.term, server: f.leader };
+                if rules::prevails(Claim { term: peer.term, server: sender }, ours) {
                     self.become_follower(now, sender, view);
                     return true;
                 }
@@ -355,70 +348,78 @@ impl Node {
         }
     }
 
+    /// Our answer window closed: [`rules::decide`] says what next.
     fn close_solicitation(&mut self, now: Instant) {
         let timing = self.config.timing;
+        let ahead = self.best_source();
         let State::Candidate(c) = &mut self.state else { return };
         let missing: Vec<NodeId> = c.expected.iter().filter(|m| !c.voters.contains_key(m)).copied().collect();
-        if !missing.is_empty() && now < c.patience && c.higher.is_none() {
-            // A member we know of has not answered: its answer may be lost, and it
-            // may hold entries we lack. Ask it again rather than decide without it.
-            c.deadline = now + timing.election_timeout;
-            let initiator = c.initiator;
-            for member in missing {
-                self.send_to(member, PeerBody::Election { initiator });
+        let answers = Answers {
+            missing: !missing.is_empty(),
+            patient: now < c.patience,
+            higher: c.higher,
+            leader: c.leader.map(|(leader, _)| leader),
+            ahead: ahead.map(|(source, _)| source),
+        };
+        match rules::decide(answers) {
+            Decision::AskAgain => {
+                c.deadline = now + timing.election_timeout;
+                let initiator = c.initiator;
+                for member in missing {
+                    self.send_to(member, PeerBody::Election { initiator });
+                }
             }
-            return;
+            Decision::AwaitHigher => {
+                c.phase = Phase::AwaitingCoordinator;
+                c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
+            }
+            Decision::Follow(leader) => {
+                let term = c.leader.map_or(0, |(_, term)| term);
+                let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
+                self.become_follower(now, leader, LeaderView { term, commit: 0, last });
+            }
+            Decision::CatchUpFrom(_) | Decision::Lead => self.catch_up_or_lead(now),
         }
-        let State::Candidate(c) = &mut self.state else { return };
-        if c.higher.is_some() {
-            c.phase = Phase::AwaitingCoordinator;
-            c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
-            return;
-        }
-        if let Some((leader, term)) = c.leader {
-            let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
-            return self.become_follower(now, leader, LeaderView { term, commit: 0, last });
-        }
-        self.catch_up_or_lead(now);
     }
 
     /// Fetches from the voter that holds entries we lack, the best first, or
-    /// takes over when none does.
+    /// takes over when none does ([`rules::decide`] with every answer in).
     fn catch_up_or_lead(&mut self, now: Instant) {
         let timing = self.config.timing;
-        let ours = self.log.last();
-        let State::Candidate(c) = &self.state else { return };
-        let best = c
-            .voters
-            .iter()
-            .filter(|(_, standing)| self.lacks_entries_of(**standing, ours))
-            .max_by_key(|(id, standing)| (**standing, **id))
-            .map(|(id, standing)| (*id, standing.last));
+        let best = self.best_source();
         let State::Candidate(c) = &mut self.state else { return };
-        match best {
-            Some((source, target)) => {
+        let settled = Answers { ahead: best.map(|(source, _)| source), ..Answers::default() };
+        match (rules::decide(settled), best) {
+            (Decision::CatchUpFrom(source), Some((_, target))) => {
                 info!("{source} holds more of the log ({target:?}); fetching it before taking over");
                 c.phase = Phase::CatchingUp { source, target };
                 c.deadline = now + timing.heartbeat_timeout;
                 self.pull(now, source);
             }
-            None => {
+            _ => {
                 let voters = std::mem::take(&mut c.voters).into_iter().map(|(id, s)| (id, s.last)).collect();
                 self.become_leader(now, &voters, true);
             }
         }
     }
 
-    /// True when a server standing at `theirs` holds entries that we lack and
-    /// that may be committed, judged against our log as it ended at `ours`
-    /// (for a leader: when it was elected). Such a server must be caught up
-    /// from before anyone leads.
-    pub(super) fn lacks_entries_of(&self, theirs: Standing, ours: LogPosition) -> bool {
-        // An entry where we hold a different committed one is another history
-        // (a partition's), to merge, not to fetch.
-        !self.log.holds(theirs.last)
-            && !self.log.diverges_at(theirs.last)
-            && (theirs > Standing { commit: self.log.commit(), last: ours } || theirs.last > ours)
+    /// The voter [`Relation::Ahead`] of us that holds the most, and its last
+    /// entry: whom a candidate must catch up from before it leads.
+    fn best_source(&self) -> Option<(NodeId, LogPosition)> {
+        let State::Candidate(c) = &self.state else { return None };
+        let ours = self.log.last();
+        c.voters
+            .iter()
+            .filter(|(_, standing)| self.relation_to(**standing, ours) == Relation::Ahead)
+            .max_by_key(|(id, standing)| (**standing, **id))
+            .map(|(id, standing)| (*id, standing.last))
+    }
+
+    /// How a server standing at `theirs` stands to our log as it ended at
+    /// `ours` (for a leader: when it was elected), by [`rules::relation`].
+    pub(super) fn relation_to(&self, theirs: Standing, ours: LogPosition) -> Relation {
+        let ours = Standing { commit: self.log.commit(), last: ours };
+        rules::relation(self.log.holds(theirs.last), self.log.diverges_at(theirs.last), ours, theirs)
     }
 
     /// Drops `source` from the servers a candidate may catch up from, and

@@ -24,6 +24,7 @@ use ::log::{error, info, warn};
 use super::clients::Write;
 use super::log::{ReplicatedLog, estimated_size};
 use super::replication::CHUNK_BUDGET;
+use super::rules::{self, Relation, Report, Verdict};
 use super::{Node, NodeId, State, xorshift};
 use crate::rooms::Applied;
 use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
@@ -106,15 +107,23 @@ impl Node {
         split_at: u64,
         entries: &[Entry],
     ) {
-        if sender > self.me {
-            return self.yield_to_higher_history(now, sender);
-        }
-        if self.log.commit() == 0 && matches!(self.state, State::Leader(_)) {
-            // We never committed anything (a leader that heard nobody and
-            // wrote a genesis of its own): there is no history of ours to
-            // merge into. Its history stands; catch up from it.
-            warn!("server {sender} holds a committed history and we hold none; running the election again");
-            return self.elect_again(now);
+        let report = Report {
+            higher: sender > self.me,
+            last_committed: true, // orphans are committed entries
+            relation: Relation::OtherHistory,
+            diverged: true,
+            nothing_committed: self.log.commit() == 0 && matches!(self.state, State::Leader(_)),
+        };
+        match rules::verdict(report) {
+            Verdict::YieldToHigherHistory => return self.yield_to_higher_history(now, sender),
+            Verdict::ElectAgain => {
+                // We never committed anything (a leader that heard nobody and
+                // wrote a genesis of its own): there is no history of ours to
+                // merge into. Its history stands; catch up from it.
+                warn!("server {sender} holds a committed history and we hold none; running the election again");
+                return self.elect_again(now);
+            }
+            Verdict::Lead => {}
         }
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);

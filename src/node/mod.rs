@@ -18,6 +18,7 @@ mod leave;
 pub mod log;
 mod merge;
 mod replication;
+mod rules;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use ::log::{info, warn};
 
-use super::election::Standing;
 use super::log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
+use super::rules::{self, Replica, Report, Standing, Verdict};
 use super::{Node, NodeId, State};
 use crate::wire::{Entry, LogPosition, PeerBody, PeerMessage};
 
@@ -76,7 +76,7 @@ impl Leadership {
             .iter()
             .map(|(&id, &last)| {
                 let acked = if log.holds(last) { last.seq } else { 0 };
-                (id, Member { acked, in_sync: last.seq >= log.commit(), ..Member::new(now) })
+                (id, Member { acked, in_sync: rules::in_sync(last.seq, log.commit(), false), ..Member::new(now) })
             })
             .collect();
         Leadership {
@@ -198,18 +198,26 @@ impl Node {
             return;
         };
         let inherited = l.inherited;
-        // Its last entry is committed on its side and differs from ours: a
-        // history of its own. (An uncommitted tail, say of a restarted former
-        // leader, is no history: it is replaced when it catches up.)
-        if sender > self.me && peer.last.seq <= peer.commit && self.log.diverges_at(peer.last) {
-            return self.yield_to_higher_history(now, sender);
-        }
-        if !self.still_diverged(sender, peer) && self.lacks_entries_of(Standing::of(peer), inherited) {
-            // It holds entries we did not have when elected (its answer was lost, or
-            // it still follows our previous run), and some may be committed: we must
-            // not lead with less than it holds. Elect again; this time we hear it.
-            warn!("server {sender} holds a more recent log ({:?}) than ours; running the election again", peer.last);
-            return self.elect_again(now);
+        let report = Report {
+            higher: sender > self.me,
+            // An uncommitted tail, say of a restarted former leader, is no
+            // history: it is replaced when it catches up.
+            last_committed: peer.last.seq <= peer.commit,
+            relation: self.relation_to(Standing::of(peer), inherited),
+            diverged: self.still_diverged(sender, peer),
+            nothing_committed: self.log.commit() == 0,
+        };
+        match rules::verdict(report) {
+            Verdict::YieldToHigherHistory => return self.yield_to_higher_history(now, sender),
+            Verdict::ElectAgain => {
+                // Its answer was lost, or it still follows our previous run: this time we hear it.
+                warn!(
+                    "server {sender} holds a more recent log ({:?}) than ours; running the election again",
+                    peer.last
+                );
+                return self.elect_again(now);
+            }
+            Verdict::Lead => {}
         }
         let State::Leader(l) = &mut self.state else { return };
         if peer.term != l.term {
@@ -230,7 +238,7 @@ impl Node {
         }
         // A diverged member holds none of our entries beyond the split until it
         // has copied our history: waiting for its acknowledgement would stall.
-        if !member.in_sync && peer.last.seq >= self.log.commit() && !self.diverged.contains(&sender) {
+        if !member.in_sync && rules::in_sync(peer.last.seq, self.log.commit(), self.diverged.contains(&sender)) {
             member.in_sync = true;
         }
         if let PeerBody::Heartbeat { may_take_over } = peer.body {
@@ -244,16 +252,12 @@ impl Node {
     /// Commits what every live in-sync member holds, and answers its clients.
     pub(super) fn try_commit(&mut self, now: Instant) {
         let State::Leader(l) = &self.state else { return };
-        if now < l.collecting_until {
+        let members = l.members.values().map(|m| Replica { in_sync: m.in_sync, acked: m.acked });
+        let collecting = now < l.collecting_until;
+        let (last, commit) = (self.log.last().seq, self.log.commit());
+        let Some(target) = rules::commit_point(last, commit, collecting, self.config.min_replicas, members) else {
             return;
-        }
-        if l.replicas() < self.config.min_replicas {
-            return; // a partition or crashes left too few servers to hold a write
-        }
-        let target = l.members.values().filter(|m| m.in_sync).map(|m| m.acked).fold(self.log.last().seq, u64::min);
-        if target <= self.log.commit() {
-            return;
-        }
+        };
         for (entry, applied) in self.commit_to(target) {
             self.answer_committed(now, &entry, applied);
         }
@@ -269,7 +273,7 @@ impl Node {
             Some((target, _)) => target,
             None => {
                 let Some((&target, member)) = l.members.iter().next_back() else { return };
-                if !(target > me && member.in_sync && member.acked == last && member.may_take_over) {
+                if !rules::hands_over(target > me, member.in_sync, member.acked == last, member.may_take_over) {
                     return;
                 }
                 info!("handing over to {target}, which has a higher ID and holds the whole log");
@@ -404,8 +408,9 @@ impl Node {
             self.pull(now, source);
             return None;
         }
-        let unconfirmed = matches!(&self.state, State::Follower(f) if !f.leader_saw_our_log);
-        if unconfirmed && self.log.would_replace(prev, entries, complete) {
+        let leader_saw_ours = !matches!(&self.state, State::Follower(f) if !f.leader_saw_our_log);
+        let replaces_any = !leader_saw_ours && self.log.would_replace(prev, entries, complete);
+        if !rules::may_replace(leader_saw_ours, replaces_any) {
             return None; // wait until the leader has seen our log (see `Following`)
         }
         match self.log.merge(prev, entries, complete) {

@@ -1,0 +1,389 @@
+//! The protocol's rules. Every decision about who leads, who yields to whom,
+//! what may replace what, what is committed and what is another history is
+//! one pure function here, of plain values, with the reason it is safe. The
+//! handlers only gather the values and act on the answer; `docs/protocol.md`
+//! §3 states the same rules and argues the safety properties from them.
+
+use super::NodeId;
+use crate::wire::LogPosition;
+
+/// How much of the log a server holds, ordered so that the best source for a
+/// new leader compares highest: its commit point first, because a log that
+/// lacks a committed entry must never win on a newer term (a server restarted
+/// empty may have led a short-lived term of its own), then its last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Standing {
+    /// How far it knows its log to be committed.
+    pub(crate) commit: u64,
+    /// Its last entry.
+    pub(crate) last: LogPosition,
+}
+
+/// How another server's log stands to ours, from its last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relation {
+    /// We hold its last entry: it has nothing we lack.
+    Holds,
+    /// It holds entries we lack that may be committed: catch up from it
+    /// before anyone leads with our log.
+    Ahead,
+    /// Its last entry sits where we hold a different committed one: the
+    /// other side of a partition (in the default mode), to merge, not copy.
+    OtherHistory,
+    /// Its extra entries are no newer than ours: an uncommitted tail that the
+    /// leader's log replaces.
+    Behind,
+}
+
+/// Rule 5, when a history is another history: an entry that sits where we
+/// hold a *committed* one and differs from it (`diverges`) is another
+/// history; an entry we hold (`holds`) is ours; otherwise the server is
+/// ahead when its standing beats ours, or its last entry is newer than ours.
+///
+/// Safe because committed entries never change (rule 3): a different entry
+/// at a committed position can only come from a leadership that did not
+/// know ours, so copying it would drop confirmed writes; merging keeps both.
+pub(crate) fn relation(holds: bool, diverges: bool, ours: Standing, theirs: Standing) -> Relation {
+    match (holds, diverges) {
+        (true, _) => Relation::Holds,
+        (false, true) => Relation::OtherHistory,
+        (false, false) if theirs > ours || theirs.last > ours.last => Relation::Ahead,
+        (false, false) => Relation::Behind,
+    }
+}
+
+/// A server's claim to lead: the term it leads and who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Claim {
+    /// The term (compared first).
+    pub(crate) term: u64,
+    /// The server.
+    pub(crate) server: NodeId,
+}
+
+/// Rule 2a, who yields to whom between two leaders (or a follower choosing
+/// between its leader and another claimant): the higher (term, server)
+/// prevails.
+///
+/// Safe because it is a total order every server computes alike: of two
+/// leaders that meet, exactly one yields, and no server keeps following a
+/// leader that another claim beats. Bully elections have no votes, so two
+/// servers can lead one term after lost datagrams: the server ID breaks the
+/// tie, and log positions carry the leader's incarnation, so their entries
+/// never look alike (rule 3 then keeps the loser's uncommitted entries from
+/// counting as the winner's).
+pub(crate) fn prevails(theirs: Claim, ours: Claim) -> bool {
+    theirs > ours
+}
+
+/// What a candidate does when its answer window closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Members it expected have not answered and it is still patient: ask
+    /// them again.
+    AskAgain,
+    /// A higher server answered: wait for its `Coordinator`.
+    AwaitHigher,
+    /// A lower server leads: follow it (it hands over once we caught up).
+    Follow(NodeId),
+    /// A server that answered holds entries we lack: fetch them first.
+    CatchUpFrom(NodeId),
+    /// Take the next term and lead.
+    Lead,
+}
+
+/// What a candidate knows when its answer window closes (the default: every
+/// answer in, nobody higher or leading, nobody ahead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Answers {
+    /// A member we expected (a leader listed it, or we heard it lately) did not answer.
+    pub(crate) missing: bool,
+    /// We may still wait for missing members.
+    pub(crate) patient: bool,
+    /// The highest server above us that answered.
+    pub(crate) higher: Option<NodeId>,
+    /// A server that answered as the current leader (lower than us).
+    pub(crate) leader: Option<NodeId>,
+    /// The best server that answered and holds entries we lack ([`Relation::Ahead`]).
+    pub(crate) ahead: Option<NodeId>,
+}
+
+/// Rule 1, who may lead (bully): the highest live server, and only once it
+/// holds every entry a live server holds that may be committed. A candidate
+/// waits for the members it knows of (their answers may be lost, and they
+/// may hold entries it lacks) as long as it is patient; defers to a higher
+/// server; follows a lower leader, which hands over once it has caught up;
+/// catches up from whoever is ahead; and only then leads.
+///
+/// Safe because an entry confirmed to a client is held by every live member
+/// in sync (rule 4), so whichever of them is alive answers, and the new
+/// leader fetches it before it serves: leadership never moves to a log that
+/// lacks a confirmed write while a holder of it is reachable.
+pub(crate) fn decide(answers: Answers) -> Decision {
+    if answers.missing && answers.patient && answers.higher.is_none() {
+        return Decision::AskAgain;
+    }
+    if answers.higher.is_some() {
+        return Decision::AwaitHigher;
+    }
+    if let Some(leader) = answers.leader {
+        return Decision::Follow(leader);
+    }
+    match answers.ahead {
+        Some(source) => Decision::CatchUpFrom(source),
+        None => Decision::Lead,
+    }
+}
+
+/// What a leader learns from a member's report (a heartbeat or an ack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// The member outranks us.
+    pub(crate) higher: bool,
+    /// Its last entry is committed on its side (not an uncommitted tail).
+    pub(crate) last_committed: bool,
+    /// How its log stands to ours as it was when we were elected.
+    pub(crate) relation: Relation,
+    /// We know its history differs from ours and it has not copied ours yet.
+    pub(crate) diverged: bool,
+    /// We have committed nothing yet (a lone genesis of our own at most).
+    pub(crate) nothing_committed: bool,
+}
+
+/// What a leader must do about a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Go on leading.
+    Lead,
+    /// A higher server's committed history differs from ours: it stands;
+    /// stop leading so that it leads and merges our writes.
+    YieldToHigherHistory,
+    /// The member holds entries we did not have when elected: elect again,
+    /// hearing it this time.
+    ElectAgain,
+}
+
+/// Rule 2b, when a leader must give way to a member: to a higher server
+/// whose own committed history differs from ours (the highest server's
+/// history stands when partitions heal, `merge`); and to a member holding
+/// entries we lacked when elected (its answer was lost), unless we already
+/// know its history to be another one, which is merged, not adopted; or
+/// to any committed history when we have committed nothing of our own.
+///
+/// Safe because stepping down only ever hands leadership to a log that
+/// holds at least as much: the election that follows catches up from the
+/// member first (rule 1). A liveness rule, not a safety one: a leader that
+/// failed to step down would still commit nothing a member lacks (rule 4).
+pub(crate) fn verdict(report: Report) -> Verdict {
+    match report.relation {
+        Relation::OtherHistory if report.higher && report.last_committed => Verdict::YieldToHigherHistory,
+        Relation::OtherHistory if report.nothing_committed => Verdict::ElectAgain,
+        Relation::Ahead if !report.diverged => Verdict::ElectAgain,
+        _ => Verdict::Lead,
+    }
+}
+
+/// Rule 3, when a log may replace another's entries: a follower lets its
+/// leader replace entries of its own only after that leader has answered a
+/// heartbeat that showed them (`leader_saw_ours`), and never a committed one
+/// (the log refuses it).
+///
+/// Safe because a leader that saw entries it lacked, which a higher or older
+/// leadership may have confirmed, steps down instead (rule 2b) before it
+/// could answer; so the entries it replaces were never confirmed.
+pub(crate) fn may_replace(leader_saw_ours: bool, replaces_any: bool) -> bool {
+    leader_saw_ours || !replaces_any
+}
+
+/// A member as the commit rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Replica {
+    /// It holds everything committed and takes part in commits.
+    pub(crate) in_sync: bool,
+    /// The highest sequence number it holds that matches our log.
+    pub(crate) acked: u64,
+}
+
+/// Rule 4, what counts toward commit: an entry commits once the leader and
+/// every live member in sync hold it, once the first members have had time
+/// to report (`collecting`), and only while at least `min_replicas` servers
+/// (the leader included) take part. Returns the new commit point, if any.
+///
+/// Safe because a confirmed write is then on every live in-sync server, of
+/// which the next leader fetches the best log (rule 1); with `min_replicas`
+/// above half the group, two such sets always share a server, so a
+/// partition's smaller side cannot confirm anything.
+pub(crate) fn commit_point(
+    own_last: u64,
+    commit: u64,
+    collecting: bool,
+    min_replicas: usize,
+    members: impl Iterator<Item = Replica>,
+) -> Option<u64> {
+    if collecting {
+        return None;
+    }
+    let in_sync: Vec<u64> = members.filter(|m| m.in_sync).map(|m| m.acked).collect();
+    if 1 + in_sync.len() < min_replicas {
+        return None; // a partition or crashes left too few servers to hold a write
+    }
+    let target = in_sync.into_iter().fold(own_last, u64::min);
+    (target > commit).then_some(target)
+}
+
+/// Whether a member takes part in commits: it has reported holding
+/// everything committed, and its history is not known to differ (a diverged
+/// member holds none of our entries beyond the split until it copies our
+/// history: waiting for it would stall every commit).
+pub(crate) fn in_sync(reported_last_seq: u64, commit: u64, diverged: bool) -> bool {
+    reported_last_seq >= commit && !diverged
+}
+
+/// Whether a leader hands over to its highest member: that member outranks
+/// it, holds its whole log and is in sync, and has waited out its
+/// `--preempt-delay`.
+///
+/// Safe because writes pause from the hand-over on, so the successor misses
+/// nothing; a liveness rule otherwise.
+pub(crate) fn hands_over(higher: bool, in_sync: bool, holds_all: bool, may_take_over: bool) -> bool {
+    higher && in_sync && holds_all && may_take_over
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> NodeId {
+        NodeId { id: n, addr: std::net::SocketAddrV4::new([10, 0, 0, n as u8].into(), 5000) }
+    }
+
+    fn standing(commit: u64, term: u64, seq: u64) -> Standing {
+        Standing { commit, last: LogPosition::new(term, seq) }
+    }
+
+    #[test]
+    fn relation_of_another_log() {
+        let ours = standing(5, 2, 6);
+        let cases = [
+            (true, false, standing(9, 9, 9), Relation::Holds),
+            (false, true, standing(9, 9, 9), Relation::OtherHistory),
+            (false, false, standing(6, 2, 6), Relation::Ahead),
+            (false, false, standing(5, 3, 6), Relation::Ahead),
+            (false, false, standing(4, 1, 8), Relation::Behind),
+            (false, false, standing(5, 2, 6), Relation::Behind),
+        ];
+        for (i, (holds, diverges, theirs, want)) in cases.into_iter().enumerate() {
+            let got = relation(holds, diverges, ours, theirs);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn prevailing_claims() {
+        let cases = [
+            (Claim { term: 3, server: id(1) }, Claim { term: 2, server: id(9) }, true),
+            (Claim { term: 2, server: id(9) }, Claim { term: 2, server: id(1) }, true),
+            (Claim { term: 2, server: id(1) }, Claim { term: 2, server: id(9) }, false),
+            (Claim { term: 2, server: id(1) }, Claim { term: 2, server: id(1) }, false),
+        ];
+        for (i, (theirs, ours, want)) in cases.into_iter().enumerate() {
+            let got = prevails(theirs, ours);
+            assert_eq!(got, want, "#{i}: got {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn candidate_decisions() {
+        let none = Answers { missing: false, patient: false, higher: None, leader: None, ahead: None };
+        let cases = [
+            (Answers { missing: true, patient: true, ..none }, Decision::AskAgain),
+            (Answers { missing: true, patient: false, ..none }, Decision::Lead),
+            (Answers { missing: true, patient: true, higher: Some(id(9)), ..none }, Decision::AwaitHigher),
+            (Answers { higher: Some(id(9)), leader: Some(id(1)), ..none }, Decision::AwaitHigher),
+            (Answers { leader: Some(id(1)), ahead: Some(id(2)), ..none }, Decision::Follow(id(1))),
+            (Answers { ahead: Some(id(2)), ..none }, Decision::CatchUpFrom(id(2))),
+            (none, Decision::Lead),
+        ];
+        for (i, (answers, want)) in cases.into_iter().enumerate() {
+            let got = decide(answers);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn leader_verdicts_on_reports() {
+        let base = Report {
+            higher: false,
+            last_committed: true,
+            relation: Relation::Holds,
+            diverged: false,
+            nothing_committed: false,
+        };
+        let other = Relation::OtherHistory;
+        let cases = [
+            (base, Verdict::Lead),
+            (Report { higher: true, relation: other, ..base }, Verdict::YieldToHigherHistory),
+            (Report { higher: true, relation: other, last_committed: false, ..base }, Verdict::Lead),
+            (Report { relation: other, ..base }, Verdict::Lead),
+            (Report { relation: other, nothing_committed: true, ..base }, Verdict::ElectAgain),
+            (Report { relation: Relation::Ahead, ..base }, Verdict::ElectAgain),
+            (Report { relation: Relation::Ahead, diverged: true, ..base }, Verdict::Lead),
+            (Report { relation: Relation::Behind, higher: true, ..base }, Verdict::Lead),
+        ];
+        for (i, (report, want)) in cases.into_iter().enumerate() {
+            let got = verdict(report);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn replacing_entries() {
+        for (i, (saw, replaces, want)) in
+            [(true, true, true), (true, false, true), (false, false, true), (false, true, false)]
+                .into_iter()
+                .enumerate()
+        {
+            let got = may_replace(saw, replaces);
+            assert_eq!(got, want, "#{i}: got {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn commit_points() {
+        let r = |in_sync, acked| Replica { in_sync, acked };
+        // (own last, commit, collecting, min_replicas, members, want)
+        type Case = (u64, u64, bool, usize, Vec<Replica>, Option<u64>);
+        let cases: [Case; 7] = [
+            (9, 4, false, 1, vec![], Some(9)),
+            (9, 4, false, 1, vec![r(true, 7), r(true, 8)], Some(7)),
+            (9, 4, false, 1, vec![r(true, 7), r(false, 2)], Some(7)),
+            (9, 7, false, 1, vec![r(true, 7)], None),
+            (9, 4, true, 1, vec![r(true, 9)], None),
+            (9, 4, false, 3, vec![r(true, 9), r(false, 9)], None),
+            (9, 4, false, 3, vec![r(true, 9), r(true, 6)], Some(6)),
+        ];
+        for (i, (own, commit, collecting, min, members, want)) in cases.into_iter().enumerate() {
+            let got = commit_point(own, commit, collecting, min, members.into_iter());
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn members_in_sync_and_hand_overs() {
+        for (i, (last, commit, diverged, want)) in
+            [(5, 5, false, true), (4, 5, false, false), (9, 5, true, false)].into_iter().enumerate()
+        {
+            assert_eq!(in_sync(last, commit, diverged), want, "#{i}");
+        }
+        let cases = [
+            ((true, true, true, true), true),
+            ((false, true, true, true), false),
+            ((true, false, true, true), false),
+            ((true, true, false, true), false),
+            ((true, true, true, false), false),
+        ];
+        for (i, ((higher, synced, all, may), want)) in cases.into_iter().enumerate() {
+            assert_eq!(hands_over(higher, synced, all, may), want, "#{i}");
+        }
+    }
+}

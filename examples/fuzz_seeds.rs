@@ -5,6 +5,9 @@
 //! right, data files whose checksums are right. Nothing is sent: the guards
 //! here are sans-IO and addresses are values.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};

@@ -35,6 +35,7 @@ pub mod net;
 pub mod node;
 pub mod rooms;
 pub mod silence;
+#[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod storage;
 pub mod systemd;

@@ -110,6 +110,7 @@ impl Log for Echoing {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated time starts at a real instant
 mod tests {
     use super::*;
 

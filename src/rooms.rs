@@ -343,7 +343,7 @@ impl ReservationTable {
             }
             Op::Reserve(slot) | Op::Cancel(slot) => slot,
             Op::Merged { origin, since, write } => {
-                let conflict = self.merge(catalog, *origin, *since, write, entry);
+                let conflict = self.replay_merged(catalog, *origin, *since, write, entry);
                 return Applied::Merged(conflict);
             }
         };
@@ -406,7 +406,7 @@ impl ReservationTable {
     /// from the other side; otherwise this side reserved the slot anew, and
     /// the cancellation is dropped. What is dropped is a conflict, returned
     /// and kept for `status`.
-    fn merge(
+    fn replay_merged(
         &mut self,
         catalog: &Catalog,
         origin: LogPosition,

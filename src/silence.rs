@@ -60,6 +60,7 @@ impl GroupSilence {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated time starts at a real instant
 mod tests {
     use super::*;
 

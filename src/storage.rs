@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
-use crate::node::log::{MAX_SNAPSHOT, MAX_STORED};
+use crate::node::replicated_log::{MAX_SNAPSHOT, MAX_STORED};
 use crate::node::{LogChanges, ReplicatedLog};
 use crate::rooms::{Catalog, ReservationTable};
 use crate::wire::{Entry, LogPosition, Reservation};

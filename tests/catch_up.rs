@@ -1,6 +1,9 @@
 //! Catch-up of a state far larger than a datagram: 50,000 reservations over a
 //! configured list of 1,000 rooms reach a server that joins empty.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::Path;

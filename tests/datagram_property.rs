@@ -4,6 +4,9 @@
 //! server's role, term, log or table from a datagram without a valid key
 //! (the simulation's checker fails the run on any, see `Sim::inject_forged`).
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 

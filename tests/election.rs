@@ -1,6 +1,9 @@
 //! Leader election (bully algorithm, highest ID wins), failure detection, and
 //! server IDs: the handout's scenarios a, b and c, as the servers report them.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::time::{Duration, Instant};

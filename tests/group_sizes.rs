@@ -3,6 +3,9 @@
 //! with 2, 4 and 7 servers. And the at-most-once rule seen from the wire: the
 //! same request sent twice is executed once and its answer replayed.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::io::ErrorKind;

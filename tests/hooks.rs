@@ -2,6 +2,9 @@
 //! with the role and leader in the environment; a failing hook is logged and
 //! the server carries on.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::time::Instant;

@@ -3,6 +3,9 @@
 //! interface choice and `--ttl 1`. Needs root (skipped otherwise, a failure
 //! when `CI` is set); see `tests/lan/mod.rs`.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 #[path = "lan/mod.rs"]
 mod lan;

@@ -1,6 +1,9 @@
 //! Clean stops (SIGTERM, SIGINT): a leader hands over at once, a follower
 //! tells its leader, and the group never waits for a heartbeat timeout.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! `--metrics`: a real server serves Prometheus text over HTTP, and what it
 //! says follows what the group does.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::io::{Read, Write};

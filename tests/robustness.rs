@@ -1,6 +1,9 @@
 //! Failures the user can meet: no server, garbage on the group, and two
 //! servers answering one request.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::net::SocketAddrV4;

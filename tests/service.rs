@@ -1,6 +1,9 @@
 //! Server options a user sets: the service delay, a custom catalog file, and
 //! the README's demo command.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::io::Write;

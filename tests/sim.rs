@@ -14,6 +14,9 @@
 //!   parallel, and `sim_seeds_once_found_by_soaks` replays the seeds beyond
 //!   it that once failed.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::Write;
 
 use roomcast::sim::{schedule, trace_context};

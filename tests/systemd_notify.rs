@@ -1,6 +1,9 @@
 //! The systemd notify protocol, spoken to a socket the test owns (as
 //! systemd would own it with `Type=notify` and `WatchdogSec=`).
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::os::unix::net::UnixDatagram;

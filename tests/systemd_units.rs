@@ -23,6 +23,9 @@
 //! its files removed when the test ends, also on failure; a container left by
 //! a test run that was killed is removed by the next run.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -49,6 +49,7 @@ impl PerSender {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated time starts at a real instant
 mod tests {
     use super::*;
 

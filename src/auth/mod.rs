@@ -23,6 +23,7 @@ mod limit;
 pub mod replay;
 pub(crate) mod server;
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated time starts at a real instant
 mod tests;
 
 use std::fmt;

@@ -219,6 +219,7 @@ impl SentCounter {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // simulated time starts at a real instant
 mod tests {
     use super::*;
 

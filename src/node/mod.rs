@@ -14,9 +14,9 @@
 
 mod clients;
 mod election;
+mod heal;
 mod leave;
-pub mod log;
-mod merge;
+pub mod replicated_log;
 mod replication;
 mod rules;
 mod stats;
@@ -35,8 +35,7 @@ use crate::auth::{Accepted, ServerGuard, ServerKeys};
 use crate::rooms::{Applied, Catalog};
 use crate::wire::{Entry, LogPosition, Message, PeerBody, PeerMessage, ServerStatus, StatusRole};
 use election::Candidacy;
-pub use log::{LogChanges, ReplicatedLog};
-pub use replication::Member;
+pub use replicated_log::{LogChanges, ReplicatedLog};
 use replication::{Catchup, Leadership};
 pub use stats::NodeStats;
 
@@ -164,7 +163,7 @@ pub enum Event {
     /// report the same entries in the same order; the simulation checks it.
     Applied(Entry, Applied),
     /// The server dropped the history it had applied, its writes merged into
-    /// its leader's after a partition (`merge`): it applies the leader's
+    /// its leader's after a partition (`heal`): it applies the leader's
     /// entries from the start now.
     HistoryDropped,
     /// The server installed a snapshot of `source`'s table up to `last`,
@@ -252,7 +251,7 @@ struct Following {
     heartbeat_sent: Option<Instant>,
     /// Our committed history differs from the leader's at or before this
     /// sequence number: we hand it our writes to merge before we copy its
-    /// history (see `merge`).
+    /// history (see `heal`).
     diverged: Option<u64>,
 }
 

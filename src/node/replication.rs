@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ::log::{info, warn};
 
-use super::log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
+use super::replicated_log::{MAX_SNAPSHOT, ReplicatedLog, decode_snapshot};
 use super::rules::{self, Replica, Report, Standing, Verdict};
 use super::{Node, NodeId, State};
 use crate::wire::{Entry, LogPosition, PeerBody, PeerMessage};
@@ -42,17 +42,17 @@ pub(super) struct Leadership {
 
 /// What a leader knows about one member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     /// When it was last heard.
-    pub last_heard: Instant,
+    pub(crate) last_heard: Instant,
     /// Highest sequence number it holds that matches the leader's log.
-    pub acked: u64,
+    pub(crate) acked: u64,
     /// It holds everything committed, so commits wait for it.
-    pub in_sync: bool,
+    pub(crate) in_sync: bool,
     /// The process run it reported from; a new one starts with nothing we know of.
-    pub incarnation: Option<u64>,
+    pub(crate) incarnation: Option<u64>,
     /// It has waited out its `--preempt-delay` (as its last heartbeat said).
-    pub may_take_over: bool,
+    pub(crate) may_take_over: bool,
 }
 
 impl Member {
@@ -117,7 +117,7 @@ impl Leadership {
 impl Node {
     /// The leader's members, for status displays and diagnostics; empty when
     /// this server does not lead.
-    pub fn member_status(&self) -> Vec<(NodeId, Member)> {
+    pub(crate) fn member_status(&self) -> Vec<(NodeId, Member)> {
         let State::Leader(l) = &self.state else { return Vec::new() };
         l.members.iter().map(|(&id, &m)| (id, m)).collect()
     }
@@ -180,7 +180,7 @@ impl Node {
     }
 
     /// A higher server's committed history differs from ours (a healed
-    /// partition): the highest server's history stands (`merge`), so we stop
+    /// partition): the highest server's history stands (`heal`), so we stop
     /// leading; once it leads, we hand it our writes to merge.
     pub(super) fn yield_to_higher_history(&mut self, now: Instant, higher: NodeId) {
         warn!(
@@ -413,7 +413,7 @@ impl Node {
         if !rules::may_replace(leader_saw_ours, replaces_any) {
             return None; // wait until the leader has seen our log (see `Following`)
         }
-        match self.log.merge(prev, entries, complete) {
+        match self.log.splice_after(prev, entries, complete) {
             Ok(matched) => {
                 if let State::Follower(f) = &mut self.state {
                     f.verified = f.verified.max(matched);

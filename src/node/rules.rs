@@ -165,7 +165,7 @@ pub(crate) enum Verdict {
 
 /// Rule 2b, when a leader must give way to a member: to a higher server
 /// whose own committed history differs from ours (the highest server's
-/// history stands when partitions heal, `merge`); and to a member holding
+/// history stands when partitions heal, `heal`); and to a member holding
 /// entries we lacked when elected (its answer was lost), unless we already
 /// know its history to be another one, which is merged, not adopted; or
 /// to any committed history when we have committed nothing of our own.

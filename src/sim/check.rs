@@ -4,7 +4,7 @@
 //!
 //! | name | rule |
 //! |---|---|
-//! | `one-order` | no two entries at one sequence number survive: some replica still holds each (applied it or took a snapshot holding it, and did not drop that history when a partition healed, `node/merge.rs`, nor restart without its data since) |
+//! | `one-order` | no two entries at one sequence number survive: some replica still holds each (applied it or took a snapshot holding it, and did not drop that history when a partition healed, `node/heal.rs`, nor restart without its data since) |
 //! | `at-most-once` | a client request is executed at one sequence number at most among the surviving entries |
 //! | `acknowledged-writes` | every answer a client got for a write is the outcome of that write in the surviving history, or of a run that was merged into it (replayed, or dropped as a reported conflict), or a refusal from a history that did not survive |
 //! | `convergence` | after the faults stop: one leader, every replica holds the same table |

@@ -220,7 +220,7 @@ fn keyed(seed: u64) -> bool {
 }
 
 /// Whether this default-mode seed also gets partitions (one in four), so
-/// that the merge on heal (`node/merge.rs`) meets crashes, pauses and loss.
+/// that the merge on heal (`node/heal.rs`) meets crashes, pauses and loss.
 fn default_mode_partitions(seed: u64) -> bool {
     seed % 4 == 1
 }

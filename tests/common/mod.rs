@@ -18,6 +18,8 @@
 //!   output is watched as it appears).
 //! - [`wait_for_leader`]: waits until a whole group agrees on one leader.
 
+// Tests run real processes and sockets and wait with the clock.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)]
 
 use std::collections::hash_map::DefaultHasher;

@@ -124,7 +124,7 @@ impl ReplicatedLog {
 
     /// An empty log that storage must save as such (its snapshot replaced):
     /// for a server that drops a history its group did not keep.
-    pub fn emptied() -> Self {
+    pub(crate) fn emptied() -> Self {
         let mut log = ReplicatedLog::default();
         log.unsaved.snapshot = true;
         log
@@ -189,14 +189,14 @@ impl ReplicatedLog {
 
     /// A log recovered from storage: a snapshot's table, then the entries
     /// after it. Nothing is marked unsaved.
-    pub fn recovered(table: ReservationTable) -> Self {
+    pub(crate) fn recovered(table: ReservationTable) -> Self {
         let commit = table.applied().seq;
         ReplicatedLog { table, entries: VecDeque::new(), commit, ..ReplicatedLog::default() }
     }
 
     /// Replays a stored replacement of the entries from `from` on; refuses to
     /// replace an applied entry (the file does not match the snapshot).
-    pub fn replay(&mut self, from: u64, entries: &[Entry]) -> Result<(), Divergence> {
+    pub(crate) fn replay(&mut self, from: u64, entries: &[Entry]) -> Result<(), Divergence> {
         // Entries the snapshot already holds (a log older than the snapshot).
         let applied = self.table.applied().seq;
         let skipped = usize::try_from(applied.saturating_sub(from) + 1).unwrap_or(usize::MAX).min(entries.len());
@@ -223,8 +223,13 @@ impl ReplicatedLog {
     /// ends there, so anything of ours beyond is dropped too. Returns how far our
     /// log now matches the sender's.
     /// The caller checks first that `prev` is [held](Self::holds).
-    pub fn merge(&mut self, prev: LogPosition, entries: &[Entry], complete: bool) -> Result<u64, Divergence> {
-        debug_assert!(self.holds(prev), "merge after {prev:?} which is not held");
+    pub(crate) fn splice_after(
+        &mut self,
+        prev: LogPosition,
+        entries: &[Entry],
+        complete: bool,
+    ) -> Result<u64, Divergence> {
+        debug_assert!(self.holds(prev), "splice after {prev:?} which is not held");
         let mut matched = prev.seq;
         for entry in entries {
             let seq = entry.position.seq;
@@ -249,7 +254,7 @@ impl ReplicatedLog {
         Ok(matched)
     }
 
-    /// True when [`merge`](Self::merge) with these arguments would drop any
+    /// True when [`splice_after`](Self::splice_after) with these arguments would drop any
     /// entry we hold.
     pub fn would_replace(&self, prev: LogPosition, entries: &[Entry], complete: bool) -> bool {
         let conflict = entries
@@ -261,7 +266,7 @@ impl ReplicatedLog {
     }
 
     /// Drops the uncommitted entries after `seq` (never a committed one).
-    pub fn drop_uncommitted_after(&mut self, seq: u64) {
+    pub(crate) fn drop_uncommitted_after(&mut self, seq: u64) {
         let keep = seq.max(self.commit).max(self.table.applied().seq);
         let _ = self.truncate_after(keep, LogPosition::default());
     }
@@ -360,7 +365,7 @@ impl ReplicatedLog {
 
     /// Replaces the table by the same reservations under another catalog
     /// (`ReservationTable::remap`), keeping the log.
-    pub fn replace_table(&mut self, table: ReservationTable) {
+    pub(crate) fn replace_table(&mut self, table: ReservationTable) {
         self.table = table;
     }
 
@@ -421,7 +426,7 @@ mod tests {
     #[test]
     fn merge_appends_after_a_matching_prev() {
         let mut log = log_with(&[1, 1]);
-        let got = log.merge(LogPosition::new(1, 2), &[entry(1, 3), entry(1, 4)], false);
+        let got = log.splice_after(LogPosition::new(1, 2), &[entry(1, 3), entry(1, 4)], false);
         assert_eq!(got, Ok(4));
         assert_eq!(log.last(), LogPosition::new(1, 4));
     }
@@ -430,7 +435,7 @@ mod tests {
     fn merge_replaces_a_conflicting_uncommitted_suffix() {
         let mut log = log_with(&[1, 1, 1, 1]);
         log.commit_to(2, &Catalog::default());
-        let got = log.merge(LogPosition::new(1, 2), &[entry(2, 3)], true);
+        let got = log.splice_after(LogPosition::new(1, 2), &[entry(2, 3)], true);
         assert_eq!(got, Ok(3));
         assert_eq!(log.last(), LogPosition::new(2, 3));
     }
@@ -439,7 +444,7 @@ mod tests {
     fn merge_refuses_to_rewrite_a_committed_entry() {
         let mut log = log_with(&[1, 1, 1]);
         log.commit_to(3, &Catalog::default());
-        let got = log.merge(LogPosition::new(1, 1), &[entry(2, 2)], false);
+        let got = log.splice_after(LogPosition::new(1, 1), &[entry(2, 2)], false);
         assert!(got.is_err(), "{got:?}");
         assert_eq!(log.last(), LogPosition::new(1, 3));
     }
@@ -447,7 +452,7 @@ mod tests {
     #[test]
     fn complete_merge_drops_our_extra_uncommitted_entries() {
         let mut log = log_with(&[1, 1, 1]);
-        assert_eq!(log.merge(LogPosition::new(1, 1), &[], true), Ok(1));
+        assert_eq!(log.splice_after(LogPosition::new(1, 1), &[], true), Ok(1));
         assert_eq!(log.last(), LogPosition::new(1, 1));
     }
 

@@ -22,7 +22,7 @@ use std::time::Instant;
 use ::log::{error, info, warn};
 
 use super::clients::Write;
-use super::log::{ReplicatedLog, estimated_size};
+use super::replicated_log::{ReplicatedLog, estimated_size};
 use super::replication::CHUNK_BUDGET;
 use super::rules::{self, Relation, Report, Verdict};
 use super::{Node, NodeId, State, xorshift};

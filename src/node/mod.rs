@@ -22,6 +22,7 @@ mod rules;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -384,17 +385,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.notice_freeze(now);
         self.guard.note_time(now);
-        self.flush_delayed(now);
-        if self.next_tick.is_some_and(|t| t <= now) {
-            self.next_tick = Some(now + self.config.timing.heartbeat_interval);
-            self.on_tick(now);
-        }
-        if self.round_deadline.is_some_and(|t| t <= now) {
-            self.round_deadline = None;
-            self.on_round_deadline();
-        }
-        self.on_candidacy_timer(now);
-        self.on_catchup_timer(now);
+        self.run_due_timers(now);
     }
 
     /// The next message to send, if any, before sealing: for tests that
@@ -429,14 +420,7 @@ impl Node {
     /// When [`Node::handle_timeout`] should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let candidates = [
-            self.next_tick,
-            self.round_deadline,
-            self.delayed.front().map(|(due, _)| *due),
-            self.candidacy_deadline(),
-            self.catchup.as_ref().map(|c| c.retry_at),
-        ];
-        candidates.into_iter().flatten().min()
+        self.earliest_timer()
     }
 
     /// This server's identity.

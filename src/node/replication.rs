@@ -26,8 +26,9 @@ pub(super) struct Leadership {
     /// The term this leadership holds.
     pub(super) term: u64,
     members: BTreeMap<NodeId, Member>,
-    /// Commit nothing before this instant: members are still making themselves known.
-    collecting_until: Instant,
+    /// Commit nothing before this instant: members are still making
+    /// themselves known. `None` once it has passed.
+    pub(super) collecting_until: Option<Instant>,
     /// Clients waiting for a write to commit, by (client, request); ordered,
     /// so that answering them all goes the same way in every simulated run.
     pub(super) waiting: BTreeMap<(u64, u64), SocketAddrV4>,
@@ -82,7 +83,7 @@ impl Leadership {
         Leadership {
             term,
             members,
-            collecting_until,
+            collecting_until: (collecting_until > now).then_some(collecting_until),
             waiting: BTreeMap::new(),
             handing_over: None,
             inherited: log.last(),
@@ -160,13 +161,23 @@ impl Node {
             alive
         });
         let members = l.members.keys().map(|id| (id.id, id.addr)).collect();
-        if l.handing_over.is_some_and(|(_, since)| now >= since + timeout) {
-            warn!("hand-over got no answer; taking writes again");
-            l.handing_over = None;
-        }
         self.multicast(PeerBody::LeaderAlive { members });
         self.try_commit(now);
         self.release_unconfirmable(now);
+    }
+
+    /// The window for members to report closed: commit what they hold.
+    pub(super) fn on_collecting_over(&mut self, now: Instant) {
+        let State::Leader(l) = &mut self.state else { return };
+        l.collecting_until = None;
+        self.try_commit(now);
+    }
+
+    /// The member we hand over to has not taken over: take writes again.
+    pub(super) fn on_hand_over_expired(&mut self) {
+        let State::Leader(l) = &mut self.state else { return };
+        warn!("hand-over got no answer; taking writes again");
+        l.handing_over = None;
     }
 
     /// Stops leading and runs the election again.
@@ -253,7 +264,7 @@ impl Node {
     pub(super) fn try_commit(&mut self, now: Instant) {
         let State::Leader(l) = &self.state else { return };
         let members = l.members.values().map(|m| Replica { in_sync: m.in_sync, acked: m.acked });
-        let collecting = now < l.collecting_until;
+        let collecting = l.collecting_until.is_some_and(|until| now < until);
         let (last, commit) = (self.log.last().seq, self.log.commit());
         let Some(target) = rules::commit_point(last, commit, collecting, self.config.min_replicas, members) else {
             return;

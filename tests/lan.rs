@@ -203,15 +203,27 @@ fn contested_slots() -> Vec<SlotName> {
     slots
 }
 
+/// Sets the clients' `stop` flag when dropped, also while a scenario unwinds
+/// from a panic: the client threads then end, and `thread::scope` reports the
+/// panic instead of waiting for them forever.
+#[must_use = "the clients stop when this is dropped"]
+struct StopClients<'a>(&'a AtomicBool);
+
+impl Drop for StopClients<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Clients on hosts `0..clients` reserving (60%) and cancelling (40%) random
-/// contested slots until `stop` is set.
+/// contested slots until `stop` is set or the returned guard is dropped.
 fn run_clients<'scope>(
     scope: &'scope thread::Scope<'scope, '_>,
     lan: &'scope Lan,
     history: &'scope History,
     clients: usize,
     stop: &'scope AtomicBool,
-) {
+) -> StopClients<'scope> {
     let slots = contested_slots();
     for host in 0..clients {
         let slots = slots.clone();
@@ -227,6 +239,7 @@ fn run_clients<'scope>(
             }
         });
     }
+    StopClients(stop)
 }
 
 /// Waits until clients had `n` more writes confirmed than `since`; panics on the deadline.
@@ -300,13 +313,22 @@ fn wait_for_status_as(
     }
 }
 
-fn check_history(scenario: &str, history: &History, reserved: &BTreeSet<SlotName>, servers: &[LanServer]) -> String {
+/// The history's summary; panics with the violations, the output of the
+/// servers killed on the way (`gone`) and of the running ones.
+fn check_history(
+    scenario: &str,
+    history: &History,
+    reserved: &BTreeSet<SlotName>,
+    servers: &[LanServer],
+    gone: &[String],
+) -> String {
     match history.check(reserved) {
         Ok(summary) => summary.to_string(),
         Err(violations) => panic!(
-            "{scenario}: the history checker found {} violation(s):\n{}\n{}",
+            "{scenario}: the history checker found {} violation(s):\n{}\nkilled servers:\n{}\nrunning servers:\n{}",
             violations.len(),
             violations.join("\n"),
+            gone.concat(),
             dump_all(servers)
         ),
     }
@@ -330,8 +352,9 @@ fn history_holds_while_leaders_are_killed_under_loss() {
     let (history, stop) = (History::default(), AtomicBool::new(false));
     let run_for = Duration::from_secs(30);
     let (mut failovers, mut takeovers, mut max_leaderless) = (0, 0, Duration::ZERO);
+    let mut gone = Vec::new();
     thread::scope(|scope| {
-        run_clients(scope, &lan, &history, 4, &stop);
+        let _clients = run_clients(scope, &lan, &history, 4, &stop);
         let started = Instant::now();
         let mut confirmed = 0;
         let mut dead: Vec<usize> = Vec::new();
@@ -346,6 +369,7 @@ fn history_holds_while_leaders_are_killed_under_loss() {
             failovers += 1;
             if dead.len() == 2 {
                 let back = dead.remove(0);
+                gone.push(servers[back].dump());
                 servers[back] = start_scenario_server(&lan, back, &dirs[back]);
                 alive[back] = true;
                 let top = (0..5).rev().find(|&i| alive[i]).expect("a live server");
@@ -355,6 +379,7 @@ fn history_holds_while_leaders_are_killed_under_loss() {
         }
         stop.store(true, Ordering::Relaxed);
         for back in dead {
+            gone.push(servers[back].dump());
             servers[back] = start_scenario_server(&lan, back, &dirs[back]);
             alive[back] = true;
         }
@@ -362,7 +387,7 @@ fn history_holds_while_leaders_are_killed_under_loss() {
     lan.heal();
     expect_agreement(&servers, |i| alive[i], 500);
     let reserved = settled_reservations(&lan, &servers);
-    let summary = check_history("scenario 1", &history, &reserved, &servers);
+    let summary = check_history("scenario 1", &history, &reserved, &servers, &gone);
     println!(
         "LAN scenario 1 (5 hosts, 10% loss each way, 4 clients, {} s, leader killed {failovers} times, \
          {takeovers} restarted servers took over again): {summary}; longest time without an agreed leader after \
@@ -388,7 +413,7 @@ fn a_leader_paused_for_three_seconds_answers_nothing_stale() {
     let (mut leaderless, mut resumed_at, mut back_at) = (Duration::ZERO, None, None);
     let mark = servers[4].lines().len();
     thread::scope(|scope| {
-        run_clients(scope, &lan, &history, 4, &stop);
+        let _clients = run_clients(scope, &lan, &history, 4, &stop);
         let confirmed = wait_confirmed(&history, 0, 10, &servers);
         servers[4].signal("STOP");
         let paused_at = Instant::now();
@@ -414,7 +439,7 @@ fn a_leader_paused_for_three_seconds_answers_nothing_stale() {
         dump_all(&servers)
     );
     let reserved = settled_reservations(&lan, &servers);
-    let summary = check_history("scenario 2", &history, &reserved, &servers);
+    let summary = check_history("scenario 2", &history, &reserved, &servers, &[]);
     println!(
         "LAN scenario 2 (5 hosts, 4 clients, leader 500 paused {} s): {summary}; the others agreed on 400 {} ms \
          after the pause; 500 stepped down on resuming and led again {} ms later; no answer from 500 in between",
@@ -569,7 +594,7 @@ fn history_holds_under_a_flood_of_hostile_datagrams() {
     let (history, stop) = (History::with_client_args(&client_key), AtomicBool::new(false));
     let flood = lan::flood::Flood::new(&keys);
     let sent = thread::scope(|scope| {
-        run_clients(scope, &lan, &history, 4, &stop);
+        let _clients = run_clients(scope, &lan, &history, 4, &stop);
         wait_confirmed(&history, 0, 5, &servers);
         let sent = lan.on_host(4, || flood.send(100_000, Duration::from_secs(5)));
         wait_confirmed(&history, history.confirmed(), 5, &servers);
@@ -580,7 +605,7 @@ fn history_holds_under_a_flood_of_hostile_datagrams() {
         assert_eq!(server.last_leader(), Some(leader), "{}", server.dump());
     }
     let reserved = settled_reservations_as(&lan, &servers, &client_key);
-    let summary = check_history("flood", &history, &reserved, &servers);
+    let summary = check_history("flood", &history, &reserved, &servers, &[]);
     let args: Vec<&str> = client_key.iter().map(String::as_str).collect();
     let out = lan.run_client(0, &[&args[..], &["--json", "status"]].concat());
     let value: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));

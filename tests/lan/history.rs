@@ -13,17 +13,21 @@
 //!   confirmed reserves of one slot need a cancel whose run overlaps the span
 //!   from the first's start to the second's end, confirmed or of unknown
 //!   outcome. This is sound: in any legal order that cancel took effect
-//!   between them, so its run overlapped that span;
+//!   between them, so its run overlapped that span. A run that two servers
+//!   answered (the client's error) has an unknown outcome whatever its first
+//!   answer said: a refusal may come from a server that only believed it led,
+//!   while the leader whose history stands ran the write;
 //! - the final table agrees with every slot whose last write is decided: when
 //!   one confirmed write on a slot started after every other confirmed write
 //!   there ended, and no write of unknown outcome of the opposite kind exists
-//!   (it could take effect later), the slot ends in that write's state;
+//!   (it could take effect later), the slot ends in that write's state (a
+//!   write two servers answered decides nothing);
 //! - nothing is reserved at the end that no client tried to reserve.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -64,19 +68,28 @@ pub struct Op {
     pub outcome: Outcome,
     /// The server that answered, if one did.
     pub answered_by: Option<u64>,
-    /// The client printed `duplicate_reply`.
+    /// The client printed `duplicate_reply`: a second server answered too.
     pub duplicate: bool,
+    /// That second server, if the client named it.
+    pub also_answered_by: Option<u64>,
+    /// The client's ID, as its JSON gave it (for reading a violation beside
+    /// the servers' logs).
+    pub client: Option<u64>,
 }
 
 impl Op {
-    /// Could this write have changed the table?
+    /// Could this write have changed the table? A refusal is no proof when a
+    /// second server answered too: the first answer can come from a server
+    /// that only believed it led (its table behind), while the leader whose
+    /// history stands ran the write.
     fn may_have_effect(&self) -> bool {
-        !matches!(self.outcome, Outcome::Refused(_))
+        self.duplicate || !matches!(self.outcome, Outcome::Refused(_))
     }
 
-    /// Nobody knows whether, or when, this write took effect.
+    /// Nobody knows whether, or when, this write took effect: no answer, or
+    /// two servers' answers (the other one's side can be merged in later).
     fn outcome_unknown(&self) -> bool {
-        matches!(self.outcome, Outcome::Unknown(_) | Outcome::Broken(_))
+        self.duplicate || matches!(self.outcome, Outcome::Unknown(_) | Outcome::Broken(_))
     }
 }
 
@@ -104,11 +117,19 @@ impl fmt::Display for Summary {
 }
 
 /// Every client run of a scenario, from any thread.
-#[derive(Default)]
 pub struct History {
     ops: Mutex<Vec<Op>>,
     /// Options every client run gets (a key file, for a group with keys).
     client_args: Vec<String>,
+    /// When the history began, on both clocks: a violation lists its slot's
+    /// runs in UTC too, to set them beside the servers' log lines.
+    origin: (Instant, SystemTime),
+}
+
+impl Default for History {
+    fn default() -> History {
+        History::with_client_args(&[])
+    }
 }
 
 /// The client's `--timeout` in the scenarios, and the slack a run gets on top
@@ -121,7 +142,7 @@ const LINGER: Duration = Duration::from_millis(200);
 impl History {
     /// A history whose client runs all get `args` (e.g. `--key-file FILE`).
     pub fn with_client_args(args: &[String]) -> History {
-        History { ops: Mutex::default(), client_args: args.to_vec() }
+        History { ops: Mutex::default(), client_args: args.to_vec(), origin: (Instant::now(), SystemTime::now()) }
     }
 
     /// Runs one write with the real client on `host` and records it.
@@ -145,15 +166,21 @@ impl History {
             outcome: Outcome::Unknown(String::new()),
             answered_by: None,
             duplicate: false,
+            also_answered_by: None,
+            client: None,
         };
         let events: Vec<Value> = out.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         for event in &events {
+            op.client = op.client.or(event["client"].as_u64());
             match event["event"].as_str() {
                 Some("answer") => {
                     op.answered_by = event["from"]["server"].as_u64();
                     op.outcome = outcome_of(&event["answer"], write);
                 }
-                Some("duplicate_reply") => op.duplicate = true,
+                Some("duplicate_reply") => {
+                    op.duplicate = true;
+                    op.also_answered_by = event["second"]["server"].as_u64();
+                }
                 Some("no_answer") => op.outcome = Outcome::Unknown("no answer".into()),
                 _ => {}
             }
@@ -210,7 +237,12 @@ impl History {
             by_slot.entry(&op.slot).or_default().push(op);
         }
         for (slot, slot_ops) in &by_slot {
-            violations.extend(check_alternation(slot, slot_ops));
+            let mut found = check_alternation(slot, slot_ops);
+            if let Some(last) = found.last_mut() {
+                last.push('\n');
+                last.push_str(&self.listing(slot, slot_ops));
+            }
+            violations.extend(found);
             if let Some(last) = decided_last(slot_ops) {
                 summary.decided_slots += 1;
                 let want = last.write == Write::Reserve;
@@ -232,6 +264,43 @@ impl History {
             }
         }
         if violations.is_empty() { Ok(summary) } else { Err(violations) }
+    }
+}
+
+impl History {
+    /// Every run on `slot`, by start, with times from the history's origin and
+    /// in UTC (the servers' log format).
+    fn listing(&self, slot: &SlotName, ops: &[&Op]) -> String {
+        let mut ops = ops.to_vec();
+        ops.sort_by_key(|o| o.started);
+        let (origin, wall) = self.origin;
+        let at = |t: Instant| {
+            let since = t.saturating_duration_since(origin);
+            let utc = (wall + since).duration_since(UNIX_EPOCH).unwrap_or_default();
+            let (secs, ms) = (utc.as_secs() % 86_400, utc.subsec_millis());
+            format!("{:.3}s ({:02}:{:02}:{:02}.{ms:03})", since.as_secs_f64(), secs / 3600, secs / 60 % 60, secs % 60)
+        };
+        let lines: Vec<String> = ops
+            .iter()
+            .map(|o| {
+                format!(
+                    "  host {} client {:?} {:?} from {} to {}: {:?}, answered by {:?}{}",
+                    o.host,
+                    o.client,
+                    o.write,
+                    at(o.started),
+                    at(o.ended),
+                    o.outcome,
+                    o.answered_by,
+                    match (o.duplicate, o.also_answered_by) {
+                        (true, Some(second)) => format!(" and by {second} (duplicate reply)"),
+                        (true, None) => " and by another server (duplicate reply)".to_string(),
+                        (false, _) => String::new(),
+                    }
+                )
+            })
+            .collect();
+        format!("every run on {}:\n{}", slot.join(" "), lines.join("\n"))
     }
 }
 
@@ -291,13 +360,20 @@ fn check_alternation(slot: &SlotName, ops: &[&Op]) -> Vec<String> {
 /// The slot's last write if the history decides it: a confirmed write that
 /// started after every other confirmed write had ended, with no write of
 /// unknown outcome of the opposite kind (which could take effect later; one of
-/// the same kind would be refused then).
+/// the same kind would be refused then). A write two servers answered decides
+/// nothing and counts as one of unknown outcome.
 fn decided_last<'a>(ops: &[&'a Op]) -> Option<&'a Op> {
     let last = ops.iter().filter(|o| o.outcome == Outcome::Confirmed).max_by_key(|o| o.started)?;
-    let decided = ops.iter().filter(|o| !std::ptr::eq(**o, *last)).all(|o| match o.outcome {
-        Outcome::Confirmed => o.ended < last.started,
-        Outcome::Refused(_) => true,
-        Outcome::Unknown(_) | Outcome::Broken(_) => o.write == last.write,
+    if last.duplicate {
+        return None;
+    }
+    let decided = ops.iter().filter(|o| !std::ptr::eq(**o, *last)).all(|o| {
+        if o.outcome_unknown() {
+            o.write == last.write
+        } else {
+            // Confirmed, or refused (no effect).
+            o.outcome != Outcome::Confirmed || o.ended < last.started
+        }
     });
     decided.then_some(*last)
 }
@@ -323,6 +399,8 @@ mod tests {
             outcome,
             answered_by: Some(500),
             duplicate: false,
+            also_answered_by: None,
+            client: Some(host as u64 + 1),
         }
     }
 
@@ -373,6 +451,61 @@ mod tests {
         h.check(&reserved()).expect("legal: reserve, cancel, reserve");
         let without_cancel = history(vec![answered_late, answered_early]);
         let violations = without_cancel.check(&reserved()).expect_err("a double booking");
+        assert!(violations[0].contains("Reserve twice"), "{violations:?}");
+    }
+
+    #[test]
+    fn a_cancel_two_servers_answered_may_have_come_between_whatever_its_first_answer() {
+        // Leader 500 confirms both reserves. The cancel between them was
+        // answered first by 400, which still believed it led with a table
+        // that lacked the first reserve ("not reserved"), and then by 500,
+        // which ran it: the client exits with its error, and the history is
+        // reserve, cancel, reserve on 500.
+        let t0 = Instant::now();
+        let mut cancel = op(t0, 2, Write::Cancel, (12, 230), Outcome::Refused("not reserved".into()));
+        (cancel.answered_by, cancel.duplicate, cancel.also_answered_by) = (Some(400), true, Some(500));
+        let first = op(t0, 0, Write::Reserve, (0, 10), Outcome::Confirmed);
+        let second = op(t0, 1, Write::Reserve, (240, 250), Outcome::Confirmed);
+        let h = history(vec![first.clone(), cancel.clone(), second.clone()]);
+        let summary = h.check(&reserved()).expect("legal: reserve, cancel, reserve");
+        assert_eq!((summary.duplicates, summary.decided_slots), (1, 0), "the cancel may take effect late");
+
+        // Refused by the only server that answered, it had no effect: a double booking.
+        let mut refused = cancel.clone();
+        (refused.duplicate, refused.also_answered_by) = (false, None);
+        let h = history(vec![first.clone(), refused, second.clone()]);
+        let violations = h.check(&reserved()).expect_err("a double booking");
+        assert!(violations[0].contains("Reserve twice"), "{violations:?}");
+        assert!(violations[0].contains("every run on SA318 8:30-9:30 Monday"), "{violations:?}");
+
+        // Two answers, but started after the second reserve had been answered:
+        // it cannot come between them.
+        let mut late = cancel;
+        (late.started, late.ended) = (t0 + Duration::from_millis(260), t0 + Duration::from_millis(480));
+        let h = history(vec![first, late, second]);
+        let violations = h.check(&reserved()).expect_err("a double booking");
+        assert!(violations[0].contains("Reserve twice"), "{violations:?}");
+    }
+
+    #[test]
+    fn a_cancel_answered_late_from_the_leaders_session_comes_between() {
+        // The cancel ran on 500 between the reserves; its reply was lost and
+        // repeated from 500's at-most-once table when the client retried,
+        // after the second reserve was answered.
+        let t0 = Instant::now();
+        let h = history(vec![
+            op(t0, 0, Write::Reserve, (0, 10), Outcome::Confirmed),
+            op(t0, 2, Write::Cancel, (12, 1600), Outcome::Confirmed),
+            op(t0, 1, Write::Reserve, (30, 40), Outcome::Confirmed),
+        ]);
+        h.check(&reserved()).expect("legal: reserve, cancel, reserve");
+        // A confirmed cancel that ended before either reserve started cannot.
+        let h = history(vec![
+            op(t0, 2, Write::Cancel, (0, 5), Outcome::Confirmed),
+            op(t0, 0, Write::Reserve, (10, 20), Outcome::Confirmed),
+            op(t0, 1, Write::Reserve, (30, 40), Outcome::Confirmed),
+        ]);
+        let violations = h.check(&reserved()).expect_err("a double booking");
         assert!(violations[0].contains("Reserve twice"), "{violations:?}");
     }
 

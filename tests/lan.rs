@@ -15,9 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ClientOutput, DAYS, FAST_HEARTBEAT, FROM_SERVERS, GroupKeys, PATIENCE, ROOMS, TIMESLOTS, answer_lines};
+use common::{
+    ClientOutput, DAYS, FAST_HEARTBEAT, FROM_SERVERS, GroupKeys, PATIENCE, ROOMS, TIMESLOTS, answer_lines, dump_all,
+    expect_agreement, wait_agreement,
+};
 use lan::history::{History, SlotName, Write};
-use lan::{Lan, LanServer, dump_all, expect_agreement, wait_agreement};
+use lan::{Lan, LanServer};
 
 /// Ten servers, two on each of five hosts, started at once with their PIDs as
 /// IDs: within 2 s of the last start every server names the highest PID as
@@ -34,7 +37,7 @@ fn ten_servers_on_five_hosts_agree_on_one_leader() {
     for server in &servers {
         server.wait_for(&format!("Server {} started", server.pid()), PATIENCE);
     }
-    let highest = servers.iter().map(LanServer::id).max().expect("ten servers");
+    let highest = servers.iter().map(|s| s.id()).max().expect("ten servers");
 
     let limit = Duration::from_secs(2);
     // Waits past the limit so that a failure says how late (or never) agreement came.

@@ -386,6 +386,20 @@ impl ServerProcess {
     }
 
     fn spawn(program: &str, args: Vec<String>, id: Option<u64>, env: &[(&str, &str)]) -> ServerProcess {
+        let described = format!("args {args:?}");
+        ServerProcess::start_program(program, args, id, env, |id, pid| format!("server {id} (pid {pid}, {described})"))
+    }
+
+    /// Starts `program ARGS...`, which execs the server (e.g. `ip netns exec
+    /// NS server ...`, so that the child's PID is the server's, and its ID when
+    /// `id` is `None`); `label(id, pid)` names it in failure messages.
+    pub fn start_program(
+        program: &str,
+        args: Vec<String>,
+        id: Option<u64>,
+        env: &[(&str, &str)],
+        label: impl FnOnce(u64, u32) -> String,
+    ) -> ServerProcess {
         let (child, capture) = spawn_captured(program, &args, |command| {
             if std::env::var_os("RUST_LOG").is_none() {
                 command.env("RUST_LOG", "info");
@@ -393,7 +407,7 @@ impl ServerProcess {
             command.envs(env.iter().copied());
         });
         let id = id.unwrap_or(u64::from(child.id()));
-        let label = format!("server {id} (pid {}, args {:?})", child.id(), args);
+        let label = label(id, child.id());
         ServerProcess { child, capture, id, label }
     }
 
@@ -460,6 +474,20 @@ impl ServerProcess {
         self.wait_for_count(needle, 1, timeout)
     }
 
+    /// Like [`ServerProcess::wait_for`], looking only at lines from index
+    /// `mark` on (a [`ServerProcess::mark`] taken earlier).
+    pub fn wait_for_since(&self, mark: usize, needle: &str, timeout: Duration) -> String {
+        let found = |state: &Captured| state.lines.iter().skip(mark).find(|l| l.contains(needle)).cloned();
+        self.capture.wait_until(timeout, found).unwrap_or_else(|why| {
+            panic!(
+                "{}: a line containing {needle:?} after line {mark} {}\n{}",
+                self.label,
+                why.describe(timeout),
+                self.dump()
+            )
+        })
+    }
+
     /// Waits for the `n`-th line containing `needle` (n >= 1) and returns it.
     pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) -> String {
         assert!(n >= 1, "wait_for_count needs n >= 1");
@@ -516,6 +544,12 @@ impl Drop for ServerProcess {
     }
 }
 
+impl AsRef<ServerProcess> for ServerProcess {
+    fn as_ref(&self) -> &ServerProcess {
+        self
+    }
+}
+
 /// The leader in an `Election completed. Group Leader: N` line.
 pub fn leader_in(line: &str) -> Option<u64> {
     const MARK: &str = "Election completed. Group Leader:";
@@ -528,8 +562,9 @@ pub fn last_leader_in(lines: &[String]) -> Option<u64> {
     lines.iter().rev().find_map(|l| leader_in(l))
 }
 
-fn dump_all(servers: &[&ServerProcess]) -> String {
-    servers.iter().map(|s| s.dump()).collect::<Vec<_>>().join("")
+/// Everything every server printed, for failure messages.
+pub fn dump_all<S: AsRef<ServerProcess>>(servers: &[S]) -> String {
+    servers.iter().map(|s| s.as_ref().dump()).collect::<Vec<_>>().join("")
 }
 
 /// Starts a fast-heartbeat server with an explicit ID and waits until it has
@@ -552,22 +587,57 @@ pub fn start_handout_trio(group: &TestGroup) -> (ServerProcess, ServerProcess, S
 
 /// Waits until every server's last `Election completed. Group Leader: N` line
 /// names `leader`; panics with every server's output on the deadline.
-pub fn wait_for_leader(servers: &[&ServerProcess], leader: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
+pub fn wait_for_leader<S: AsRef<ServerProcess>>(servers: &[S], leader: u64, timeout: Duration) {
+    if poll_agreement(servers, |_| true, leader, Instant::now(), timeout).is_none() {
+        let ids: Vec<u64> = servers.iter().map(|s| s.as_ref().id()).collect();
+        let views: Vec<Option<u64>> = servers.iter().map(|s| s.as_ref().last_leader()).collect();
+        panic!(
+            "servers {ids:?} did not all agree on leader {leader} within {timeout:?}; \
+             their last elected leaders: {views:?}\n{}",
+            dump_all(servers)
+        );
+    }
+}
+
+/// Polls until every server's last elected leader is `leader`; returns the
+/// time from `since` to that moment, or `None` once `timeout` after `since` passed.
+pub fn wait_agreement<S: AsRef<ServerProcess>>(
+    servers: &[S],
+    leader: u64,
+    since: Instant,
+    timeout: Duration,
+) -> Option<Duration> {
+    poll_agreement(servers, |_| true, leader, since, timeout)
+}
+
+/// Waits until every server that `counted` picks (by index; the others are
+/// down) names `leader`, and returns how long that took; panics with every
+/// server's output after [`PATIENCE`].
+pub fn expect_agreement<S: AsRef<ServerProcess>>(
+    servers: &[S],
+    counted: impl Fn(usize) -> bool,
+    leader: u64,
+) -> Duration {
+    poll_agreement(servers, counted, leader, Instant::now(), PATIENCE)
+        .unwrap_or_else(|| panic!("no agreement on leader {leader} within {PATIENCE:?}\n{}", dump_all(servers)))
+}
+
+fn poll_agreement<S: AsRef<ServerProcess>>(
+    servers: &[S],
+    counted: impl Fn(usize) -> bool,
+    leader: u64,
+    since: Instant,
+    timeout: Duration,
+) -> Option<Duration> {
     loop {
-        let views: Vec<Option<u64>> = servers.iter().map(|s| s.last_leader()).collect();
-        if views.iter().all(|v| *v == Some(leader)) {
-            return;
+        let mut voters = servers.iter().enumerate().filter(|(i, _)| counted(*i));
+        if voters.all(|(_, s)| s.as_ref().last_leader() == Some(leader)) {
+            return Some(since.elapsed());
         }
-        if Instant::now() >= deadline {
-            let ids: Vec<u64> = servers.iter().map(|s| s.id()).collect();
-            panic!(
-                "servers {ids:?} did not all agree on leader {leader} within {timeout:?}; \
-                 their last elected leaders: {views:?}\n{}",
-                dump_all(servers)
-            );
+        if since.elapsed() >= timeout {
+            return None;
         }
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -27,17 +27,17 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::common::{
-    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, PATIENCE, SERVER_BIN, indent, is_root, kill_child, last_leader_in,
-    leader_in, send_signal, skip_or_fail, tool_available,
+    CLIENT_BIN, CLIENT_DEADLINE, ClientOutput, ClientSession, SERVER_BIN, ServerProcess, is_root, skip_or_fail,
+    tool_available,
 };
 
 pub mod flood;
@@ -308,21 +308,13 @@ impl Lan {
         [LAN_GROUP.to_string(), LAN_PORT.to_string()]
     }
 
-    fn spawn(&self, host: usize, program: &str, args: &[String], stdin: Stdio) -> (Child, Arc<Output>, Vec<String>) {
-        let ns = self.namespace(host).to_string();
-        let mut command = Command::new("ip");
-        let mut all: Vec<String> = vec!["netns".into(), "exec".into(), ns, program.to_string()];
-        all.extend_from_slice(args);
-        command.args(&all).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
-        command.env("RUST_LOG_STYLE", "never");
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start ip {all:?}: {e}"));
-        let output = Output::new();
-        output.pump(child.stdout.take().expect("piped stdout"), true);
-        output.pump(child.stderr.take().expect("piped stderr"), false);
-        (child, output, all)
+    /// `ip netns exec NS program ARGS...` for host `host`: `ip` execs the
+    /// program, so the child's PID is the program's.
+    fn on_host_args(&self, host: usize, program: &str, args: Vec<String>) -> Vec<String> {
+        let mut all: Vec<String> =
+            vec!["netns".into(), "exec".into(), self.namespace(host).to_string(), program.into()];
+        all.extend(args);
+        all
     }
 
     /// Starts `server --ttl 1 GROUP PORT [ID] EXTRA...` on host `host` (no
@@ -336,10 +328,11 @@ impl Lan {
             args.push(id.to_string());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, output, all) = self.spawn(host, SERVER_BIN, &args, Stdio::null());
-        let id = id.unwrap_or(u64::from(child.id()));
-        let label = format!("server {id} on host {host} ({}; pid {}, ip {all:?})", self.addr(host), child.id());
-        LanServer { child, output, id, host, label, _net: Arc::clone(&self.net) }
+        let all = self.on_host_args(host, SERVER_BIN, args);
+        let addr = self.addr(host);
+        let label = |id, pid| format!("server {id} on host {host} ({addr}; pid {pid}, ip {all:?})");
+        let process = ServerProcess::start_program("ip", all.clone(), id, &[], label);
+        LanServer { process, host, _net: Arc::clone(&self.net) }
     }
 
     /// Runs `client --ttl 1 GROUP PORT ARGS...` on host `host` to completion
@@ -349,30 +342,9 @@ impl Lan {
         let mut all: Vec<String> = LAN_ARGS.iter().map(|s| s.to_string()).collect();
         all.extend(self.group_args());
         all.extend(args.iter().map(|s| s.to_string()));
-        let started = Instant::now();
-        let (mut child, output, all) = self.spawn(host, CLIENT_BIN, &all, Stdio::null());
-        let deadline = started + CLIENT_DEADLINE;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    kill_child(&mut child);
-                    let state = output.lock();
-                    panic!(
-                        "client on host {host} (ip {all:?}) still running after {CLIENT_DEADLINE:?}: killed\n\
-                         --- stdout:\n{}--- stderr:\n{}",
-                        indent(&state.stdout),
-                        indent(&state.stderr)
-                    );
-                }
-                Err(e) => panic!("waiting for client {}: {e}", child.id()),
-            }
-        };
-        let elapsed = started.elapsed();
-        output.wait_closed(Duration::from_secs(2));
-        let state = output.lock();
-        ClientOutput { status, stdout: state.stdout.clone(), stderr: state.stderr.clone(), elapsed }
+        let all = self.on_host_args(host, CLIENT_BIN, all);
+        let what = format!("client on host {host}");
+        ClientSession::start_program("ip", all, &[], &what).finish(CLIENT_DEADLINE)
     }
 
     fn update_faults(&self, hosts: impl IntoIterator<Item = usize>, change: impl Fn(&mut Faults)) {
@@ -433,195 +405,39 @@ impl Lan {
 // Processes
 // ---------------------------------------------------------------------------
 
-/// What a child printed so far.
-#[derive(Default)]
-struct OutputState {
-    stdout: String,
-    stderr: String,
-    /// stdout and stderr lines merged in arrival order.
-    lines: Vec<String>,
-    /// Streams still open.
-    open: usize,
-}
-
-struct Output {
-    state: Mutex<OutputState>,
-    changed: Condvar,
-}
-
-impl Output {
-    fn new() -> Arc<Output> {
-        Arc::new(Output { state: Mutex::new(OutputState { open: 2, ..Default::default() }), changed: Condvar::new() })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, OutputState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn pump(self: &Arc<Self>, source: impl Read + Send + 'static, is_stdout: bool) {
-        let output = Arc::clone(self);
-        thread::spawn(move || {
-            let mut reader = BufReader::new(source);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                let n = reader.read_until(b'\n', &mut buf).unwrap_or(0);
-                let mut state = output.lock();
-                if n == 0 {
-                    state.open -= 1;
-                    drop(state);
-                    output.changed.notify_all();
-                    return;
-                }
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if is_stdout {
-                    state.stdout.push_str(&text);
-                } else {
-                    state.stderr.push_str(&text);
-                }
-                state.lines.push(text.trim_end_matches(['\n', '\r']).to_string());
-                drop(state);
-                output.changed.notify_all();
-            }
-        });
-    }
-
-    /// Waits until `check` returns `Some`; `None` on the deadline or when the child closed its output.
-    fn wait_until<T>(&self, timeout: Duration, mut check: impl FnMut(&OutputState) -> Option<T>) -> Option<T> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.lock();
-        loop {
-            if let Some(found) = check(&state) {
-                return Some(found);
-            }
-            let now = Instant::now();
-            if state.open == 0 || now >= deadline {
-                return None;
-            }
-            state = self.changed.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
-    }
-
-    fn wait_closed(&self, timeout: Duration) {
-        self.wait_until(timeout, |s| (s.open == 0).then_some(()));
-    }
-}
-
-/// A server running on a LAN host; SIGKILLed (by its own PID) when dropped,
-/// before the LAN's namespaces can be deleted.
+/// A server running on a LAN host: a [`ServerProcess`] (SIGKILLed by its
+/// own PID when dropped) that keeps the LAN's namespaces until it is gone.
 pub struct LanServer {
-    child: Child,
-    output: Arc<Output>,
-    id: u64,
+    process: ServerProcess,
     host: usize,
-    label: String,
-    /// Keeps the namespaces alive until this process is gone.
+    /// Dropped after `process`: the namespaces outlive the server.
     _net: Arc<Net>,
 }
 
 impl LanServer {
-    /// The server's ID: the explicit one, or its PID.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The server's process ID.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// The host it runs on.
     pub fn host(&self) -> usize {
         self.host
     }
+}
 
-    /// Every line printed so far (stdout and stderr merged).
-    pub fn lines(&self) -> Vec<String> {
-        self.output.lock().lines.clone()
-    }
+impl Deref for LanServer {
+    type Target = ServerProcess;
 
-    /// Waits for a line containing `needle` and returns it; panics with the
-    /// server's output on the deadline.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        self.wait_for_since(0, needle, timeout)
-    }
-
-    /// Like [`LanServer::wait_for`], looking only at lines from index `mark` on
-    /// (a length of [`LanServer::lines`] taken earlier).
-    pub fn wait_for_since(&self, mark: usize, needle: &str, timeout: Duration) -> String {
-        let found = |s: &OutputState| s.lines.iter().skip(mark).find(|l| l.contains(needle)).cloned();
-        self.output.wait_until(timeout, found).unwrap_or_else(|| {
-            panic!("{}: no line containing {needle:?} within {timeout:?}\n{}", self.label, self.dump())
-        })
-    }
-
-    /// The leader named by the last `Election completed. Group Leader: N` line.
-    pub fn last_leader(&self) -> Option<u64> {
-        last_leader_in(&self.output.lock().lines)
-    }
-
-    /// Every leader named by `Election completed` lines, in order.
-    pub fn leaders(&self) -> Vec<u64> {
-        self.output.lock().lines.iter().filter_map(|l| leader_in(l)).collect()
-    }
-
-    /// Everything the server printed, for failure messages.
-    pub fn dump(&self) -> String {
-        format!("--- {} printed:\n{}", self.label, indent(&self.lines().join("\n")))
-    }
-
-    /// SIGKILLs the server (this child only) and reaps it.
-    pub fn kill(&mut self) {
-        kill_child(&mut self.child);
-    }
-
-    /// Sends `signal` (e.g. `STOP`, `CONT`) to this server only, by its PID.
-    pub fn signal(&self, signal: &str) {
-        send_signal(&self.child, signal, &self.label);
+    fn deref(&self) -> &ServerProcess {
+        &self.process
     }
 }
 
-impl Drop for LanServer {
-    fn drop(&mut self) {
-        kill_child(&mut self.child);
+impl DerefMut for LanServer {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
     }
 }
 
-/// Everything every server printed, for failure messages.
-pub fn dump_all(servers: &[LanServer]) -> String {
-    servers.iter().map(LanServer::dump).collect()
-}
-
-/// Polls until every server's last elected leader is `leader`; returns the
-/// time from `since` to that moment, or `None` once `timeout` after `since` passed.
-pub fn wait_agreement(servers: &[LanServer], leader: u64, since: Instant, timeout: Duration) -> Option<Duration> {
-    poll_agreement(servers, |_| true, leader, since, timeout)
-}
-
-/// Waits until every server that `counted` picks (by index; the others are
-/// down) names `leader`, and returns how long that took; panics with every
-/// server's output after [`PATIENCE`].
-pub fn expect_agreement(servers: &[LanServer], counted: impl Fn(usize) -> bool, leader: u64) -> Duration {
-    poll_agreement(servers, counted, leader, Instant::now(), PATIENCE)
-        .unwrap_or_else(|| panic!("no agreement on leader {leader} within {PATIENCE:?}\n{}", dump_all(servers)))
-}
-
-fn poll_agreement(
-    servers: &[LanServer],
-    counted: impl Fn(usize) -> bool,
-    leader: u64,
-    since: Instant,
-    timeout: Duration,
-) -> Option<Duration> {
-    loop {
-        let mut voters = servers.iter().enumerate().filter(|(i, _)| counted(*i));
-        if voters.all(|(_, s)| s.last_leader() == Some(leader)) {
-            return Some(since.elapsed());
-        }
-        if since.elapsed() >= timeout {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
+impl AsRef<ServerProcess> for LanServer {
+    fn as_ref(&self) -> &ServerProcess {
+        &self.process
     }
 }
 

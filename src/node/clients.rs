@@ -146,7 +146,7 @@ impl Node {
     /// Sends an answer, after the configured service delay.
     fn reply(&mut self, now: Instant, to: SocketAddrV4, request: u64, answer: Answer) {
         self.stats.answered(&answer);
-        let reply = Reply { request, server: self.me.id, catalog: self.config.catalog.fingerprint(), answer };
+        let reply = Reply { request, server: self.me.id, catalog: self.fingerprint, answer };
         let transmit = Transmit { dst: Destination::Peer(to), message: Message::Reply(reply) };
         let delay = self.config.timing.service_delay;
         if delay.is_zero() {

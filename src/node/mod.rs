@@ -293,6 +293,9 @@ pub struct Node {
     guard: ServerGuard,
     /// Counters for monitoring; the protocol never reads them.
     stats: NodeStats,
+    /// The catalog's fingerprint, in every envelope and reply: computed once
+    /// (hashing every name per datagram was the server's top function).
+    fingerprint: u64,
 }
 
 impl Node {
@@ -302,6 +305,7 @@ impl Node {
         let mut rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
         let incarnation = xorshift(&mut rng);
         let guard = ServerGuard::new(config.keys.clone(), config.addr, config.boot, config.seed.rotate_left(29), now);
+        let fingerprint = config.catalog.fingerprint();
         Node {
             config,
             me,
@@ -326,6 +330,7 @@ impl Node {
             events: VecDeque::new(),
             guard,
             stats: NodeStats::default(),
+            fingerprint,
         }
     }
 
@@ -513,7 +518,7 @@ impl Node {
             return; // our own multicast looped back, or a late datagram from our previous run
         }
         let sender = NodeId { id: peer.sender, addr: from };
-        if peer.catalog != self.config.catalog.fingerprint() {
+        if peer.catalog != self.fingerprint {
             return self.on_catalog_mismatch(sender);
         }
         if sender.id == self.me.id && (peer.explicit_id || self.config.explicit_id) {
@@ -625,7 +630,7 @@ impl Node {
             term: self.term,
             last: self.log.last(),
             commit: self.log.commit(),
-            catalog: self.config.catalog.fingerprint(),
+            catalog: self.fingerprint,
             body,
         })
     }

@@ -146,8 +146,14 @@ impl ReplicatedLog {
 
     /// True when an entry not yet applied carries this client request.
     pub fn has_pending(&self, client: u64, request: u64) -> bool {
+        // Entries are in sequence order: only the tail after `applied` counts,
+        // not the thousands of applied entries kept for catch-up before it.
         let applied = self.table.applied().seq;
-        self.entries.iter().any(|e| e.position.seq > applied && e.client == client && e.request == request)
+        self.entries
+            .iter()
+            .rev()
+            .take_while(|e| e.position.seq > applied)
+            .any(|e| e.client == client && e.request == request)
     }
 
     /// Appends the leader's own new entry.

@@ -118,6 +118,7 @@ impl Leadership {
 impl Node {
     /// The leader's members, for status displays and diagnostics; empty when
     /// this server does not lead.
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn member_status(&self) -> Vec<(NodeId, Member)> {
         let State::Leader(l) = &self.state else { return Vec::new() };
         l.members.iter().map(|(&id, &m)| (id, m)).collect()

@@ -83,6 +83,78 @@ fn sim_soak() {
     run_seeds(env_number("SIM_FIRST", 0), env_number("SIM_SEEDS", 100_000));
 }
 
+/// Counts the seeds that break an invariant instead of stopping at the
+/// first: `SIM_FIRST` (default 0) and `SIM_SEEDS` (default the gate's
+/// 2,000), spread over every core. For measuring how many seeds catch a
+/// deliberately broken rule: `SIM_SEEDS=2000 cargo nextest run sim_count
+/// --run-ignored all --no-capture`.
+#[test]
+#[ignore = "a measurement, not a check: cargo nextest run sim_count --run-ignored all --no-capture"]
+fn sim_count() {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let (first, count) = (env_number("SIM_FIRST", 0), env_number("SIM_SEEDS", GATE_SEEDS));
+    let next = AtomicU64::new(first);
+    let failed = Mutex::new(Vec::new());
+    // Seeds in which each aimed fault sprang at least once.
+    let exercised: [AtomicU64; 4] = Default::default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= first + count {
+                        break;
+                    }
+                    let report = schedule::run(seed);
+                    let s = report.sprung;
+                    let sprung = [s.crashed_after_answer, s.appends_lost, s.paused_after_append, s.torn_flushes];
+                    for (count, times) in exercised.iter().zip(sprung) {
+                        if times > 0 {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if !report.violations.is_empty() {
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).push(report);
+                    }
+                }
+            });
+        }
+    });
+    let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    failed.sort_by_key(|r| r.seed);
+    let mut by_invariant: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_mode: BTreeMap<u64, usize> = BTreeMap::new();
+    for report in &failed {
+        let mut names: Vec<&str> = report.violations.iter().map(|v| v.invariant).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            *by_invariant.entry(name).or_default() += 1;
+        }
+        *by_mode.entry(report.seed % 4).or_default() += 1;
+    }
+    let seeds: Vec<u64> = failed.iter().map(|r| r.seed).collect();
+    println!(
+        "CAUGHT {} of {count} seeds from {first} in {:.1}s; seeds per invariant {by_invariant:?}; per seed % 4 {by_mode:?}; first: {:?}",
+        failed.len(),
+        started.elapsed().as_secs_f64(),
+        &seeds[..seeds.len().min(12)]
+    );
+    let exercised = exercised.map(|count| count.into_inner());
+    println!(
+        "seeds in which each aimed fault sprang: crash after answer {}, Append lost {}, pause after append {}, torn flush {}",
+        exercised[0], exercised[1], exercised[2], exercised[3]
+    );
+    if let Some(report) = failed.first() {
+        println!("{report}");
+    }
+}
+
 fn run_seeds(first: u64, count: u64) {
     let failures: Vec<String> = (first..first + count)
         .map(schedule::run)

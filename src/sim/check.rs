@@ -1,5 +1,6 @@
-//! The invariants a simulated run must keep: `liveness` is checked as the
-//! run goes (every step), the others once the faults stop, over every entry
+//! The invariants a simulated run must keep: `liveness`, `applied-uncommitted`,
+//! `durability` and `deposed-reply` are checked as the run goes (by the simulation, which sees
+//! flushes and deliveries), the others once the faults stop, over every entry
 //! any replica applied.
 //!
 //! | name | rule |
@@ -9,6 +10,9 @@
 //! | `acknowledged-writes` | every answer a client got for a write is the outcome of that write in the surviving history, or of a run that was merged into it (replayed, or dropped as a reported conflict), or a refusal from a history that did not survive |
 //! | `convergence` | after the faults stop: one leader, every replica holds the same table |
 //! | `liveness` | a run stays within its step budget (no message storm, no livelock) |
+//! | `applied-uncommitted` | a replica that does not lead applies only what a leader committed: a leader applies what it commits at once, so some leader applied an entry before any follower or candidate does |
+//! | `durability` | a server crashed between the two steps of a flush (a torn flush, `Traps::torn_flush`) had stored everything it sent: the shell stores before it sends (`sim::FLUSH_ORDER`, as `driver.rs`) |
+//! | `deposed-reply` | a leader that stood still past the heartbeat timeout (SIGSTOP) gives no client an answer until it has led anew: the group may have replaced it and confirmed writes it lacks |
 //!
 //! There is deliberately no "one leader per term" rule: bully elections have no
 //! votes, so after lost datagrams two servers can briefly lead the same term.
@@ -87,6 +91,20 @@ impl Checker {
     /// Records a broken invariant.
     pub fn fail(&mut self, invariant: &'static str, detail: String) {
         self.violations.push(Violation { invariant, detail });
+    }
+
+    /// A replica that did not lead applies `entry`: some leader must have
+    /// committed it, and a leader applies what it commits at once, so one
+    /// has applied it before (`applied-uncommitted` otherwise).
+    pub fn check_committed(&mut self, server: u64, entry: &Entry, at: std::time::Duration) {
+        let known = self.order.get(&entry.position.seq).is_some_and(|all| all.iter().any(|a| a.entry == *entry));
+        if !known {
+            let detail = format!(
+                "at {at:?}, server {server}, not leading, applied {:?} at seq {} before any leader had committed it",
+                entry.position, entry.position.seq
+            );
+            self.fail("applied-uncommitted", detail);
+        }
     }
 
     /// A replica applied an entry.
@@ -298,6 +316,18 @@ mod tests {
         checker.on_write_answer(1, 1, RESERVED);
         let Op::Reserve(slot) = write(2, 5, 1).op else { unreachable!() };
         merge_applied(&mut checker, Some(crate::wire::Conflict { slot, reserve: true, client: 1, request: 1 }));
+        assert_eq!(invariants(&mut checker), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_entry_applied_first_by_a_server_that_does_not_lead_is_caught() {
+        let mut checker = Checker::default();
+        checker.check_committed(200, &write(1, 5, 1), std::time::Duration::ZERO);
+        assert_eq!(invariants(&mut checker), ["applied-uncommitted"]);
+
+        let mut checker = Checker::default();
+        checker.on_applied(100, &write(1, 5, 1), &Applied::Executed(RESERVED));
+        checker.check_committed(200, &write(1, 5, 1), std::time::Duration::ZERO);
         assert_eq!(invariants(&mut checker), Vec::<&str>::new());
     }
 

@@ -22,8 +22,8 @@ use crate::auth::frame::Boot;
 use crate::auth::{ClientKey, Principal, ServerKeys};
 use crate::client::{Client, ClientConfig, ClientEvent, Submitted};
 use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing, xorshift};
-use crate::rooms::Catalog;
-use crate::wire::{self, Answer, Command, Message, Reply, Request};
+use crate::rooms::{Applied, Catalog};
+use crate::wire::{self, Answer, Command, LogPosition, Message, Reply, Request};
 use adversary::{Adversary, Attack, Injection};
 use check::Checker;
 
@@ -64,6 +64,93 @@ struct SimServer {
     explicit_id: bool,
     liveness: Liveness,
     backlog: Vec<Delivery>,
+    /// Datagrams it had queued but not sent when it was paused (the process
+    /// stopped before its `sendto`): they leave first when it resumes.
+    held: Vec<(Destination, Vec<u8>)>,
+    /// Its data directory, kept apart from its memory while a torn flush is
+    /// armed on it or has crashed it; otherwise the two are the same (the
+    /// shell stores every change before it sends anything, [`FLUSH_ORDER`]).
+    disk: Option<ReplicatedLog>,
+    /// Crashed by a torn flush: it comes back from its data directory.
+    torn: bool,
+    /// The last log position seen at a flush: a leader's log grew since means it appended.
+    last_flushed: LogPosition,
+    /// When it was paused, and whether it led then.
+    paused_at: Option<(Instant, bool)>,
+    /// When it last resumed.
+    resumed_at: Option<Instant>,
+    /// Paused by a trap: when it resumes by itself.
+    wake_at: Option<Instant>,
+    /// It led when its last flush ended.
+    led: bool,
+    /// It led, stood still past the heartbeat timeout and resumed: until it
+    /// leads again (a new term) it must answer no client.
+    deposed: bool,
+}
+
+impl SimServer {
+    fn new(node: Node, explicit_id: bool) -> Self {
+        let last_flushed = node.log().last();
+        SimServer {
+            node,
+            explicit_id,
+            liveness: Liveness::Up,
+            backlog: Vec::new(),
+            held: Vec::new(),
+            disk: None,
+            torn: false,
+            last_flushed,
+            paused_at: None,
+            resumed_at: None,
+            wake_at: None,
+            led: false,
+            deposed: false,
+        }
+    }
+}
+
+/// The I/O shell's two steps when it flushes what a node queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushStep {
+    /// Write the log's changes to the data directory (and fsync).
+    Store,
+    /// Send the queued datagrams.
+    Send,
+}
+
+/// The order in which the shell takes them, as `driver.rs` does: storing
+/// first is what makes an acknowledgement durable. A torn flush crashes a
+/// server between the two.
+pub const FLUSH_ORDER: [FlushStep; 2] = [FlushStep::Store, FlushStep::Send];
+
+/// Faults aimed at the moments that matter, armed by the schedule and sprung
+/// by the simulation when the moment comes (each at most once per arming).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traps {
+    /// Crash the leader right after it sends a client the answer to a write.
+    pub crash_after_answer: bool,
+    /// Lose what the leader multicasts when it next appends (its `Append`),
+    /// to every follower.
+    pub lose_append: bool,
+    /// Pause the leader right after it appends, before it commits and before
+    /// its datagrams leave (they go out when it resumes).
+    pub pause_after_append: bool,
+    /// Crash this server between the two steps of its next flush that
+    /// changes its log and sends something ([`FLUSH_ORDER`]).
+    pub torn_flush: Option<usize>,
+}
+
+/// How often each trap sprang.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sprung {
+    /// Leaders crashed right after answering a write.
+    pub crashed_after_answer: u32,
+    /// `Append`s lost to every follower.
+    pub appends_lost: u32,
+    /// Leaders paused between appending and committing.
+    pub paused_after_append: u32,
+    /// Servers crashed between storing and sending.
+    pub torn_flushes: u32,
 }
 
 struct SimClient {
@@ -82,6 +169,9 @@ struct Delivery {
     bytes: Vec<u8>,
     /// Sent by the adversary: what it is, for the checks.
     attack: Option<Attack>,
+    /// Sent by a server that stood still as leader past the heartbeat
+    /// timeout and has not led anew since: it must not answer a client.
+    deposed: bool,
 }
 
 /// A reply delivered to an address no simulated client owns (raw requests).
@@ -108,6 +198,8 @@ pub struct Stats {
     pub duplicate_replies: u64,
     /// Simulation steps taken.
     pub steps: u64,
+    /// Snapshots installed.
+    pub snapshots: u64,
 }
 
 /// Steps one run may take: a healthy 60-second run needs well under a tenth of
@@ -152,6 +244,10 @@ pub struct Sim {
     keys: Option<ServerKeys>,
     /// A hostile host on the network (only with keys).
     adversary: Option<Adversary>,
+    /// Faults waiting for their moment.
+    pub traps: Traps,
+    /// Traps sprung so far.
+    pub sprung: Sprung,
 }
 
 impl Sim {
@@ -178,6 +274,8 @@ impl Sim {
             stats: Stats::default(),
             keys: None,
             adversary: None,
+            traps: Traps::default(),
+            sprung: Sprung::default(),
         }
     }
 
@@ -203,7 +301,7 @@ impl Sim {
         let targets: Vec<SocketAddrV4> = self.servers.iter().map(|s| s.node.id().addr).collect();
         for to in targets {
             self.seq += 1;
-            let delivery = Delivery { to, from, bytes: bytes.clone(), attack: Some(Attack::Forged) };
+            let delivery = Delivery { to, from, bytes: bytes.clone(), attack: Some(Attack::Forged), deposed: false };
             self.in_flight.push(Reverse((self.now + self.faults.min_delay, self.seq, delivery)));
         }
     }
@@ -217,7 +315,7 @@ impl Sim {
     pub fn add_server(&mut self, id: u64, explicit_id: bool) -> usize {
         let index = self.servers.len();
         let node = self.new_node(index, id, explicit_id, None);
-        self.servers.push(SimServer { node, explicit_id, liveness: Liveness::Up, backlog: Vec::new() });
+        self.servers.push(SimServer::new(node, explicit_id));
         self.flush(index);
         index
     }
@@ -251,8 +349,11 @@ impl Sim {
     pub fn crash(&mut self, index: usize) {
         self.running(index);
         log::info!("SIM: crashed");
-        self.servers[index].liveness = Liveness::Down;
-        self.servers[index].backlog.clear();
+        let server = &mut self.servers[index];
+        server.liveness = Liveness::Down;
+        server.backlog.clear();
+        server.held.clear();
+        server.deposed = false;
     }
 
     /// Stops a server as SIGTERM does: it leaves the group (hands over, or
@@ -274,8 +375,20 @@ impl Sim {
     /// when it crashed (the driver stores every change before sending anything
     /// that depends on it, so nothing acknowledged is only in memory).
     pub fn restart_with_disk(&mut self, index: usize) {
-        let disk = self.servers[index].node.log().clone();
+        let server = &mut self.servers[index];
+        let disk = server.disk.take().unwrap_or_else(|| server.node.log().clone());
         self.restart_from(index, Some(disk));
+    }
+
+    /// True when a trap paused the server at `index`: it resumes by itself.
+    pub fn wakes_itself(&self, index: usize) -> bool {
+        self.servers[index].wake_at.is_some()
+    }
+
+    /// True when a torn flush crashed the server at `index`: it must come back
+    /// from its data directory.
+    pub fn torn(&self, index: usize) -> bool {
+        self.servers[index].torn
     }
 
     fn restart_from(&mut self, index: usize, disk: Option<ReplicatedLog>) {
@@ -283,8 +396,8 @@ impl Sim {
         if disk.is_none() {
             self.checker.on_memory_lost(id);
         }
-        self.servers[index].node = self.new_node(index, id, explicit_id, disk);
-        self.servers[index].liveness = Liveness::Up;
+        let node = self.new_node(index, id, explicit_id, disk);
+        self.servers[index] = SimServer::new(node, explicit_id);
         self.flush(index);
     }
 
@@ -293,7 +406,9 @@ impl Sim {
         if self.servers[index].liveness == Liveness::Up {
             self.running(index);
             log::info!("SIM: paused");
-            self.servers[index].liveness = Liveness::Paused;
+            let server = &mut self.servers[index];
+            server.liveness = Liveness::Paused;
+            server.paused_at = Some((self.now, server.node.role() == Role::Leader));
         }
     }
 
@@ -303,8 +418,23 @@ impl Sim {
             return;
         }
         self.servers[index].liveness = Liveness::Up;
+        self.servers[index].wake_at = None;
         self.running(index);
         log::info!("SIM: resumed");
+        // What it had queued before it stopped leaves first, as the process
+        // carries on where it stood; then it reads what waited.
+        let from = self.servers[index].node.id().addr;
+        for (dst, bytes) in std::mem::take(&mut self.servers[index].held) {
+            self.route(from, dst, bytes);
+        }
+        let timing = Timing::default();
+        let server = &mut self.servers[index];
+        if let Some((at, true)) = server.paused_at.take() {
+            // It stood still long enough to be replaced: it notices on its
+            // first step and must step down before answering anyone.
+            server.deposed = self.now >= at + timing.heartbeat_timeout + timing.heartbeat_interval;
+        }
+        server.resumed_at = Some(self.now);
         for delivery in std::mem::take(&mut self.servers[index].backlog) {
             self.deliver_to_server(index, &delivery);
         }
@@ -442,7 +572,8 @@ impl Sim {
             .flatten();
         let delivery = self.in_flight.peek().map(|Reverse((at, _, _))| *at);
         let attack = self.adversary.as_ref().map(Adversary::next_at);
-        servers.chain(clients).chain(delivery).chain(attack).min()
+        let wake = self.servers.iter().filter_map(|s| s.wake_at).min();
+        servers.chain(clients).chain(delivery).chain(attack).chain(wake).min()
     }
 
     fn step(&mut self) {
@@ -452,6 +583,11 @@ impl Sim {
             self.checker.fail("liveness", detail);
         }
         self.attack();
+        for index in 0..self.servers.len() {
+            if self.servers[index].wake_at.is_some_and(|at| at <= self.now) {
+                self.resume(index);
+            }
+        }
         while self.in_flight.peek().is_some_and(|Reverse((at, _, _))| *at <= self.now) {
             if let Some(Reverse((_, _, delivery))) = self.in_flight.pop() {
                 self.deliver(delivery);
@@ -490,6 +626,16 @@ impl Sim {
                     self.clients[index].id
                 );
                 self.checker.fail("adversary", detail);
+            }
+            if let (true, Some(ClientEvent::Answered { request, .. })) = (delivery.deposed, &event) {
+                // Its table may lack writes the group's new leader confirmed meanwhile.
+                let detail = format!(
+                    "at {:?}, client {} took an answer to request {request} from {}, which stood still as leader past the heartbeat timeout and has not led anew since",
+                    self.elapsed(),
+                    self.clients[index].id,
+                    delivery.from
+                );
+                self.checker.fail("deposed-reply", detail);
             }
             self.client_event(index, event);
         } else if let Ok(Message::Reply(reply)) = wire::decode(&delivery.bytes) {
@@ -545,7 +691,7 @@ impl Sim {
         let clients: Vec<SocketAddrV4> = self.clients.iter().map(|c| c.addr).collect();
         for Injection { from, to, bytes, attack } in adversary.attack(self.now, &servers, &clients) {
             self.seq += 1;
-            let delivery = Delivery { to, from, bytes, attack: Some(attack) };
+            let delivery = Delivery { to, from, bytes, attack: Some(attack), deposed: false };
             self.in_flight.push(Reverse((self.now + self.faults.min_delay, self.seq, delivery)));
         }
     }
@@ -557,20 +703,90 @@ impl Sim {
         node
     }
 
+    /// Sends what the server at `index` queued and takes its events, as the
+    /// driver does after every call; springs the traps whose moment came.
     fn flush(&mut self, index: usize) {
-        let from = self.servers[index].node.id().addr;
-        while let Some((dst, bytes)) = self.servers[index].node.poll_datagram() {
-            match dst {
-                Destination::Group => self.multicast(from, bytes),
-                Destination::Peer(to) => self.send(from, to, bytes),
-            }
+        let server = &mut self.servers[index];
+        let (from, id) = (server.node.id().addr, server.node.id().id);
+        let mut datagrams = Vec::new();
+        while let Some(datagram) = server.node.poll_datagram() {
+            datagrams.push(datagram);
         }
-        let id = self.servers[index].node.id().id;
-        while let Some(event) = self.servers[index].node.poll_event() {
+        let mut events = Vec::new();
+        while let Some(event) = server.node.poll_event() {
+            events.push(event);
+        }
+        let leads = server.node.role() == Role::Leader;
+        // It led when this step began or leads now: only then may it commit.
+        let committer = leads || server.led;
+        server.led = leads;
+        let last = server.node.log().last();
+        let appended = leads && last.seq > server.last_flushed.seq;
+        server.last_flushed = last;
+        if self.traps.torn_flush == Some(index) {
+            if !datagrams.is_empty() && self.unstored(index) && self.others_running(index) {
+                self.traps.torn_flush = None;
+                self.sprung.torn_flushes += 1;
+                return self.tear(index, datagrams, events);
+            }
+            self.servers[index].disk = Some(self.servers[index].node.log().clone());
+        }
+        let answered = leads
+            && self.traps.crash_after_answer
+            && events.iter().any(|e| matches!(e, Event::Applied(_, Applied::Executed(_) | Applied::Replayed(_))))
+            && datagrams.iter().any(|(dst, _)| self.is_client(*dst));
+        // Judged before this step's entries reach the checker.
+        let crash = answered && self.may_crash_after_answer(index, &events);
+        self.take_events(index, id, events, committer);
+        if appended && self.traps.lose_append {
+            self.traps.lose_append = false;
+            self.sprung.appends_lost += 1;
+            self.running(index);
+            log::info!("SIM: its multicast (the Append) is lost to every follower");
+            datagrams.retain(|(dst, _)| *dst != Destination::Group);
+        }
+        if appended
+            && self.traps.pause_after_append
+            && self.others_running(index)
+            && self.another_holds_everything(index)
+        {
+            self.traps.pause_after_append = false;
+            self.sprung.paused_after_append += 1;
+            self.pause(index);
+            // About as long as the others take to notice and replace it,
+            // give or take: 0.6 to 2 s.
+            let pause = Duration::from_millis(600 + self.random() % 1400);
+            self.servers[index].wake_at = Some(self.now + pause);
+            self.servers[index].held = datagrams;
+            return;
+        }
+        for (dst, bytes) in datagrams {
+            self.route(from, dst, bytes);
+        }
+        if crash {
+            self.traps.crash_after_answer = false;
+            self.sprung.crashed_after_answer += 1;
+            self.crash(index);
+        }
+    }
+
+    /// Takes a flush's events; `committer` says whether the server led in
+    /// this step (a leader is the first to apply what it commits).
+    fn take_events(&mut self, index: usize, id: u64, events: Vec<Event>, committer: bool) {
+        for event in events {
             match event {
-                Event::Applied(entry, applied) => self.checker.on_applied(id, &entry, &applied),
+                Event::Applied(entry, applied) => {
+                    if !committer {
+                        self.checker.check_committed(id, &entry, self.now - self.start);
+                    }
+                    self.checker.on_applied(id, &entry, &applied)
+                }
                 Event::HistoryDropped => self.checker.on_history_dropped(id),
-                Event::SnapshotInstalled { source, last } => self.checker.on_snapshot_installed(id, source, last),
+                Event::SnapshotInstalled { source, last } => {
+                    self.stats.snapshots += 1;
+                    self.checker.on_snapshot_installed(id, source, last)
+                }
+                Event::RoleChanged { role: Role::Leader, .. } => self.servers[index].deposed = false,
                 Event::Fatal(_) => {
                     self.fatal.push((index, event));
                     self.servers[index].liveness = Liveness::Down;
@@ -578,6 +794,126 @@ impl Sim {
                 _ => {}
             }
         }
+    }
+
+    fn route(&mut self, from: SocketAddrV4, dst: Destination, bytes: Vec<u8>) {
+        match dst {
+            Destination::Group => self.multicast(from, bytes),
+            Destination::Peer(to) => self.send(from, to, bytes),
+        }
+    }
+
+    fn is_client(&self, dst: Destination) -> bool {
+        matches!(dst, Destination::Peer(to) if self.clients.iter().any(|c| c.addr == to))
+    }
+
+    /// Crashes the server at `index` between the two steps of this flush
+    /// ([`FLUSH_ORDER`]); it comes back from its data directory.
+    fn tear(&mut self, index: usize, datagrams: Vec<(Destination, Vec<u8>)>, events: Vec<Event>) {
+        let (from, id) = (self.servers[index].node.id().addr, self.servers[index].node.id().id);
+        let order = FLUSH_ORDER;
+        self.running(index);
+        log::info!("SIM: crashed between {:?} and {:?}", order[0], order[1]);
+        match order[0] {
+            FlushStep::Store => self.servers[index].disk = Some(self.servers[index].node.log().clone()),
+            FlushStep::Send => {
+                for (dst, bytes) in datagrams {
+                    self.route(from, dst, bytes);
+                }
+                let log = self.servers[index].node.log();
+                let disk = self.servers[index].disk.as_ref().unwrap_or(log);
+                let detail = format!(
+                    "at {:?}, server {id} sent what it held at {:?} (commit {}) and crashed before storing it: its data directory holds {:?} (commit {})",
+                    self.elapsed(),
+                    log.last(),
+                    log.commit(),
+                    disk.last(),
+                    disk.commit()
+                );
+                self.checker.fail("durability", detail);
+            }
+        }
+        let committer = self.servers[index].led || self.servers[index].node.role() == Role::Leader;
+        self.take_events(index, id, events, committer);
+        self.crash(index);
+        self.servers[index].torn = true;
+    }
+
+    /// True when the torn-flush target's log differs from what it stored last.
+    fn unstored(&self, index: usize) -> bool {
+        let server = &self.servers[index];
+        let (log, Some(disk)) = (server.node.log(), &server.disk) else { return false };
+        (log.last(), log.commit(), log.table().applied()) != (disk.last(), disk.commit(), disk.table().applied())
+    }
+
+    /// True when every server but `index` runs (neither crashed nor paused).
+    fn others_running(&self, index: usize) -> bool {
+        self.servers.iter().enumerate().all(|(i, s)| i == index || s.liveness == Liveness::Up)
+    }
+
+    /// Whether the leader at `index`, which has just answered a write, may
+    /// crash within the failure model: no other server is down or paused, no
+    /// partition, and another running server holds every entry committed
+    /// before this step. The entries committed in this step are not asked
+    /// about: a leader only commits what its in-sync members hold, so one of
+    /// them that runs must be there (a leader with none commits alone, and
+    /// crashing it would lose them by the model's own terms).
+    fn may_crash_after_answer(&self, index: usize, events: &[Event]) -> bool {
+        let timing = Timing::default();
+        let server = &self.servers[index];
+        if !self.others_running(index)
+            || self.partitioned()
+            || server.resumed_at.is_some_and(|at| self.now < at + timing.heartbeat_timeout)
+        {
+            return false;
+        }
+        let node = &server.node;
+        let in_sync_running = node.member_status().iter().any(|(member, m)| {
+            m.in_sync && self.servers.iter().any(|s| s.node.id() == *member && s.liveness == Liveness::Up)
+        });
+        if !in_sync_running {
+            return false;
+        }
+        let first_new = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Applied(entry, _) => Some(entry.position.seq),
+                _ => None,
+            })
+            .min();
+        let own = first_new.and_then(|seq| node.log().position_at(seq - 1)).unwrap_or_default();
+        let committed = self.checker.newest_applied().unwrap_or_default();
+        self.held_by_another(index, committed) && self.held_by_another(index, own)
+    }
+
+    fn held_by_another(&self, victim: usize, position: LogPosition) -> bool {
+        self.up().into_iter().any(|i| i != victim && self.servers[i].node.log().holds(position))
+    }
+
+    /// True when a running server other than `victim` holds every entry ever
+    /// committed (as the checker saw it applied, also by servers since
+    /// restarted), and one holds `victim`'s own committed entries: after a
+    /// partition these may be a history of their own, which a restart without
+    /// data would lose.
+    pub fn another_holds_everything(&self, victim: usize) -> bool {
+        let committed = self.checker.newest_applied().unwrap_or_default();
+        let log = self.servers[victim].node.log();
+        let own = log.position_at(log.commit()).unwrap_or_default();
+        self.held_by_another(victim, committed) && self.held_by_another(victim, own)
+    }
+
+    /// Arms a torn flush on the server at `index` (see [`Traps::torn_flush`]).
+    pub fn arm_torn_flush(&mut self, index: usize) {
+        self.traps.torn_flush = Some(index);
+        self.servers[index].disk = Some(self.servers[index].node.log().clone());
+    }
+
+    /// Disarms every trap that has not sprung.
+    pub fn disarm(&mut self) {
+        if let Some(index) = self.traps.torn_flush {
+            self.servers[index].disk = None; // what it stored is what it holds
+        }
+        self.traps = Traps::default();
     }
 
     fn client_step(&mut self, index: usize) {
@@ -679,11 +1015,12 @@ impl Sim {
             return;
         }
         let copies = if self.chance(self.faults.duplicate) { 2 } else { 1 };
+        let deposed = self.servers.iter().any(|s| s.deposed && s.node.id().addr == from);
         for _ in 0..copies {
             let spread = self.faults.max_delay.saturating_sub(self.faults.min_delay).as_nanos() as u64;
             let delay = self.faults.min_delay + Duration::from_nanos(self.random() % spread.max(1));
             self.seq += 1;
-            let delivery = Delivery { to, from, bytes: bytes.clone(), attack: None };
+            let delivery = Delivery { to, from, bytes: bytes.clone(), attack: None, deposed };
             self.in_flight.push(Reverse((self.now + delay, self.seq, delivery)));
         }
     }

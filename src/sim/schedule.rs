@@ -10,12 +10,21 @@
 //! group must converge. Otherwise at most one server is crashed or paused at a
 //! time, and only while another running server holds every committed entry:
 //! that is the failure model roomcast promises to survive (see the README).
+//!
+//! Random faults rarely land on the moments that matter, so each seed also
+//! draws which of four aimed faults it uses ([`Aims`]), each about one seed
+//! in two: crash the leader right after it answers a write (one time in two
+//! with that write's `Append` lost to every follower too); lose an `Append`
+//! to every follower; pause the leader between appending and committing,
+//! its datagrams held until it resumes; crash a server between storing its
+//! changes and sending (a torn flush) and restart it from its data directory.
 
 use std::fmt;
 use std::time::Duration;
 
 use super::check::Violation;
-use super::{Faults, Sim, Stats};
+use super::{Faults, Sim, Sprung, Stats};
+use crate::node::xorshift;
 
 /// Simulated time with faults.
 const FAULTY: Duration = Duration::from_secs(20);
@@ -47,6 +56,10 @@ pub struct Report {
     pub acknowledged: usize,
     /// Network and client counters.
     pub stats: Stats,
+    /// The aimed faults this seed uses (see [`Aims`]).
+    pub aims: Aims,
+    /// How often each aimed fault sprang.
+    pub sprung: Sprung,
     /// Broken invariants (empty when the run passed).
     pub violations: Vec<Violation>,
     /// Each server's state at the end, shown when an invariant broke.
@@ -57,7 +70,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: {} servers (min replicas {}{}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, {} writes acknowledged, {} answers, {} timeouts, {} duplicate replies, {} datagrams",
+            "seed {}: {} servers (min replicas {}{}), {} crashes ({} of the whole group), {} restarts, {} pauses, {} partitions, aimed faults {} sprung {}/{}/{}/{} (crash after answer/Append lost/pause after append/torn flush), {} writes acknowledged, {} answers, {} timeouts, {} duplicate replies, {} snapshots, {} datagrams",
             self.seed,
             self.servers,
             self.min_replicas,
@@ -67,10 +80,16 @@ impl fmt::Display for Report {
             self.restarts,
             self.pauses,
             self.partitions,
+            self.aims,
+            self.sprung.crashed_after_answer,
+            self.sprung.appends_lost,
+            self.sprung.paused_after_append,
+            self.sprung.torn_flushes,
             self.acknowledged,
             self.stats.answered,
             self.stats.timed_out,
             self.stats.duplicate_replies,
+            self.stats.snapshots,
             self.stats.datagrams
         )?;
         for violation in &self.violations {
@@ -100,6 +119,8 @@ pub fn run(seed: u64) -> Report {
         partitions: 0,
         acknowledged: 0,
         stats: Stats::default(),
+        aims: Aims::of(seed),
+        sprung: Sprung::default(),
         violations: Vec::new(),
         final_state: Vec::new(),
     };
@@ -133,6 +154,7 @@ pub fn run(seed: u64) -> Report {
     report.servers = sim.server_count();
     report.acknowledged = sim.checker.acknowledged();
     report.stats = sim.stats;
+    report.sprung = sim.sprung;
     report.violations = sim.checker.violations().to_vec();
     if !report.violations.is_empty() {
         report.final_state = (0..sim.server_count()).map(|i| describe(&sim, i)).collect();
@@ -159,6 +181,8 @@ fn random_faults(sim: &mut Sim) -> Faults {
 }
 
 fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
+    // A trap lasts one step: what did not spring by now is disarmed.
+    sim.disarm();
     let down = sim.down();
     if down.len() > 1 {
         // The whole group was killed at once: only the data directories can
@@ -171,16 +195,19 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
     }
     if let Some(&index) = down.first() {
         if sim.chance(0.5) {
-            let with_disk = sim.chance(0.5);
+            let with_disk = sim.chance(0.5) || sim.torn(index);
             restart(sim, index, with_disk);
             report.restarts += 1;
         }
         return;
     }
     if let Some(&index) = sim.paused().first() {
-        if sim.chance(0.6) {
+        if sim.chance(0.6) && !sim.wakes_itself(index) {
             sim.resume(index);
         }
+        return;
+    }
+    if arm_trap(sim, report) {
         return;
     }
     let safe = sim.min_replicas > 1;
@@ -199,7 +226,7 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         return up.into_iter().for_each(|index| sim.crash(index));
     }
     let victim = pick_victim(sim);
-    let Some(victim) = victim.filter(|&v| another_holds_everything(sim, v)) else { return };
+    let Some(victim) = victim.filter(|&v| sim.another_holds_everything(v)) else { return };
     if sim.chance(0.5) {
         // Some stops are clean (SIGTERM): the server leaves, handing over if it leads.
         match sim.chance(0.3) {
@@ -211,6 +238,87 @@ fn inject_fault(sim: &mut Sim, ids: &mut Vec<u64>, report: &mut Report) {
         sim.pause(victim);
         report.pauses += 1;
     }
+}
+
+/// The faults aimed at the moments that matter that a seed uses, each in
+/// about half of the seeds, drawn from a stream of their own so that a seed
+/// with none runs as it did before they existed. At a fault step with every
+/// server running, one in three of these seeds arms one of its traps
+/// instead of another fault; the simulation springs it when its moment
+/// comes (see [`super::Traps`]), and the next fault step disarms it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Aims {
+    /// Crash the leader right after it answers a write (and, one time in
+    /// two, lose that write's `Append` to every follower too).
+    pub crash_after_answer: bool,
+    /// Lose an `Append` to every follower.
+    pub lose_append: bool,
+    /// Pause the leader between appending and committing.
+    pub pause_after_append: bool,
+    /// Crash a server between storing and sending, and restart it from its
+    /// data directory.
+    pub torn_flush: bool,
+}
+
+impl Aims {
+    /// The aims of `seed`.
+    pub fn of(seed: u64) -> Self {
+        let mut state = seed ^ 0xA1A1_5EED_0000_0001;
+        let bits = xorshift(&mut state) >> 32;
+        Aims {
+            crash_after_answer: bits & 1 != 0,
+            lose_append: bits & 2 != 0,
+            pause_after_append: bits & 4 != 0,
+            torn_flush: bits & 8 != 0,
+        }
+    }
+
+    fn list(&self) -> Vec<u8> {
+        let all = [self.crash_after_answer, self.lose_append, self.pause_after_append, self.torn_flush];
+        (0..4).filter(|&i| all[i as usize]).collect()
+    }
+}
+
+impl fmt::Display for Aims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = ["crash after answer", "Append lost", "pause after append", "torn flush"];
+        let on: Vec<&str> = self.list().into_iter().map(|i| names[i as usize]).collect();
+        match on.is_empty() {
+            true => write!(f, "none"),
+            false => write!(f, "{}", on.join(", ")),
+        }
+    }
+}
+
+/// At a step with every server running, arms one of the seed's traps one
+/// time in three; returns whether it did.
+fn arm_trap(sim: &mut Sim, report: &Report) -> bool {
+    let aims = report.aims.list();
+    if aims.is_empty() || !sim.chance(1.0 / 3.0) {
+        return false;
+    }
+    match aims[(sim.random() % aims.len() as u64) as usize] {
+        0 => {
+            sim.traps.crash_after_answer = true;
+            sim.traps.lose_append = sim.chance(0.5);
+        }
+        1 => sim.traps.lose_append = true,
+        2 => sim.traps.pause_after_append = true,
+        _ => {
+            // A follower two times in three: its acknowledgement is what a
+            // leader counts on.
+            let up = sim.up();
+            let leaders = sim.leaders();
+            let followers: Vec<usize> = up.iter().copied().filter(|i| !leaders.contains(i)).collect();
+            let pool = if !followers.is_empty() && sim.chance(2.0 / 3.0) { followers } else { up };
+            if pool.is_empty() {
+                return false;
+            }
+            let target = pool[(sim.random() % pool.len() as u64) as usize];
+            sim.arm_torn_flush(target);
+        }
+    }
+    true
 }
 
 /// Whether this seed runs with keys and an adversary: one in four of every
@@ -251,7 +359,7 @@ fn partition_or_heal(sim: &mut Sim, report: &mut Report) -> bool {
 /// mode counts on every server of a majority keeping what it held, so there
 /// servers always come back with their data.
 fn restart(sim: &mut Sim, index: usize, with_disk: bool) {
-    if with_disk || sim.min_replicas > 1 {
+    if with_disk || sim.min_replicas > 1 || sim.torn(index) {
         sim.restart_with_disk(index);
     } else {
         sim.restart(index);
@@ -272,20 +380,9 @@ fn pick_victim(sim: &mut Sim) -> Option<usize> {
     Some(up[pick])
 }
 
-/// True when a running server other than `victim` holds every entry ever
-/// committed (as the checker saw it applied, also by servers since restarted),
-/// and one holds `victim`'s own committed entries: after a partition these
-/// may be a history of their own, which a restart without data would lose.
-fn another_holds_everything(sim: &Sim, victim: usize) -> bool {
-    let committed = sim.checker.newest_applied().unwrap_or_default();
-    let log = sim.node(victim).log();
-    let own = log.position_at(log.commit()).unwrap_or_default();
-    let held_by_another = |position| sim.up().into_iter().any(|i| i != victim && sim.node(i).log().holds(position));
-    held_by_another(committed) && held_by_another(own)
-}
-
 /// Stops every fault, lets the clients finish, and waits for convergence.
 fn heal(sim: &mut Sim, report: &mut Report) {
+    sim.disarm();
     sim.faults = Faults::default();
     sim.heal_partition();
     for index in sim.paused() {

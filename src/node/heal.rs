@@ -30,13 +30,21 @@ use crate::rooms::Applied;
 use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
 
 impl Node {
-    /// `prev` (sent by `source`) sits where we hold a different committed
-    /// entry: our histories split. True if so, after acting on it.
-    pub(super) fn on_divergence(&mut self, now: Instant, source: NodeId, prev: LogPosition) -> bool {
+    /// `prev` (sent by `source`, which has committed up to `their_commit`)
+    /// sits where we hold a different committed entry: our histories split.
+    /// True if so, after acting on it.
+    pub(super) fn on_divergence(&mut self, now: Instant, source: NodeId, prev: LogPosition, their_commit: u64) -> bool {
         // The end-of-log marker of a shorter log is no entry: a leader that
         // lacks our committed entries steps down when it sees our report.
         if prev.term == u64::MAX || !self.log.diverges_at(prev) {
             return false;
+        }
+        let from_leader = matches!(&self.state, State::Follower(f) if f.leader == source);
+        if from_leader && !rules::leader_history_stands(prev.seq, their_commit) {
+            // Its uncommitted tail: we keep our log, and it catches up from us
+            // once our report shows it what it lacks.
+            info!("leader {source} holds an uncommitted entry at seq {} where we committed another", prev.seq);
+            return true;
         }
         self.diverged.insert(source);
         match &mut self.state {

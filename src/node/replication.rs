@@ -351,7 +351,7 @@ impl Node {
         entries: &[Entry],
     ) {
         if self.on_leader_claim(now, sender, peer) {
-            self.accept_entries(now, sender, prev, entries, false);
+            self.accept_entries(now, sender, peer.commit, prev, entries, false);
             self.send_to(sender, PeerBody::AppendAck);
         }
     }
@@ -369,7 +369,7 @@ impl Node {
             return;
         }
         let before = self.log.last();
-        let matched = self.accept_entries(now, sender, prev, entries, complete);
+        let matched = self.accept_entries(now, sender, peer.commit, prev, entries, complete);
         if let (State::Candidate(_), Some(matched)) = (&self.state, matched) {
             // Our log matches the source's up to `matched`, and the source knows
             // its own log committed up to `commit`.
@@ -409,11 +409,12 @@ impl Node {
         &mut self,
         now: Instant,
         source: NodeId,
+        source_commit: u64,
         prev: LogPosition,
         entries: &[Entry],
         complete: bool,
     ) -> Option<u64> {
-        if self.on_divergence(now, source, prev) {
+        if self.on_divergence(now, source, prev, source_commit) {
             return None;
         }
         if !self.log.holds(prev) {
@@ -435,7 +436,7 @@ impl Node {
             }
             Err(d) => {
                 // Its entries conflict with what we committed: our histories split.
-                self.on_divergence(now, source, d.theirs);
+                self.on_divergence(now, source, d.theirs, source_commit);
                 None
             }
         }
@@ -575,12 +576,12 @@ impl Node {
                 Err(SnapshotRefused::OtherHistory(theirs)) => {
                     // It lacks our committed entries (the other side of a
                     // healed partition): merge, do not copy.
-                    self.on_divergence(now, sender, theirs);
+                    self.on_divergence(now, sender, theirs, last.seq);
                     return;
                 }
                 // Its whole log is older than our committed one and differs
                 // from it: pulling again would fetch the same snapshot forever.
-                Err(SnapshotRefused::Unusable) if self.on_divergence(now, sender, last) => return,
+                Err(SnapshotRefused::Unusable) if self.on_divergence(now, sender, last, last.seq) => return,
                 Err(SnapshotRefused::Unusable) if matches!(self.state, State::Candidate(_)) => {
                     info!("{sender} has nothing newer than our table to fetch; deciding without it");
                     return self.forget_catchup_source(now, sender);

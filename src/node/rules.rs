@@ -52,6 +52,22 @@ pub(crate) fn relation(holds: bool, diverges: bool, ours: Standing, theirs: Stan
     }
 }
 
+/// Rule 5 for a follower, whether its leader's entry at `seq`, which differs
+/// from one the follower committed, is another history to merge: only if the
+/// leader committed it too (`their_commit`). A conflicting entry the
+/// leader has not committed is its uncommitted tail, written while it could
+/// not reach the servers that committed ours.
+///
+/// Safe because merging drops the follower's history and re-runs its writes
+/// after the leader's: right for two committed histories (a partition in the
+/// default mode), wrong for a committed one against an uncommitted tail, where
+/// it would reorder confirmed writes. Instead the follower keeps its log, and
+/// the leader, seeing the follower's report hold entries it lacks, elects
+/// again and catches up from it (rule 2b).
+pub(crate) fn leader_history_stands(seq: u64, their_commit: u64) -> bool {
+    seq <= their_commit
+}
+
 /// A server's claim to lead: the term it leads and who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Claim {
@@ -275,6 +291,15 @@ mod tests {
         for (i, (holds, diverges, theirs, want)) in cases.into_iter().enumerate() {
             let got = relation(holds, diverges, ours, theirs);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_leaders_history_stands_only_where_it_committed() {
+        let cases = [(5, 5, true), (5, 9, true), (6, 5, false), (1, 0, false)];
+        for (i, (seq, their_commit, want)) in cases.into_iter().enumerate() {
+            let got = leader_history_stands(seq, their_commit);
+            assert_eq!(got, want, "#{i}: got {got}, want {want}");
         }
     }
 

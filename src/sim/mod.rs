@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use crate::auth::frame::Boot;
 use crate::auth::{ClientKey, Principal, ServerKeys};
 use crate::client::{Client, ClientConfig, ClientEvent, Submitted};
-use crate::node::{Destination, Event, Node, NodeConfig, ReplicatedLog, Role, Timing, xorshift};
+use crate::node::{Destination, Event, LogChanges, Node, NodeConfig, ReplicatedLog, Role, Timing, xorshift};
 use crate::rooms::{Applied, Catalog};
+use crate::storage::Storage;
 use crate::wire::{self, Answer, Command, LogPosition, Message, Reply, Request};
 use adversary::{Adversary, Attack, Injection};
 use check::Checker;
@@ -67,10 +68,9 @@ struct SimServer {
     /// Datagrams it had queued but not sent when it was paused (the process
     /// stopped before its `sendto`): they leave first when it resumes.
     held: Vec<(Destination, Vec<u8>)>,
-    /// Its data directory, kept apart from its memory while a torn flush is
-    /// armed on it or has crashed it; otherwise the two are the same (the
-    /// shell stores every change before it sends anything, [`FLUSH_ORDER`]).
-    disk: Option<ReplicatedLog>,
+    /// Its data directory, written by the real storage code at every flush
+    /// ([`FLUSH_ORDER`]) and read back by it when it restarts with its data.
+    disk: DataDir,
     /// Crashed by a torn flush: it comes back from its data directory.
     torn: bool,
     /// The last log position seen at a flush: a leader's log grew since means it appended.
@@ -88,8 +88,43 @@ struct SimServer {
     deposed: bool,
 }
 
+/// A server's data directory in a scratch directory (on tmpfs where there is
+/// one: fsync is then cheap), with the [`Storage`] that writes it.
+struct DataDir {
+    /// Removed when dropped.
+    dir: tempfile::TempDir,
+    storage: Storage,
+    /// The last position and commit point it stored, for the durability
+    /// invariant's message.
+    stored: (LogPosition, u64),
+}
+
+impl DataDir {
+    /// A new, empty data directory.
+    fn empty(catalog: &Catalog) -> (DataDir, ReplicatedLog) {
+        let base = std::path::Path::new("/dev/shm");
+        let scratch = if base.is_dir() { tempfile::tempdir_in(base) } else { tempfile::tempdir() };
+        let dir = scratch.unwrap_or_else(|e| panic!("a scratch directory for a simulated server: {e}"));
+        DataDir::open(dir, catalog)
+    }
+
+    /// Opens `dir` with the storage code, as a restarted server does.
+    fn open(dir: tempfile::TempDir, catalog: &Catalog) -> (DataDir, ReplicatedLog) {
+        let (storage, log) =
+            Storage::open(dir.path(), catalog).unwrap_or_else(|e| panic!("SIM: the storage code refused: {e}"));
+        let stored = (log.last(), log.commit());
+        (DataDir { dir, storage, stored }, log)
+    }
+
+    /// Stores `changes` of `log`, as the driver does before it sends.
+    fn save(&mut self, log: &ReplicatedLog, changes: LogChanges) {
+        self.storage.save(log, changes).unwrap_or_else(|e| panic!("SIM: the storage code failed: {e}"));
+        self.stored = (log.last(), log.commit());
+    }
+}
+
 impl SimServer {
-    fn new(node: Node, explicit_id: bool) -> Self {
+    fn new(node: Node, explicit_id: bool, disk: DataDir) -> Self {
         let last_flushed = node.log().last();
         SimServer {
             node,
@@ -97,7 +132,7 @@ impl SimServer {
             liveness: Liveness::Up,
             backlog: Vec::new(),
             held: Vec::new(),
-            disk: None,
+            disk,
             torn: false,
             last_flushed,
             paused_at: None,
@@ -314,8 +349,9 @@ impl Sim {
     /// Adds and starts a server with this ID; returns its index.
     pub fn add_server(&mut self, id: u64, explicit_id: bool) -> usize {
         let index = self.servers.len();
+        let (disk, _) = DataDir::empty(&Catalog::default());
         let node = self.new_node(index, id, explicit_id, None);
-        self.servers.push(SimServer::new(node, explicit_id));
+        self.servers.push(SimServer::new(node, explicit_id, disk));
         self.flush(index);
         index
     }
@@ -368,16 +404,13 @@ impl Sim {
     /// Starts a crashed server again, with the same ID and address but none of
     /// its state (no data directory).
     pub fn restart(&mut self, index: usize) {
-        self.restart_from(index, None);
+        self.restart_from(index, false);
     }
 
-    /// Starts a crashed server again from its data directory: the log it held
-    /// when it crashed (the driver stores every change before sending anything
-    /// that depends on it, so nothing acknowledged is only in memory).
+    /// Starts a crashed server again from its data directory, through the
+    /// real recovery path: `Storage::open` reads back what every flush stored.
     pub fn restart_with_disk(&mut self, index: usize) {
-        let server = &mut self.servers[index];
-        let disk = server.disk.take().unwrap_or_else(|| server.node.log().clone());
-        self.restart_from(index, Some(disk));
+        self.restart_from(index, true);
     }
 
     /// True when a trap paused the server at `index`: it resumes by itself.
@@ -391,13 +424,28 @@ impl Sim {
         self.servers[index].torn
     }
 
-    fn restart_from(&mut self, index: usize, disk: Option<ReplicatedLog>) {
+    /// Starts the crashed server at `index` again: `with_data`, from what the
+    /// storage code reads back from its data directory, else from an empty one.
+    fn restart_from(&mut self, index: usize, with_data: bool) {
+        self.running(index); // storage's log lines name this server
         let (id, explicit_id) = (self.servers[index].node.id().id, self.servers[index].explicit_id);
-        if disk.is_none() {
-            self.checker.on_memory_lost(id);
-        }
-        let node = self.new_node(index, id, explicit_id, disk);
-        self.servers[index] = SimServer::new(node, explicit_id);
+        let catalog = Catalog::default();
+        let (disk, log) = match with_data {
+            true => {
+                // Moved out first: the storage must close its files before they are opened again.
+                let old = std::mem::replace(&mut self.servers[index].disk, DataDir::empty(&catalog).0);
+                let DataDir { dir, storage, .. } = old;
+                drop(storage);
+                let (disk, log) = DataDir::open(dir, &catalog);
+                (disk, Some(log))
+            }
+            false => {
+                self.checker.on_memory_lost(id);
+                (DataDir::empty(&catalog).0, None)
+            }
+        };
+        let node = self.new_node(index, id, explicit_id, log);
+        self.servers[index] = SimServer::new(node, explicit_id, disk);
         self.flush(index);
     }
 
@@ -723,13 +771,19 @@ impl Sim {
         let last = server.node.log().last();
         let appended = leads && last.seq > server.last_flushed.seq;
         server.last_flushed = last;
-        if self.traps.torn_flush == Some(index) {
-            if !datagrams.is_empty() && self.unstored(index) && self.others_running(index) {
-                self.traps.torn_flush = None;
-                self.sprung.torn_flushes += 1;
-                return self.tear(index, datagrams, events);
-            }
-            self.servers[index].disk = Some(self.servers[index].node.log().clone());
+        let changes = self.servers[index].node.take_log_changes();
+        if self.traps.torn_flush == Some(index)
+            && !datagrams.is_empty()
+            && changes.is_some()
+            && self.others_running(index)
+        {
+            self.traps.torn_flush = None;
+            self.sprung.torn_flushes += 1;
+            return self.tear(index, datagrams, events, changes);
+        }
+        if let Some(changes) = changes {
+            let server = &mut self.servers[index];
+            server.disk.save(server.node.log(), changes);
         }
         let answered = leads
             && self.traps.crash_after_answer
@@ -809,26 +863,35 @@ impl Sim {
 
     /// Crashes the server at `index` between the two steps of this flush
     /// ([`FLUSH_ORDER`]); it comes back from its data directory.
-    fn tear(&mut self, index: usize, datagrams: Vec<(Destination, Vec<u8>)>, events: Vec<Event>) {
+    fn tear(
+        &mut self,
+        index: usize,
+        datagrams: Vec<(Destination, Vec<u8>)>,
+        events: Vec<Event>,
+        changes: Option<LogChanges>,
+    ) {
         let (from, id) = (self.servers[index].node.id().addr, self.servers[index].node.id().id);
         let order = FLUSH_ORDER;
         self.running(index);
         log::info!("SIM: crashed between {:?} and {:?}", order[0], order[1]);
         match order[0] {
-            FlushStep::Store => self.servers[index].disk = Some(self.servers[index].node.log().clone()),
+            FlushStep::Store => {
+                if let Some(changes) = changes {
+                    let server = &mut self.servers[index];
+                    server.disk.save(server.node.log(), changes);
+                }
+            }
             FlushStep::Send => {
                 for (dst, bytes) in datagrams {
                     self.route(from, dst, bytes);
                 }
                 let log = self.servers[index].node.log();
-                let disk = self.servers[index].disk.as_ref().unwrap_or(log);
+                let (stored_last, stored_commit) = self.servers[index].disk.stored;
                 let detail = format!(
-                    "at {:?}, server {id} sent what it held at {:?} (commit {}) and crashed before storing it: its data directory holds {:?} (commit {})",
+                    "at {:?}, server {id} sent what it held at {:?} (commit {}) and crashed before storing it: its data directory holds {stored_last:?} (commit {stored_commit})",
                     self.elapsed(),
                     log.last(),
                     log.commit(),
-                    disk.last(),
-                    disk.commit()
                 );
                 self.checker.fail("durability", detail);
             }
@@ -837,13 +900,6 @@ impl Sim {
         self.take_events(index, id, events, committer);
         self.crash(index);
         self.servers[index].torn = true;
-    }
-
-    /// True when the torn-flush target's log differs from what it stored last.
-    fn unstored(&self, index: usize) -> bool {
-        let server = &self.servers[index];
-        let (log, Some(disk)) = (server.node.log(), &server.disk) else { return false };
-        (log.last(), log.commit(), log.table().applied()) != (disk.last(), disk.commit(), disk.table().applied())
     }
 
     /// True when every server but `index` runs (neither crashed nor paused).
@@ -905,14 +961,10 @@ impl Sim {
     /// Arms a torn flush on the server at `index` (see [`Traps::torn_flush`]).
     pub fn arm_torn_flush(&mut self, index: usize) {
         self.traps.torn_flush = Some(index);
-        self.servers[index].disk = Some(self.servers[index].node.log().clone());
     }
 
     /// Disarms every trap that has not sprung.
     pub fn disarm(&mut self) {
-        if let Some(index) = self.traps.torn_flush {
-            self.servers[index].disk = None; // what it stored is what it holds
-        }
         self.traps = Traps::default();
     }
 

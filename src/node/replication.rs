@@ -27,8 +27,8 @@ pub(super) struct Leadership {
     pub(super) term: u64,
     members: BTreeMap<NodeId, Member>,
     /// Commit nothing before this instant: members are still making
-    /// themselves known. `None` once it has passed.
-    pub(super) collecting_until: Option<Instant>,
+    /// themselves known. `None` when there is no such window.
+    collecting_until: Option<Instant>,
     /// Clients waiting for a write to commit, by (client, request); ordered,
     /// so that answering them all goes the same way in every simulated run.
     pub(super) waiting: BTreeMap<(u64, u64), SocketAddrV4>,
@@ -162,23 +162,13 @@ impl Node {
             alive
         });
         let members = l.members.keys().map(|id| (id.id, id.addr)).collect();
+        if l.handing_over.is_some_and(|(_, since)| now >= since + timeout) {
+            warn!("hand-over got no answer; taking writes again");
+            l.handing_over = None;
+        }
         self.multicast(PeerBody::LeaderAlive { members });
         self.try_commit(now);
         self.release_unconfirmable(now);
-    }
-
-    /// The window for members to report closed: commit what they hold.
-    pub(super) fn on_collecting_over(&mut self, now: Instant) {
-        let State::Leader(l) = &mut self.state else { return };
-        l.collecting_until = None;
-        self.try_commit(now);
-    }
-
-    /// The member we hand over to has not taken over: take writes again.
-    pub(super) fn on_hand_over_expired(&mut self) {
-        let State::Leader(l) = &mut self.state else { return };
-        warn!("hand-over got no answer; taking writes again");
-        l.handing_over = None;
     }
 
     /// Stops leading and runs the election again.

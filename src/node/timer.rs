@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{Node, State};
+use super::Node;
 
 /// A deadline of the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,44 +23,30 @@ pub(crate) enum Timer {
     Candidacy,
     /// The next fetch of a catch-up may go.
     PullRetry,
-    /// A new leader's window for members to report ends: it may commit.
-    Collecting,
-    /// A hand-over unanswered for a heartbeat timeout is given up, and the
-    /// leader takes writes again.
-    HandOverExpiry,
 }
+
+// Two deadlines are checked on the leader's tick rather than kept here: the
+// end of a new leader's collecting window (it coincides with the first tick,
+// or a later one) and the expiry of an unanswered hand-over. Made deadlines of
+// their own, they changed the schedule enough for a default-mode partition
+// merge to lose two confirmed writes (simulation seed 262177, not yet
+// understood): see the closing note of issue 12.
 
 impl Timer {
     /// Every timer, in the order they run when due at once.
-    pub(crate) const ALL: [Timer; 7] = [
-        Timer::ServiceDelay,
-        Timer::Tick,
-        Timer::RoundClose,
-        Timer::Candidacy,
-        Timer::PullRetry,
-        Timer::Collecting,
-        Timer::HandOverExpiry,
-    ];
+    pub(crate) const ALL: [Timer; 5] =
+        [Timer::ServiceDelay, Timer::Tick, Timer::RoundClose, Timer::Candidacy, Timer::PullRetry];
 }
 
 impl Node {
     /// When `timer` is due; `None` while it is not set.
     pub(crate) fn due(&self, timer: Timer) -> Option<Instant> {
-        let leadership = match &self.state {
-            State::Leader(l) => Some(l),
-            _ => None,
-        };
         match timer {
             Timer::ServiceDelay => self.delayed.front().map(|(due, _)| *due),
             Timer::Tick => self.next_tick,
             Timer::RoundClose => self.round_deadline,
             Timer::Candidacy => self.candidacy_deadline(),
             Timer::PullRetry => self.catchup.as_ref().map(|c| c.retry_at),
-            Timer::Collecting => leadership.and_then(|l| l.collecting_until),
-            Timer::HandOverExpiry => {
-                let timeout = self.config.timing.heartbeat_timeout;
-                leadership.and_then(|l| l.handing_over).map(|(_, since)| since + timeout)
-            }
         }
     }
 
@@ -78,8 +64,6 @@ impl Node {
             }
             Timer::Candidacy => self.on_candidacy_timer(now),
             Timer::PullRetry => self.on_catchup_timer(now),
-            Timer::Collecting => self.on_collecting_over(now),
-            Timer::HandOverExpiry => self.on_hand_over_expired(),
         }
     }
 
@@ -136,8 +120,7 @@ mod tests {
         node.handle_timeout(elected);
         assert_eq!(node.role(), Role::Leader, "nobody else answered");
         // Alone with an empty log, it waits a whole heartbeat timeout for
-        // members to report before it commits; its tick comes first.
-        assert_eq!(node.due(Timer::Collecting), Some(elected + timing.heartbeat_timeout));
+        // members to report before it commits, checked on its ticks.
         assert_eq!(node.due(Timer::Candidacy), None);
         assert_eq!(node.poll_timeout(), Some(elected + timing.heartbeat_interval));
 
@@ -149,8 +132,7 @@ mod tests {
             assert!(now <= collected, "no wake-up is skipped: {:?}", now - collected);
             node.handle_timeout(now);
         }
-        assert_eq!(node.due(Timer::Collecting), None, "fired once, then cleared");
-        assert_eq!(node.log().commit(), 1, "the genesis entry commits when the window closes");
+        assert_eq!(node.log().commit(), 1, "the genesis entry commits at the tick that ends the window");
         let next_tick = node.due(Timer::Tick).expect("a leader ticks");
         assert!(next_tick > collected, "no timer left in the past: {next_tick:?}");
         assert_eq!(node.poll_timeout(), Some(next_tick));

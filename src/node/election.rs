@@ -378,15 +378,19 @@ impl Node {
                 let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
                 self.become_follower(now, leader, LeaderView { term, commit: 0, last });
             }
-            Decision::CatchUpFrom(_) | Decision::Lead => self.catch_up_or_lead(now),
+            Decision::CatchUpFrom(_) | Decision::Lead => self.catch_up_from_or_lead(now, ahead),
         }
     }
 
     /// Fetches from the voter that holds entries we lack, the best first, or
     /// takes over when none does ([`rules::decide`] with every answer in).
     fn catch_up_or_lead(&mut self, now: Instant) {
+        self.catch_up_from_or_lead(now, self.best_source());
+    }
+
+    /// [`Node::catch_up_or_lead`] with the best source already found.
+    fn catch_up_from_or_lead(&mut self, now: Instant, best: Option<(NodeId, LogPosition)>) {
         let timing = self.config.timing;
-        let best = self.best_source();
         let State::Candidate(c) = &mut self.state else { return };
         let settled = Answers { ahead: best.map(|(source, _)| source), ..Answers::default() };
         match (rules::decide(settled), best) {

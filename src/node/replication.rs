@@ -26,9 +26,8 @@ pub(super) struct Leadership {
     /// The term this leadership holds.
     pub(super) term: u64,
     members: BTreeMap<NodeId, Member>,
-    /// Commit nothing before this instant: members are still making
-    /// themselves known. `None` when there is no such window.
-    collecting_until: Option<Instant>,
+    /// Commit nothing before this instant: members are still making themselves known.
+    collecting_until: Instant,
     /// Clients waiting for a write to commit, by (client, request); ordered,
     /// so that answering them all goes the same way in every simulated run.
     pub(super) waiting: BTreeMap<(u64, u64), SocketAddrV4>,
@@ -83,7 +82,7 @@ impl Leadership {
         Leadership {
             term,
             members,
-            collecting_until: (collecting_until > now).then_some(collecting_until),
+            collecting_until,
             waiting: BTreeMap::new(),
             handing_over: None,
             inherited: log.last(),
@@ -255,7 +254,7 @@ impl Node {
     pub(super) fn try_commit(&mut self, now: Instant) {
         let State::Leader(l) = &self.state else { return };
         let members = l.members.values().map(|m| Replica { in_sync: m.in_sync, acked: m.acked });
-        let collecting = l.collecting_until.is_some_and(|until| now < until);
+        let collecting = now < l.collecting_until;
         let (last, commit) = (self.log.last().seq, self.log.commit());
         let Some(target) = rules::commit_point(last, commit, collecting, self.config.min_replicas, members) else {
             return;

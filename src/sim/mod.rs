@@ -69,8 +69,9 @@ struct SimServer {
     /// stopped before its `sendto`): they leave first when it resumes.
     held: Vec<(Destination, Vec<u8>)>,
     /// Its data directory, written by the real storage code at every flush
-    /// ([`FLUSH_ORDER`]) and read back by it when it restarts with its data.
-    disk: DataDir,
+    /// ([`FLUSH_ORDER`]) and read back by it when it restarts with its data
+    /// (`None` only while it restarts).
+    disk: Option<DataDir>,
     /// Crashed by a torn flush: it comes back from its data directory.
     torn: bool,
     /// The last log position seen at a flush: a leader's log grew since means it appended.
@@ -101,10 +102,18 @@ struct DataDir {
 
 impl DataDir {
     /// A new, empty data directory.
-    fn empty(catalog: &Catalog) -> (DataDir, ReplicatedLog) {
+    fn empty(catalog: &Catalog) -> DataDir {
         let base = std::path::Path::new("/dev/shm");
         let scratch = if base.is_dir() { tempfile::tempdir_in(base) } else { tempfile::tempdir() };
         let dir = scratch.unwrap_or_else(|e| panic!("a scratch directory for a simulated server: {e}"));
+        DataDir::open(dir, catalog).0
+    }
+
+    /// Reads the directory back as a restarted server does; the crashed
+    /// process's files are closed first.
+    fn reopen(self, catalog: &Catalog) -> (DataDir, ReplicatedLog) {
+        let DataDir { dir, storage, .. } = self;
+        drop(storage);
         DataDir::open(dir, catalog)
     }
 
@@ -125,6 +134,7 @@ impl DataDir {
 
 impl SimServer {
     fn new(node: Node, explicit_id: bool, disk: DataDir) -> Self {
+        let disk = Some(disk);
         let last_flushed = node.log().last();
         SimServer {
             node,
@@ -349,7 +359,7 @@ impl Sim {
     /// Adds and starts a server with this ID; returns its index.
     pub fn add_server(&mut self, id: u64, explicit_id: bool) -> usize {
         let index = self.servers.len();
-        let (disk, _) = DataDir::empty(&Catalog::default());
+        let disk = DataDir::empty(&Catalog::default());
         let node = self.new_node(index, id, explicit_id, None);
         self.servers.push(SimServer::new(node, explicit_id, disk));
         self.flush(index);
@@ -430,18 +440,14 @@ impl Sim {
         self.running(index); // storage's log lines name this server
         let (id, explicit_id) = (self.servers[index].node.id().id, self.servers[index].explicit_id);
         let catalog = Catalog::default();
-        let (disk, log) = match with_data {
-            true => {
-                // Moved out first: the storage must close its files before they are opened again.
-                let old = std::mem::replace(&mut self.servers[index].disk, DataDir::empty(&catalog).0);
-                let DataDir { dir, storage, .. } = old;
-                drop(storage);
-                let (disk, log) = DataDir::open(dir, &catalog);
+        let (disk, log) = match self.servers[index].disk.take().filter(|_| with_data) {
+            Some(old) => {
+                let (disk, log) = old.reopen(&catalog);
                 (disk, Some(log))
             }
-            false => {
+            None => {
                 self.checker.on_memory_lost(id);
-                (DataDir::empty(&catalog).0, None)
+                (DataDir::empty(&catalog), None)
             }
         };
         let node = self.new_node(index, id, explicit_id, log);
@@ -783,7 +789,9 @@ impl Sim {
         }
         if let Some(changes) = changes {
             let server = &mut self.servers[index];
-            server.disk.save(server.node.log(), changes);
+            if let Some(disk) = &mut server.disk {
+                disk.save(server.node.log(), changes);
+            }
         }
         let answered = leads
             && self.traps.crash_after_answer
@@ -878,7 +886,9 @@ impl Sim {
             FlushStep::Store => {
                 if let Some(changes) = changes {
                     let server = &mut self.servers[index];
-                    server.disk.save(server.node.log(), changes);
+                    if let Some(disk) = &mut server.disk {
+                        disk.save(server.node.log(), changes);
+                    }
                 }
             }
             FlushStep::Send => {
@@ -886,7 +896,8 @@ impl Sim {
                     self.route(from, dst, bytes);
                 }
                 let log = self.servers[index].node.log();
-                let (stored_last, stored_commit) = self.servers[index].disk.stored;
+                let (stored_last, stored_commit) =
+                    self.servers[index].disk.as_ref().map(|d| d.stored).unwrap_or_default();
                 let detail = format!(
                     "at {:?}, server {id} sent what it held at {:?} (commit {}) and crashed before storing it: its data directory holds {stored_last:?} (commit {stored_commit})",
                     self.elapsed(),

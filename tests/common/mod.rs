@@ -343,6 +343,20 @@ pub fn loopback_sender() -> std::net::UdpSocket {
     socket.into()
 }
 
+/// A socket that hears `group` on 127.0.0.1 beside the servers (address and
+/// port reuse), reading with a 20 ms timeout so its thread can notice a stop.
+fn group_listener(group: &TestGroup) -> UdpSocket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    listen.set_reuse_address(true).expect("SO_REUSEADDR");
+    listen.set_reuse_port(true).expect("SO_REUSEPORT");
+    listen.bind(&std::net::SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
+    listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
+    let listen: UdpSocket = listen.into();
+    listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+    listen
+}
+
 /// A running `server` process; killed when dropped (also when a test panics).
 pub struct ServerProcess {
     child: Child,
@@ -715,14 +729,7 @@ impl FakeServer {
     fn start(group: &TestGroup, answers: bool) -> FakeServer {
         use roomcast::rooms::Catalog;
         use roomcast::wire::{self, Answer, Message, Reply};
-        use socket2::{Domain, Protocol, Socket, Type};
-        let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
-        listen.set_reuse_address(true).expect("SO_REUSEADDR");
-        listen.set_reuse_port(true).expect("SO_REUSEPORT");
-        listen.bind(&std::net::SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
-        listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
-        let listen: UdpSocket = listen.into();
-        listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+        let listen = group_listener(group);
         let reply_from = UdpSocket::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0");
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -1241,14 +1248,7 @@ pub struct GroupTap {
 impl GroupTap {
     /// Joins `group` on 127.0.0.1 and starts listening.
     pub fn start(group: &TestGroup) -> GroupTap {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let listen = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
-        listen.set_reuse_address(true).expect("SO_REUSEADDR");
-        listen.set_reuse_port(true).expect("SO_REUSEPORT");
-        listen.bind(&std::net::SocketAddr::from((group.group, group.port)).into()).expect("bind to the group");
-        listen.join_multicast_v4(&group.group, &LOOPBACK).expect("join on 127.0.0.1");
-        let listen: UdpSocket = listen.into();
-        listen.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+        let listen = group_listener(group);
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let thread = {

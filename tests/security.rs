@@ -170,7 +170,7 @@ fn a_forged_reply_racing_the_leaders_is_never_taken() {
     let forged_slot = Slot { room: "ME4326".into(), timeslot: "8:30-9:30".into(), day: "Friday".into() };
     let sender = loopback_sender();
     for request in 1..=3 {
-        let reply = Message::Reply(Reply {
+        let reply = Reply {
             request,
             server: 300,
             catalog: Catalog::default().fingerprint(),
@@ -178,7 +178,9 @@ fn a_forged_reply_racing_the_leaders_is_never_taken() {
                 slots: vec![Reservation { slot: forged_slot.clone(), owner: Some("mallory".into()) }],
                 version: RoomVersion { epoch: 1, seq: 1 },
             },
-        });
+        };
+        // Shaped as a server's reply to alice's first request datagrams.
+        let inner = Inner::Reply { answers: request, reply: reply.clone() };
         let mut as_alice = SealedHeader {
             kind: FrameKind::Reply,
             key_id: bob.master,
@@ -187,10 +189,10 @@ fn a_forged_reply_racing_the_leaders_is_never_taken() {
             target: Target::Group,
             client: Some(bob.principal.clone()),
         };
-        let as_bob = frame::seal(&as_alice, &bob.key, &[0; 16], &Inner::Message(reply.clone()));
+        let as_bob = frame::seal(&as_alice, &bob.key, &[0; 16], &inner);
         as_alice.client = Some(roomcast::auth::Principal { name: "alice".into(), admin: false });
-        let naming_alice = frame::seal(&as_alice, &bob.key, &[0; 16], &Inner::Message(reply.clone()));
-        for bytes in [wire::encode(&reply), as_bob, naming_alice] {
+        let naming_alice = frame::seal(&as_alice, &bob.key, &[0; 16], &inner);
+        for bytes in [wire::encode(&Message::Reply(reply)), as_bob, naming_alice] {
             sender.send_to(&bytes, client_addr).expect("send");
         }
     }

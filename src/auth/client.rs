@@ -1,7 +1,9 @@
 //! The client's guard: seals its requests (anew for each retransmission),
 //! opens the replies sealed for this process, and answers a server's
 //! challenge with a proof of life. A reply needs no proof from the server:
-//! it is sealed for this process's own boot, so no other reply opens.
+//! it is sealed for this process's own boot, so no other reply opens, and
+//! it names the request datagram it answers, which this process knows it
+//! sent lately (so a reply it missed cannot be replayed to it later).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddrV4;
@@ -130,7 +132,13 @@ impl ClientGuard {
             }
         };
         match inner {
-            Inner::Message(Message::Reply(reply)) if self.fresh(header, now) => ClientInput::Reply(reply),
+            // A reply must answer a request datagram sent within the horizon,
+            // so that one that was lost cannot be replayed later.
+            Inner::Reply { answers, reply }
+                if self.sent.sent_within_horizon(answers, now) && self.fresh(header, now) =>
+            {
+                ClientInput::Reply(reply)
+            }
             Inner::Challenge { boot, cookie }
                 if boot == self.boot && !self.answered.contains(&(header.boot, cookie)) =>
             {

@@ -19,7 +19,8 @@
 //! data, so the kind, key ID, boot, counter, destination and client name
 //! cannot be changed without the tag failing. A reply also authenticates the
 //! boot of the client it answers (not sent: the client knows it), so a reply
-//! is good only for the client process that asked.
+//! is good only for the client process that asked; inside, it names the
+//! request datagram it answers ([`Inner::Reply`]).
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -30,7 +31,7 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{Key, KeyId, Principal, check_name, hkdf_expand};
-use crate::wire::{self, DecodeError, FrameKind, HEADER_LEN, MAX_DATAGRAM, Message};
+use crate::wire::{self, DecodeError, FrameKind, HEADER_LEN, MAX_DATAGRAM, Message, Reply};
 
 /// Bytes in a boot nonce.
 pub const BOOT_LEN: usize = 16;
@@ -75,6 +76,16 @@ pub enum Inner {
         /// datagram above the first counter was sent within the horizon;
         /// the rest say how old each is (`replay::Vouched`).
         history: Vec<(u32, u64)>,
+    },
+    /// A server's reply to a client, naming the request datagram it answers.
+    Reply {
+        /// The counter of the client's latest request datagram the server
+        /// had taken when it sealed this: the client, which knows when it
+        /// sent that counter, refuses a reply to a request datagram older
+        /// than the freshness horizon (a reply it missed, replayed late).
+        answers: u64,
+        /// The reply.
+        reply: Reply,
     },
 }
 

@@ -200,6 +200,13 @@ impl SentCounter {
         self.last
     }
 
+    /// True if datagram `counter` was sent by this counter's owner within the
+    /// last [`FRESHNESS`] (to the precision of the marks, erring towards no).
+    pub fn sent_within_horizon(&self, counter: u64, now: Instant) -> bool {
+        let before_horizon = self.history(now).first().map_or(self.last, |&(_, counter)| counter);
+        before_horizon < counter && counter <= self.last
+    }
+
     /// What a proof of life says: where the counter stood over the last
     /// [`FRESHNESS`], oldest first, as (milliseconds before `now`, counter).
     /// Every datagram above the first counter was sent within the horizon.

@@ -100,6 +100,9 @@ struct Session {
     principal: Principal,
     master: KeyId,
     boot: Boot,
+    /// The counter of the latest request datagram taken from that boot: what
+    /// a reply names as the datagram it answers (`Inner::Reply`).
+    answers: u64,
     last_used: Instant,
 }
 
@@ -276,10 +279,12 @@ impl ServerGuard {
         if !self.keyed() {
             return Some(wire::encode(message));
         }
-        let inner = Inner::Message(message.clone());
         match (message, dst) {
-            (Message::Peer(_), dst) => self.seal_for_servers(dst, &inner),
-            (Message::Reply(_), Destination::Peer(to)) => self.seal_for_client(to, &inner),
+            (Message::Peer(_), dst) => self.seal_for_servers(dst, &Inner::Message(message.clone())),
+            (Message::Reply(reply), Destination::Peer(to)) => {
+                let answers = self.sessions.get(&to)?.answers;
+                self.seal_for_client(to, &Inner::Reply { answers, reply: reply.clone() })
+            }
             (Message::Reply(_) | Message::Request(_), _) => None,
         }
     }
@@ -444,12 +449,14 @@ impl ServerGuard {
             unverified.cookies.pop_front();
         }
         unverified.cookies.push_back(cookie);
-        let (to, master, since) = (unverified.from, unverified.header.key_id, unverified.first_seen);
+        let (to, master, answers, since) =
+            (unverified.from, unverified.header.key_id, unverified.header.counter, unverified.first_seen);
         let inner = Inner::Challenge { boot: sender.boot, cookie };
         let bytes = match &sender.client {
             None => self.seal_for_servers(Destination::Peer(to), &inner),
             Some(principal) => {
-                let session = Session { principal: principal.clone(), master, boot: sender.boot, last_used: since };
+                let session =
+                    Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
                 self.remember_session(to, session);
                 self.seal_for_client(to, &inner)
             }
@@ -527,11 +534,15 @@ impl ServerGuard {
 
     /// Remembers which key a client at `from` uses, to seal replies to it.
     fn note_session(&mut self, now: Instant, header: &SealedHeader, from: SocketAddrV4) {
-        if let Some(principal) = &header.client {
-            let session =
-                Session { principal: principal.clone(), master: header.key_id, boot: header.boot, last_used: now };
-            self.remember_session(from, session);
-        }
+        let Some(principal) = &header.client else { return };
+        // Held datagrams are released oldest first; a reply names the newest.
+        let answers = match self.sessions.get(&from) {
+            Some(known) if known.boot == header.boot => known.answers.max(header.counter),
+            _ => header.counter,
+        };
+        let session =
+            Session { principal: principal.clone(), master: header.key_id, boot: header.boot, answers, last_used: now };
+        self.remember_session(from, session);
     }
 
     fn remember_session(&mut self, addr: SocketAddrV4, session: Session) {

@@ -273,6 +273,30 @@ fn a_reply_is_good_only_for_the_client_process_that_asked() {
     assert_eq!(bob.open(now, B, &reply), ClientInput::Nothing);
 }
 
+/// The case the simulation's adversary found (seed 723227): the leader's
+/// reply was lost while the client kept retrying, and a copy came 3.5 s
+/// later. It answered the request, yet it is older than `MAX_AGE`.
+#[test]
+fn a_reply_the_client_missed_cannot_be_replayed_to_it_after_the_horizon() {
+    let start = Instant::now();
+    let mut b = server(B, 2);
+    let mut client = ClientGuard::new(Some(client_key(alice())), boot(20));
+    client_contact(start, &mut b, &mut client, 1);
+    let lost = sealed(&mut b, Destination::Peer(CLIENT), &rooms_reply(1));
+    // The client retries, and the server takes each retry, answering as it goes.
+    let mut latest = None;
+    for step in 1..=10 {
+        let now = start + Duration::from_millis(400) * step;
+        let retry = client.seal_request(now, &request(1));
+        assert!(b.open(now, CLIENT, &retry).is_some(), "retry {step} taken");
+        latest = Some((now, sealed(&mut b, Destination::Peer(CLIENT), &rooms_reply(1))));
+    }
+    let Some((now, fresh)) = latest else { unreachable!() };
+    assert_eq!(client.open(now, B, &lost), ClientInput::Nothing, "a reply to a request datagram 4 s old");
+    let Message::Reply(want) = rooms_reply(1) else { unreachable!() };
+    assert_eq!(client.open(now, B, &fresh), ClientInput::Reply(want), "the reply to the latest retry");
+}
+
 /// The three states of a server while a key rolls (docs/security.md §6).
 #[test]
 fn a_server_seals_with_its_first_key_and_opens_with_every_key() {

@@ -213,7 +213,7 @@ impl Adversary {
         let key: Key = self.own_keys.server[0].clone();
         let mut header = self.header(FrameKind::Peer, key.id(), None);
         header.target = Target::Peer(to);
-        frame::seal(&header, &key, &[], &Inner::Message(message.clone()))
+        frame::seal(&header, &key, &[], &as_inner(message, header.counter))
     }
 
     /// Sealed with the client key it was issued, in a request frame or posing as a server frame.
@@ -221,7 +221,16 @@ impl Adversary {
         let key = self.client_key.clone();
         let client = (kind != FrameKind::Peer).then(|| key.principal.clone());
         let header = self.header(kind, key.master, client);
-        frame::seal(&header, &key.key, &[], &Inner::Message(message.clone()))
+        frame::seal(&header, &key.key, &[], &as_inner(message, header.counter))
+    }
+}
+
+/// What a sealed frame carries for `message`: a reply in the shape servers
+/// send, naming request datagram `answers`, so that only the key refuses it.
+fn as_inner(message: &Message, answers: u64) -> Inner {
+    match message {
+        Message::Reply(reply) => Inner::Reply { answers, reply: reply.clone() },
+        other => Inner::Message(other.clone()),
     }
 }
 

@@ -342,6 +342,25 @@ pub fn rss_kib(pid: u32) -> Result<u64, BenchError> {
         .ok_or_else(|| BenchError::Unexpected(format!("{path} has no VmRSS line")))
 }
 
+/// The CPU time process `pid` has used so far, all its threads, from
+/// `/proc/PID/task/*/schedstat` (nanoseconds, unlike the ticks of `stat`).
+pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir(&tasks).map_err(BenchError::io(format!("reading {tasks}")))? {
+        let path = task.map_err(BenchError::io(format!("reading {tasks}")))?.path().join("schedstat");
+        // A thread that ended meanwhile has no CPU time left to count.
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let nanos: u64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| BenchError::Unexpected(format!("{} does not start with a number", path.display())))?;
+        total += Duration::from_nanos(nanos);
+    }
+    Ok(total)
+}
+
 /// Busy-loop processes (the bench itself, `bench busy-loop`), competing for
 /// the CPUs; each also stops by itself after its time, and all are killed
 /// (by PID) when this is dropped.

@@ -103,25 +103,31 @@ pub fn rows(report: &Report) -> Vec<Row> {
         load_rows(&mut rows, &format!("durable read ({fs})"), "1 client", &r.durable.reads_one, d1);
     }
     if let Some(k) = &report.keys {
-        let n = format!("{} clients", k.clients);
-        let pairs = [
-            ("read (check)", "1 client", &k.plain.reads_one, &k.keyed.reads_one),
-            ("read (check)", n.as_str(), &k.plain.reads_many, &k.keyed.reads_many),
-            ("write (reserve/cancel)", "1 client", &k.plain.writes_one, &k.keyed.writes_one),
-            ("write (reserve/cancel)", n.as_str(), &k.plain.writes_many, &k.keyed.writes_many),
+        let runs = [
+            (&k.plain.reads_one, &k.keyed.reads_one),
+            (&k.plain.reads_many, &k.keyed.reads_many),
+            (&k.plain.writes_one, &k.keyed.writes_one),
+            (&k.plain.writes_many, &k.keyed.writes_many),
         ];
-        for (name, clients, plain, keyed) in pairs {
+        for (cost, (plain, keyed)) in k.cost.iter().zip(runs) {
+            let pairs = cost.p50_ratios.iter().map(|r| format!("{:+.0}", 100.0 * (r - 1.0))).collect::<Vec<_>>();
             rows.push(row(
-                format!("keyed {name}, {clients}, p50 (without keys / with)"),
+                format!("keyed {}, p50 (without keys / with)", cost.load),
                 fmt_us(plain.p50_us),
                 fmt_us(keyed.p50_us),
-                format!("{:+.1}% with keys", 100.0 * (keyed.p50_us / plain.p50_us - 1.0)),
+                format!("{:+.1}% with keys (median of pairs: {}%)", 100.0 * (cost.p50_ratio - 1.0), pairs.join(" ")),
             ));
             rows.push(row(
-                format!("keyed {name}, {clients}, ops/s (without keys / with)"),
+                format!("keyed {}, ops/s (without keys / with)", cost.load),
                 fmt_ops(plain.ops()),
                 fmt_ops(keyed.ops()),
                 format!("{:+.1}% with keys", 100.0 * (keyed.ops() / plain.ops() - 1.0)),
+            ));
+            rows.push(row(
+                format!("keyed {}, servers' CPU per request (without keys / with)", cost.load),
+                fmt_us(cost.plain_server_cpu_us),
+                fmt_us(cost.keyed_server_cpu_us),
+                format!("{:+.1}% with keys", 100.0 * (cost.keyed_server_cpu_us / cost.plain_server_cpu_us - 1.0)),
             ));
         }
     }

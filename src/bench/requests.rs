@@ -20,7 +20,7 @@ use super::error::BenchError;
 use super::floor::{self, FloorResult};
 use super::group::Cluster;
 use super::machine;
-use super::procs::Binaries;
+use super::procs::{Binaries, cpu_time};
 use super::stats::{Summary, closed_loop};
 use super::wireclient::{SlotCycler, WireClient, write_confirmed};
 use crate::auth::file::write_server_keys;
@@ -64,15 +64,32 @@ pub struct RequestsResult {
 }
 
 /// The cost of keys: the same reads and writes (in memory) without keys and
-/// with them, measured back to back.
+/// with them, measured in pairs.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeysResult {
-    /// Without keys.
+    /// Without keys (per load, the run with the median p50).
     pub plain: ModeResult,
     /// With a server key file, and a client key for every bench client.
     pub keyed: ModeResult,
+    /// Per load, what keys cost, pair by pair.
+    pub cost: Vec<KeyCost>,
     /// Concurrent clients of the "many" runs.
     pub clients: usize,
+}
+
+/// What keys cost one load.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyCost {
+    /// Which load: `reads, 1 client` and so on.
+    pub load: String,
+    /// Keyed p50 over plain p50 in each pair, in the order they ran.
+    pub p50_ratios: Vec<f64>,
+    /// Their median: the figure the 10% target is about.
+    pub p50_ratio: f64,
+    /// The three servers' CPU time per request without keys, µs (all pairs).
+    pub plain_server_cpu_us: f64,
+    /// The same with keys.
+    pub keyed_server_cpu_us: f64,
 }
 
 /// A group's keys for the bench: the server key file, and the clients' key.
@@ -106,13 +123,14 @@ fn scratch_with_catalog(settings: &Settings) -> Result<(tempfile::TempDir, std::
     Ok((scratch, catalog_file))
 }
 
-/// Rounds of the keys part: each load runs this many times on each group,
-/// alternately, and the round with the median p50 is kept, so that the
-/// machine's drifting load falls on both alike.
-const KEY_ROUNDS: usize = 3;
+/// Pairs of runs of each load in the keys part. A pair runs the load on one
+/// group right after the other, in the order plain, keyed, then keyed,
+/// plain, and so on, so that a drift in the machine's load falls on both
+/// alike; the median of the pairs' ratios is the figure.
+const KEY_PAIRS: usize = 6;
 
 /// Runs the keys part: part 1's in-memory loads on a group without keys and
-/// on one with keys, both running, alternately.
+/// on one with keys, both running, in pairs.
 pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, BenchError> {
     let (scratch, catalog_file) = scratch_with_catalog(settings)?;
     let keys = BenchKeys::new(scratch.path())?;
@@ -122,33 +140,66 @@ pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, Benc
     let (plain, keyed) = (Loads::new(&plain_group, settings, None), Loads::new(&keyed_group, settings, Some(&keys)));
     plain.warm_up()?;
     keyed.warm_up()?;
-    let mut rounds: (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
-    for _ in 0..KEY_ROUNDS {
-        rounds.0.push(plain.all()?);
-        rounds.1.push(keyed.all()?);
-    }
-    let mode = |rounds: Vec<(Summary, Summary, Summary, Summary)>, loads: &Loads, floor: &FloorResult| {
-        let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (r1, rn, w1, wn) in rounds {
-            a.push(r1);
-            b.push(rn);
-            c.push(w1);
-            d.push(wn);
+    let (mut plain_runs, mut keyed_runs, mut cost) = (Vec::new(), Vec::new(), Vec::new());
+    for load in Load::ALL {
+        let mut pairs = Vec::new();
+        for pair in 0..KEY_PAIRS {
+            pairs.push(match pair % 2 {
+                0 => (plain.measure(load)?, keyed.measure(load)?),
+                _ => {
+                    let keyed_run = keyed.measure(load)?;
+                    (plain.measure(load)?, keyed_run)
+                }
+            });
         }
-        ModeResult {
-            reads_one: median(a),
-            reads_many: median(b),
-            writes_one: median(c),
-            writes_many: median(d),
+        cost.push(KeyCost::of(load.describe(settings.clients), &pairs));
+        let (p, k): (Vec<_>, Vec<_>) = pairs.into_iter().map(|(p, k)| (p.summary, k.summary)).unzip();
+        plain_runs.push(median(p));
+        keyed_runs.push(median(k));
+    }
+    let mode = |runs: Vec<Summary>, loads: &Loads| -> Result<ModeResult, BenchError> {
+        let [reads_one, reads_many, writes_one, writes_many]: [Summary; 4] =
+            runs.try_into().map_err(|_| BenchError::Unexpected("a load of the keys part is missing".into()))?;
+        Ok(ModeResult {
+            reads_one,
+            reads_many,
+            writes_one,
+            writes_many,
             refused: loads.refused(),
             floor: floor.clone(),
-        }
+        })
     };
     Ok(KeysResult {
-        plain: mode(rounds.0, &plain, &floor),
-        keyed: mode(rounds.1, &keyed, &floor),
+        plain: mode(plain_runs, &plain)?,
+        keyed: mode(keyed_runs, &keyed)?,
+        cost,
         clients: settings.clients,
     })
+}
+
+impl KeyCost {
+    fn of(load: String, pairs: &[(Measured, Measured)]) -> KeyCost {
+        let p50_ratios: Vec<f64> = pairs.iter().map(|(p, k)| k.summary.p50_us / p.summary.p50_us).collect();
+        let p50_ratio = median_of(&mut p50_ratios.clone());
+        let cpu_per_request = |runs: Vec<&Measured>| {
+            let requests: usize = runs.iter().map(|m| m.summary.count).sum();
+            let cpu: Duration = runs.iter().map(|m| m.server_cpu).sum();
+            cpu.as_secs_f64() * 1e6 / requests.max(1) as f64
+        };
+        KeyCost {
+            load,
+            p50_ratios,
+            p50_ratio,
+            plain_server_cpu_us: cpu_per_request(pairs.iter().map(|(p, _)| p).collect()),
+            keyed_server_cpu_us: cpu_per_request(pairs.iter().map(|(_, k)| k).collect()),
+        }
+    }
+}
+
+/// The median of `values` (at least one).
+fn median_of(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The summary whose p50 is the median of `summaries` (at least one).
@@ -216,6 +267,36 @@ struct Loads<'a> {
     client_key: Option<ClientKey>,
     catalog: crate::rooms::Catalog,
     refused: AtomicU64,
+    /// The servers' PIDs, for their CPU time.
+    pids: Vec<u32>,
+}
+
+/// One of the four loads.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    ReadsOne,
+    ReadsMany,
+    WritesOne,
+    WritesMany,
+}
+
+impl Load {
+    const ALL: [Load; 4] = [Load::ReadsOne, Load::ReadsMany, Load::WritesOne, Load::WritesMany];
+
+    fn describe(self, clients: usize) -> String {
+        match self {
+            Load::ReadsOne => "read (check), 1 client".into(),
+            Load::ReadsMany => format!("read (check), {clients} clients"),
+            Load::WritesOne => "write (reserve/cancel), 1 client".into(),
+            Load::WritesMany => format!("write (reserve/cancel), {clients} clients"),
+        }
+    }
+}
+
+/// A load's figures, and the CPU time its servers spent meanwhile.
+struct Measured {
+    summary: Summary,
+    server_cpu: Duration,
 }
 
 impl<'a> Loads<'a> {
@@ -227,7 +308,24 @@ impl<'a> Loads<'a> {
             client_key: keys.map(|k| k.client.clone()),
             catalog: catalog::with_rooms(settings.clients.max(1) + 1),
             refused: AtomicU64::new(0),
+            pids: cluster.servers().iter().map(|s| s.pid()).collect(),
         }
+    }
+
+    /// Runs `load` once, and measures the servers' CPU time meanwhile.
+    fn measure(&self, load: Load) -> Result<Measured, BenchError> {
+        let before = self.server_cpu()?;
+        let summary = match load {
+            Load::ReadsOne => self.reads(1, self.duration)?,
+            Load::ReadsMany => self.reads(self.clients, self.duration)?,
+            Load::WritesOne => self.writes(1, self.duration)?,
+            Load::WritesMany => self.writes(self.clients, self.duration)?,
+        };
+        Ok(Measured { summary, server_cpu: self.server_cpu()?.saturating_sub(before) })
+    }
+
+    fn server_cpu(&self) -> Result<Duration, BenchError> {
+        self.pids.iter().map(|&pid| cpu_time(pid)).sum()
     }
 
     /// A `check` load of `clients` for `duration`.
@@ -261,11 +359,8 @@ impl<'a> Loads<'a> {
 
     /// Reads by one client and by many, then writes by one and by many.
     fn all(&self) -> Result<(Summary, Summary, Summary, Summary), BenchError> {
-        let reads_one = self.reads(1, self.duration)?;
-        let reads_many = self.reads(self.clients, self.duration)?;
-        let writes_one = self.writes(1, self.duration)?;
-        let writes_many = self.writes(self.clients, self.duration)?;
-        Ok((reads_one, reads_many, writes_one, writes_many))
+        let [reads_one, reads_many, writes_one, writes_many] = Load::ALL.map(|load| self.measure(load));
+        Ok((reads_one?.summary, reads_many?.summary, writes_one?.summary, writes_many?.summary))
     }
 
     fn refused(&self) -> u64 {

@@ -327,14 +327,33 @@ pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Ve
 /// Encrypts `out` after its first `header_len` bytes (the clear header,
 /// authenticated with `extra`) in place, and appends the tag.
 fn encrypt(out: &mut Vec<u8>, header_len: usize, counter: u64, cipher: &LessSafeKey, extra: &[u8]) {
-    let aad = [&out[..header_len], extra].concat();
-    let (_, body) = out.split_at_mut(header_len);
+    let (header, body) = out.split_at_mut(header_len);
     // Sealing fails only for messages beyond 256 GiB; ours fit a datagram.
-    let tag = match cipher.seal_in_place_separate_tag(nonce(counter), Aad::from(&aad), body) {
+    let tag = match with_aad(header, extra, |aad| cipher.seal_in_place_separate_tag(nonce(counter), aad, body)) {
         Ok(tag) => tag,
         Err(_) => unreachable!("a datagram is far below the cipher's limit"),
     };
     out.extend_from_slice(tag.as_ref());
+}
+
+/// Room on the stack for the authenticated data: the longest clear header
+/// (a request's, with a 32-byte name) and a reply's client boot fit.
+const AAD_ON_STACK: usize = 128;
+
+/// Calls `f` with `header` followed by `extra` as the authenticated data,
+/// without allocating for it (this runs for every datagram).
+fn with_aad<R>(header: &[u8], extra: &[u8], f: impl FnOnce(Aad<&[u8]>) -> R) -> R {
+    let len = header.len() + extra.len();
+    if extra.is_empty() {
+        return f(Aad::from(header));
+    }
+    if len > AAD_ON_STACK {
+        return f(Aad::from(&[header, extra].concat()[..]));
+    }
+    let mut buffer = [0u8; AAD_ON_STACK];
+    buffer[..header.len()].copy_from_slice(header);
+    buffer[header.len()..len].copy_from_slice(extra);
+    f(Aad::from(&buffer[..len]))
 }
 
 impl SealedFrame<'_> {
@@ -360,17 +379,11 @@ impl SealedFrame<'_> {
     fn open_with(&self, cipher: &LessSafeKey, extra: &[u8]) -> Result<Inner, OpenError> {
         let (ciphertext, tag) = self.sealed.split_at(self.sealed.len() - TAG_LEN);
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError::BadMac)?;
-        let aad = [self.aad, extra].concat();
         let mut plaintext = ciphertext.to_vec();
-        cipher
-            .open_in_place_separate_tag(
-                nonce(self.header.counter),
-                Aad::from(&aad),
-                Tag::from(tag),
-                &mut plaintext,
-                0..,
-            )
-            .map_err(|_| OpenError::BadMac)?;
+        with_aad(self.aad, extra, |aad| {
+            cipher.open_in_place_separate_tag(nonce(self.header.counter), aad, Tag::from(tag), &mut plaintext, 0..)
+        })
+        .map_err(|_| OpenError::BadMac)?;
         wire::decode_body(&plaintext).map_err(OpenError::Malformed)
     }
 }

@@ -110,7 +110,8 @@ struct Session {
 #[derive(Debug)]
 struct Keyring {
     keys: ServerKeys,
-    derived: BTreeMap<(KeyId, Principal), Key>,
+    /// By master key, then client (nested, so that a lookup borrows the name).
+    derived: BTreeMap<KeyId, BTreeMap<Principal, Key>>,
 }
 
 impl Keyring {
@@ -132,8 +133,7 @@ impl Keyring {
         if self.keys.revoked.contains(&principal.name) {
             return Err(format!("client '{}' is revoked (`revoked_clients`)", principal.name));
         }
-        let lookup = (master_id, principal.clone());
-        if let Some(key) = self.derived.get(&lookup) {
+        if let Some(key) = self.derived.get(&master_id).and_then(|of_master| of_master.get(principal)) {
             return Ok(key.clone());
         }
         let master = self.keys.master(master_id).ok_or_else(|| {
@@ -144,10 +144,10 @@ impl Keyring {
             )
         })?;
         let key = derive_client_key(master, principal);
-        if self.derived.len() >= MAX_CLIENT_SESSIONS {
+        if self.derived.values().map(BTreeMap::len).sum::<usize>() >= MAX_CLIENT_SESSIONS {
             self.derived.clear(); // derivation is cheap; the cache only saves it
         }
-        self.derived.insert(lookup, key.clone());
+        self.derived.entry(master_id).or_default().insert(principal.clone(), key.clone());
         Ok(key)
     }
 }
@@ -535,13 +535,21 @@ impl ServerGuard {
     /// Remembers which key a client at `from` uses, to seal replies to it.
     fn note_session(&mut self, now: Instant, header: &SealedHeader, from: SocketAddrV4) {
         let Some(principal) = &header.client else { return };
-        // Held datagrams are released oldest first; a reply names the newest.
-        let answers = match self.sessions.get(&from) {
-            Some(known) if known.boot == header.boot => known.answers.max(header.counter),
-            _ => header.counter,
+        if let Some(known) = self.sessions.get_mut(&from)
+            && (known.boot, known.master, &known.principal) == (header.boot, header.key_id, principal)
+        {
+            // Held datagrams are released oldest first; a reply names the newest.
+            known.answers = known.answers.max(header.counter);
+            known.last_used = now;
+            return;
+        }
+        let session = Session {
+            principal: principal.clone(),
+            master: header.key_id,
+            boot: header.boot,
+            answers: header.counter,
+            last_used: now,
         };
-        let session =
-            Session { principal: principal.clone(), master: header.key_id, boot: header.boot, answers, last_used: now };
         self.remember_session(from, session);
     }
 

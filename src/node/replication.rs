@@ -340,7 +340,7 @@ impl Node {
         entries: &[Entry],
     ) {
         if self.on_leader_claim(now, sender, peer) {
-            self.accept_entries(now, sender, peer.commit, prev, entries, false);
+            self.accept_entries(now, sender, peer, prev, entries, false);
             self.send_to(sender, PeerBody::AppendAck);
         }
     }
@@ -358,7 +358,7 @@ impl Node {
             return;
         }
         let before = self.log.last();
-        let matched = self.accept_entries(now, sender, peer.commit, prev, entries, complete);
+        let matched = self.accept_entries(now, sender, peer, prev, entries, complete);
         if let (State::Candidate(_), Some(matched)) = (&self.state, matched) {
             // Our log matches the source's up to `matched`, and the source knows
             // its own log committed up to `commit`.
@@ -393,16 +393,18 @@ impl Node {
         }
     }
 
-    /// Merges entries from `source`; returns how far our log now matches its.
+    /// Merges entries from `source` (`peer` is the message that carried
+    /// them); returns how far our log now matches its.
     fn accept_entries(
         &mut self,
         now: Instant,
         source: NodeId,
-        source_commit: u64,
+        peer: &PeerMessage,
         prev: LogPosition,
         entries: &[Entry],
         complete: bool,
     ) -> Option<u64> {
+        let source_commit = peer.commit;
         if self.on_divergence(now, source, prev, source_commit) {
             return None;
         }
@@ -418,7 +420,9 @@ impl Node {
         match self.log.splice_after(prev, entries, complete) {
             Ok(matched) => {
                 if let State::Follower(f) = &mut self.state {
-                    f.verified = f.verified.max(matched);
+                    if rules::verifies(f.view.term, peer.term) {
+                        f.verified = f.verified.max(matched);
+                    }
                     self.apply_committed();
                 }
                 Some(matched)

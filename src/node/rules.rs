@@ -247,6 +247,20 @@ pub(crate) fn commit_point(
     (target > commit).then_some(target)
 }
 
+/// Rule 4b, what a follower may apply: its leader's commit point, as far as
+/// its log is known to match that leader's. Entries from the leader verify
+/// the match only when they were sent in the term of the leadership whose
+/// commit point the follower holds (`source_term == view_term`).
+///
+/// Safe because a commit point is a fact about one leadership's log. The
+/// same server in another term (restarted without its data, or elected
+/// anew) may hold a different log: entries it sends that match ours say
+/// nothing about what the old commit point covered, and applying them up to
+/// it would apply entries no leader committed (soak seed 725113).
+pub(crate) fn verifies(view_term: u64, source_term: u64) -> bool {
+    view_term == source_term
+}
+
 /// Whether a member takes part in commits: it has reported holding
 /// everything committed, and its history is not known to differ (a diverged
 /// member holds none of our entries beyond the split until it copies our
@@ -390,6 +404,15 @@ mod tests {
         for (i, (own, commit, collecting, min, members, want)) in cases.into_iter().enumerate() {
             let got = commit_point(own, commit, collecting, min, members.into_iter());
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn only_entries_of_the_leadership_whose_commit_we_hold_verify_our_log() {
+        for (i, (view_term, source_term, want)) in
+            [(9, 9, true), (9, 10, false), (10, 9, false)].into_iter().enumerate()
+        {
+            assert_eq!(verifies(view_term, source_term), want, "#{i}");
         }
     }
 

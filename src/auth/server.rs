@@ -37,6 +37,10 @@ pub const MAX_CLIENT_SESSIONS: usize = 4096;
 const MAX_ANSWERED: usize = 256;
 /// How soon a boot that has not proved itself is challenged again.
 const RECHALLENGE: Duration = Duration::from_millis(100);
+/// Challenges a held sender gets on the timer alone, without sending again:
+/// enough to outlast a lost challenge or proof or two, few enough that a
+/// replayed datagram from a forged address is not much of an amplifier.
+const TIMER_CHALLENGES: u8 = 3;
 /// At most one warning per sender per this period.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// At most one key notice per sender per this period ...
@@ -85,6 +89,8 @@ struct Unverified {
     cookies: VecDeque<Cookie>,
     first_seen: Instant,
     challenged_at: Option<Instant>,
+    /// Challenges sent on the timer rather than on a datagram ([`TIMER_CHALLENGES`]).
+    timer_challenges: u8,
     held: Vec<(u64, Accepted)>,
 }
 
@@ -417,6 +423,7 @@ impl ServerGuard {
                 cookies: VecDeque::new(),
                 first_seen: now,
                 challenged_at: None,
+                timer_challenges: 0,
                 held: Vec::new(),
             };
             self.pending.insert(sender.clone(), unverified);
@@ -429,6 +436,37 @@ impl ServerGuard {
         if unverified.challenged_at.is_none_or(|at| now >= at + RECHALLENGE) {
             unverified.challenged_at = Some(now);
             self.challenge(&sender);
+        }
+    }
+
+    /// When a held sender that has not proved is next challenged again.
+    pub fn next_rechallenge(&self) -> Option<Instant> {
+        self.pending
+            .values()
+            .filter(|u| u.timer_challenges < TIMER_CHALLENGES)
+            .filter_map(|u| u.challenged_at.map(|at| (at + RECHALLENGE).min(u.first_seen + FRESHNESS)))
+            .min()
+    }
+
+    /// Challenges again every held sender whose proof has not come within
+    /// [`RECHALLENGE`] (a challenge or its proof may be lost: without this, a
+    /// sender that sends nothing more, say an election answer, stays unheard),
+    /// and forgets those held past the horizon.
+    pub fn rechallenge(&mut self, now: Instant) {
+        self.pending.retain(|_, u| now < u.first_seen + FRESHNESS);
+        let due: Vec<Sender> = self
+            .pending
+            .iter()
+            .filter(|(_, u)| u.timer_challenges < TIMER_CHALLENGES)
+            .filter(|(_, u)| u.challenged_at.is_none_or(|at| now >= at + RECHALLENGE))
+            .map(|(sender, _)| sender.clone())
+            .collect();
+        for sender in due {
+            if let Some(unverified) = self.pending.get_mut(&sender) {
+                unverified.challenged_at = Some(now);
+                unverified.timer_challenges += 1;
+                self.challenge(&sender);
+            }
         }
     }
 

@@ -120,6 +120,33 @@ fn a_sender_not_yet_verified_proves_it_is_live_and_its_held_datagram_is_released
     assert_eq!(b.status().rejected, Rejected::default());
 }
 
+/// Soak seed 414922: a restarted leader's challenge to a member was lost,
+/// and the member sent nothing more, so its election answer stayed held and
+/// the new leader never heard the member that held a confirmed write.
+#[test]
+fn a_lost_challenge_is_sent_again_on_the_timer_a_few_times() {
+    let start = Instant::now();
+    let (mut a, mut b) = (server(A, 1), server(B, 2));
+    let bytes = sealed(&mut a, Destination::Group, &coordinator());
+    assert_eq!(b.open(start, A, &bytes), None, "held");
+    assert_eq!(drain(&mut b).len(), 1, "the first challenge, lost");
+    let mut now = start;
+    for round in 1..=3 {
+        now = b.next_rechallenge().expect("a held sender is challenged again");
+        assert_eq!(now, start + Duration::from_millis(100) * round, "#{round}");
+        b.rechallenge(now);
+        assert_eq!(drain(&mut b).len(), 1, "#{round}: a challenge with a new cookie, lost too");
+    }
+    assert_eq!(b.next_rechallenge(), None, "no more than three on the timer");
+    // The sender speaks again: a fourth challenge, which arrives.
+    let again = sealed(&mut a, Destination::Group, &coordinator());
+    assert_eq!(b.open(now + Duration::from_millis(100), A, &again), None);
+    let released = deliver(now + Duration::from_millis(100), (&mut b, B), &mut a);
+    assert_eq!(released, vec![], "the challenge is no message for A");
+    let released = deliver(now + Duration::from_millis(100), (&mut a, A), &mut b);
+    assert_eq!(released.len(), 2, "both held datagrams: {released:?}");
+}
+
 #[test]
 fn a_copy_is_refused_as_a_duplicate_and_never_acted_on() {
     let now = Instant::now();

@@ -23,6 +23,9 @@ pub(crate) enum Timer {
     Candidacy,
     /// The next fetch of a catch-up may go.
     PullRetry,
+    /// A sender whose datagrams the guard holds has not proved it is live:
+    /// challenge it again (the challenge or the proof may have been lost).
+    Rechallenge,
 }
 
 // Two deadlines are checked on the leader's tick rather than kept here: the
@@ -34,8 +37,8 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every timer, in the order they run when due at once.
-    pub(crate) const ALL: [Timer; 5] =
-        [Timer::ServiceDelay, Timer::Tick, Timer::RoundClose, Timer::Candidacy, Timer::PullRetry];
+    pub(crate) const ALL: [Timer; 6] =
+        [Timer::ServiceDelay, Timer::Tick, Timer::RoundClose, Timer::Candidacy, Timer::PullRetry, Timer::Rechallenge];
 }
 
 impl Node {
@@ -47,6 +50,7 @@ impl Node {
             Timer::RoundClose => self.round_deadline,
             Timer::Candidacy => self.candidacy_deadline(),
             Timer::PullRetry => self.catchup.as_ref().map(|c| c.retry_at),
+            Timer::Rechallenge => self.guard.next_rechallenge(),
         }
     }
 
@@ -64,6 +68,7 @@ impl Node {
             }
             Timer::Candidacy => self.on_candidacy_timer(now),
             Timer::PullRetry => self.on_catchup_timer(now),
+            Timer::Rechallenge => self.guard.rechallenge(now),
         }
     }
 

@@ -108,8 +108,9 @@ fn sealed_seeds(dir: &Path) {
     let now = Instant::now();
     let mut client = ClientGuard::new(Some(fuzzing::client_key()), CLIENT_BOOT);
     let request = Request { client: 7, request: 1, command: Command::Reserve(slot("Friday")) };
-    // The harness's own client and second server prove their boots with
-    // counters from 1 up: let the seeds' counters be above those.
+    // The harness's second server proves its boot with counters from 1 up:
+    // let the seeds' counters be above those, and below
+    // `fuzzing::CLIENT_REQUESTS_SENT`, so that replies to them open.
     for _ in 0..4 {
         let _ = client.seal_request(now, &request);
     }

@@ -53,6 +53,12 @@ pub const PEER_BOOT: Boot = Boot([0x66; 16]);
 /// The harness server's address (a value: no socket is opened).
 pub const SERVER_ADDR: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, 1), 11111);
 
+/// Request datagrams the sealed harness's client has sealed (counters 1 to
+/// this, not delivered) when an input starts, so that a reply to one opens;
+/// its proofs of life come after them. The seeds' requests use counters 5
+/// and up, below this.
+pub const CLIENT_REQUESTS_SENT: u64 = 8;
+
 /// The harness's source addresses: the client is the first, the second server the second.
 pub fn sender(index: u8) -> SocketAddrV4 {
     SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, 2 + (index & 7)), 40000 + u16::from(index & 7))
@@ -137,9 +143,14 @@ struct Group {
 
 impl Group {
     fn new(now: Instant) -> Self {
+        // A client takes only replies to request datagrams it sent lately.
+        let mut client = ClientGuard::new(Some(client_key()), CLIENT_BOOT);
+        for _ in 0..CLIENT_REQUESTS_SENT {
+            let _ = client.seal_request(now, &wire::Request { client: 1, request: 1, command: wire::Command::Rooms });
+        }
         Group {
             server: ServerGuard::new(Some(server_keys()), SERVER_ADDR, SERVER_BOOT, 7, now),
-            client: ClientGuard::new(Some(client_key()), CLIENT_BOOT),
+            client,
             peer: ServerGuard::new(Some(server_keys()), sender(1), PEER_BOOT, 9, now),
             keyless_server: ServerGuard::new(None, SERVER_ADDR, SERVER_BOOT, 7, now),
             keyless_client: ClientGuard::new(None, CLIENT_BOOT),

@@ -108,9 +108,10 @@ fn sealed_seeds(dir: &Path) {
     let now = Instant::now();
     let mut client = ClientGuard::new(Some(fuzzing::client_key()), CLIENT_BOOT);
     let request = Request { client: 7, request: 1, command: Command::Reserve(slot("Friday")) };
-    // The harness's second server proves its boot with counters from 1 up:
-    // let the seeds' counters be above those, and below
-    // `fuzzing::CLIENT_REQUESTS_SENT`, so that replies to them open.
+    // The harness's client has sealed counters 1 to
+    // `fuzzing::CLIENT_REQUESTS_SENT` when an input starts, and proves its boot
+    // with counters after those: the seeds' requests use counters 5 and up,
+    // within that range, so that replies to them open.
     for _ in 0..4 {
         let _ = client.seal_request(now, &request);
     }

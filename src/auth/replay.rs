@@ -233,6 +233,34 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
+    fn a_sender_knows_which_of_its_counters_it_sent_within_the_horizon() {
+        let start = Instant::now();
+        let mut sent = SentCounter::default();
+        // Counters 1 and 2 at the start, 3 a second later, 4 at 1.9 s.
+        for (at, count) in [(0, 2), (1000, 1), (1900, 1)] {
+            sent.note_time(start + MS * at);
+            for _ in 0..count {
+                let _ = sent.take_next();
+            }
+        }
+        // (counter, ms after the start, want)
+        let cases = [
+            (0, 1900, false), // never sent
+            (1, 1900, true),
+            (2, 1900, true),
+            (5, 1900, false), // not sent yet
+            (2, 2100, false), // sent 2.1 s before
+            (3, 2100, true),
+            (3, 3100, false),
+            (4, 3100, true),
+            (4, 4100, false), // no mark within the horizon: nothing counts as recent
+        ];
+        for (i, (counter, at, want)) in cases.into_iter().enumerate() {
+            assert_eq!(sent.sent_within_horizon(counter, start + MS * at), want, "#{i}");
+        }
+    }
+
+    #[test]
     fn the_window_takes_each_fresh_counter_once() {
         let now = Instant::now();
         // (counter, want) in the order they arrive.

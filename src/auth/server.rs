@@ -37,9 +37,10 @@ pub const MAX_CLIENT_SESSIONS: usize = 4096;
 const MAX_ANSWERED: usize = 256;
 /// How soon a boot that has not proved itself is challenged again.
 const RECHALLENGE: Duration = Duration::from_millis(100);
-/// Challenges a held sender gets on the timer alone, without sending again:
+/// Challenges a held server gets on the timer alone, without sending again:
 /// enough to outlast a lost challenge or proof or two, few enough that a
-/// replayed datagram from a forged address is not much of an amplifier.
+/// replayed datagram from a forged address is a small amplifier (at most 4
+/// challenges per receiving server, 1 on the datagram and 3 on the timer).
 const TIMER_CHALLENGES: u8 = 3;
 /// At most one warning per sender per this period.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -156,6 +157,12 @@ impl Keyring {
         self.derived.entry(master_id).or_default().insert(principal.clone(), key.clone());
         Ok(key)
     }
+}
+
+/// Whether a held sender is challenged again on the timer: a server, up
+/// to [`TIMER_CHALLENGES`] times.
+fn rechallenged_on_timer(sender: &Sender, unverified: &Unverified) -> bool {
+    sender.client.is_none() && unverified.timer_challenges < TIMER_CHALLENGES
 }
 
 fn ids(keys: &[Key]) -> String {
@@ -439,25 +446,27 @@ impl ServerGuard {
         }
     }
 
-    /// When a held sender that has not proved is next challenged again.
+    /// When a held server that has not proved is next challenged again.
     pub fn next_rechallenge(&self) -> Option<Instant> {
         self.pending
-            .values()
-            .filter(|u| u.timer_challenges < TIMER_CHALLENGES)
+            .iter()
+            .filter(|(sender, u)| rechallenged_on_timer(sender, u))
+            .map(|(_, u)| u)
             .filter_map(|u| u.challenged_at.map(|at| (at + RECHALLENGE).min(u.first_seen + FRESHNESS)))
             .min()
     }
 
-    /// Challenges again every held sender whose proof has not come within
+    /// Challenges again every held server whose proof has not come within
     /// [`RECHALLENGE`] (a challenge or its proof may be lost: without this, a
-    /// sender that sends nothing more, say an election answer, stays unheard),
-    /// and forgets those held past the horizon.
+    /// server that sends nothing more, say an election answer, stays unheard),
+    /// and forgets what was held past the horizon. Clients are challenged
+    /// again only when they retry, which they do every 250 ms anyway.
     pub fn rechallenge(&mut self, now: Instant) {
         self.pending.retain(|_, u| now < u.first_seen + FRESHNESS);
         let due: Vec<Sender> = self
             .pending
             .iter()
-            .filter(|(_, u)| u.timer_challenges < TIMER_CHALLENGES)
+            .filter(|(sender, u)| rechallenged_on_timer(sender, u))
             .filter(|(_, u)| u.challenged_at.is_none_or(|at| now >= at + RECHALLENGE))
             .map(|(sender, _)| sender.clone())
             .collect();
@@ -550,7 +559,8 @@ impl ServerGuard {
         for (counter, accepted) in held {
             match window.accept(counter, now) {
                 Ok(()) => {
-                    self.note_session(now, &unverified.header, accepted.from);
+                    let header = SealedHeader { counter, ..unverified.header.clone() };
+                    self.note_session(now, &header, accepted.from);
                     self.released.push_back(accepted);
                 }
                 Err(stale) => {

@@ -324,6 +324,32 @@ fn a_reply_the_client_missed_cannot_be_replayed_to_it_after_the_horizon() {
     assert_eq!(client.open(now, B, &fresh), ClientInput::Reply(want), "the reply to the latest retry");
 }
 
+/// A client's request held for a proof of life that came late: the reply
+/// names the newest request datagram the proof released, not the first.
+#[test]
+fn a_reply_after_a_late_proof_names_the_newest_request_datagram() {
+    let start = Instant::now();
+    let mut b = server(B, 2);
+    let mut client = ClientGuard::new(Some(client_key(alice())), boot(20));
+    let first = client.seal_request(start, &request(1));
+    assert_eq!(b.open(start, CLIENT, &first), None, "held");
+    assert_eq!(drain(&mut b).len(), 1, "its challenge, lost");
+    let later = start + Duration::from_millis(1900);
+    let retry = client.seal_request(later, &request(1));
+    assert_eq!(b.open(later, CLIENT, &retry), None, "held too, and challenged again");
+    for (_, challenge) in drain(&mut b) {
+        assert_eq!(client.open(later, B, &challenge), ClientInput::Nothing);
+    }
+    for (_, proof) in std::iter::from_fn(|| client.poll_transmit()) {
+        assert_eq!(b.open(later, CLIENT, &proof), None);
+    }
+    assert_eq!(std::iter::from_fn(|| b.poll_released()).count(), 2, "both released");
+    let answered = start + Duration::from_millis(2100);
+    let reply = sealed(&mut b, Destination::Peer(CLIENT), &rooms_reply(1));
+    let Message::Reply(want) = rooms_reply(1) else { unreachable!() };
+    assert_eq!(client.open(answered, B, &reply), ClientInput::Reply(want), "the first datagram is 2.1 s old");
+}
+
 /// The three states of a server while a key rolls (docs/security.md §6).
 #[test]
 fn a_server_seals_with_its_first_key_and_opens_with_every_key() {

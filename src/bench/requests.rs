@@ -196,13 +196,18 @@ impl KeyCost {
     }
 }
 
-/// The median of `values` (at least one).
+/// The median of `values` (the mean of the middle two for an even count).
 fn median_of(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
-/// The summary whose p50 is the median of `summaries` (at least one).
+/// The summary whose p50 is the median of `summaries` (at least one; the
+/// upper of the middle two for an even count: it is one real run).
 fn median(mut summaries: Vec<Summary>) -> Summary {
     summaries.sort_by(|a, b| a.p50_us.total_cmp(&b.p50_us));
     let middle = summaries.len() / 2;

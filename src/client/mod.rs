@@ -40,7 +40,9 @@ use responders::Responders;
 /// How patiently the client waits for the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// Time between retransmissions of an unanswered request.
+    /// Time between retransmissions of an unanswered request. With keys,
+    /// keep it well under 2 s: a reply is taken only if the request datagram
+    /// it answers was sent within the last 2 s (docs/security.md §4).
     pub retry_interval: Duration,
     /// Total time to wait for an answer before giving up.
     pub timeout: Duration,

@@ -29,8 +29,8 @@ pub(super) struct Candidacy {
     patience: Instant,
     /// The highest server above us that answered.
     higher: Option<NodeId>,
-    /// A server that answered as the current leader.
-    leader: Option<(NodeId, u64)>,
+    /// A server that answered as the current leader, and its tenure.
+    leader: Option<(NodeId, rules::Tenure)>,
     /// Every server that answered, with how much of the log it holds.
     voters: BTreeMap<NodeId, Standing>,
 }
@@ -251,7 +251,7 @@ impl Node {
             c.higher = Some(sender);
         }
         if leading {
-            c.leader = Some((sender, peer.term));
+            c.leader = Some((sender, rules::Tenure::of(peer)));
         } else {
             c.forget_leader(sender);
         }
@@ -278,9 +278,9 @@ impl Node {
                 self.multicast(PeerBody::Coordinator);
                 false
             }
-            State::Follower(f) if f.leader == sender && peer.term > f.view.term => {
-                // The same server leads a new term, possibly with a different log:
-                // what we verified against its old leadership no longer holds.
+            State::Follower(f) if f.leader == sender && !rules::same_tenure(f.view.tenure, view.tenure) => {
+                // The same server leads a new term, or restarted, possibly with a
+                // different log: what we verified against its old tenure no longer holds.
                 self.become_follower(now, sender, view);
                 true
             }
@@ -304,7 +304,7 @@ impl Node {
                 true
             }
             State::Follower(f) => {
-                let ours = Claim { term: f.view.term, server: f.leader };
+                let ours = Claim { term: f.view.tenure.term, server: f.leader };
                 if rules::prevails(Claim { term: peer.term, server: sender }, ours) {
                     self.become_follower(now, sender, view);
                     return true;
@@ -317,7 +317,7 @@ impl Node {
                     return true;
                 }
                 // A lower leader: decided when our answer window closes.
-                c.leader = Some((sender, peer.term));
+                c.leader = Some((sender, rules::Tenure::of(peer)));
                 false
             }
         }
@@ -374,9 +374,9 @@ impl Node {
                 c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
             }
             Decision::Follow(leader) => {
-                let term = c.leader.map_or(0, |(_, term)| term);
+                let tenure = c.leader.map_or(rules::Tenure { term: 0, incarnation: 0 }, |(_, tenure)| tenure);
                 let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
-                self.become_follower(now, leader, LeaderView { term, commit: 0, last });
+                self.become_follower(now, leader, LeaderView { tenure, commit: 0, last });
             }
             Decision::CatchUpFrom(_) | Decision::Lead => self.catch_up_from_or_lead(now, ahead),
         }

@@ -224,14 +224,14 @@ enum State {
 /// What a server last heard from a leader about its leadership and log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct LeaderView {
-    term: u64,
+    tenure: rules::Tenure,
     commit: u64,
     last: LogPosition,
 }
 
 impl From<&PeerMessage> for LeaderView {
     fn from(peer: &PeerMessage) -> Self {
-        LeaderView { term: peer.term, commit: peer.commit, last: peer.last }
+        LeaderView { tenure: rules::Tenure::of(peer), commit: peer.commit, last: peer.last }
     }
 }
 

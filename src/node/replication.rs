@@ -357,6 +357,11 @@ impl Node {
         if self.pull_source() != Some(sender) {
             return;
         }
+        if let State::Follower(f) = &self.state
+            && !rules::same_tenure(f.view.tenure, rules::Tenure::of(peer))
+        {
+            return; // another tenure of our leader: its claim comes first (rule 4b)
+        }
         let before = self.log.last();
         let matched = self.accept_entries(now, sender, peer, prev, entries, complete);
         if let (State::Candidate(_), Some(matched)) = (&self.state, matched) {
@@ -373,10 +378,8 @@ impl Node {
         if let State::Follower(f) = &mut self.state {
             // Not a leader claim: any server answers a fetch, also one that has
             // stopped leading. But its commit point is a fact about its log.
-            if peer.term == f.view.term {
-                f.view.commit = f.view.commit.max(peer.commit);
-                self.apply_committed();
-            }
+            f.view.commit = f.view.commit.max(peer.commit);
+            self.apply_committed();
             self.send_to(sender, PeerBody::AppendAck);
         }
         if matched.is_some() {
@@ -420,9 +423,8 @@ impl Node {
         match self.log.splice_after(prev, entries, complete) {
             Ok(matched) => {
                 if let State::Follower(f) = &mut self.state {
-                    if rules::verifies(f.view.term, peer.term) {
-                        f.verified = f.verified.max(matched);
-                    }
+                    // From the tenure we follow (rule 4b): a claim, or a fetch checked above.
+                    f.verified = f.verified.max(matched);
                     self.apply_committed();
                 }
                 Some(matched)

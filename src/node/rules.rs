@@ -247,18 +247,34 @@ pub(crate) fn commit_point(
     (target > commit).then_some(target)
 }
 
-/// Rule 4b, what a follower may apply: its leader's commit point, as far as
-/// its log is known to match that leader's. Entries from the leader verify
-/// the match only when they were sent in the term of the leadership whose
-/// commit point the follower holds (`source_term == view_term`).
+/// One leadership: a term, as one process of its leader (`incarnation`,
+/// drawn at every start) holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tenure {
+    pub(crate) term: u64,
+    pub(crate) incarnation: u64,
+}
+
+impl Tenure {
+    /// The tenure a leader's message speaks for.
+    pub(crate) fn of(peer: &crate::wire::PeerMessage) -> Self {
+        Tenure { term: peer.term, incarnation: peer.incarnation }
+    }
+}
+
+/// Rule 4b, what a follower takes from its leader: entries and commit
+/// points count only when they come from the tenure it follows; a leader's
+/// message from another tenure is a new claim (it makes us follow that
+/// tenure afresh, forgetting how far our log matched), or is dropped.
 ///
-/// Safe because a commit point is a fact about one leadership's log. The
-/// same server in another term (restarted without its data, or elected
-/// anew) may hold a different log: entries it sends that match ours say
-/// nothing about what the old commit point covered, and applying them up to
-/// it would apply entries no leader committed (soak seed 725113).
-pub(crate) fn verifies(view_term: u64, source_term: u64) -> bool {
-    view_term == source_term
+/// Safe because a commit point is a fact about one tenure's log. The same
+/// server in another term, or restarted without its data (possibly taking a
+/// term number it held before), may hold a different log: taking its
+/// entries under the old tenure's flags could replace entries the old tenure
+/// confirmed, and combining their match with the old commit point would
+/// apply entries no leader committed (soak seed 725113).
+pub(crate) fn same_tenure(followed: Tenure, source: Tenure) -> bool {
+    followed == source
 }
 
 /// Whether a member takes part in commits: it has reported holding
@@ -408,11 +424,16 @@ mod tests {
     }
 
     #[test]
-    fn only_entries_of_the_leadership_whose_commit_we_hold_verify_our_log() {
-        for (i, (view_term, source_term, want)) in
-            [(9, 9, true), (9, 10, false), (10, 9, false)].into_iter().enumerate()
-        {
-            assert_eq!(verifies(view_term, source_term), want, "#{i}");
+    fn a_follower_takes_entries_only_from_the_tenure_it_follows() {
+        let tenure = |term, incarnation| Tenure { term, incarnation };
+        let cases = [
+            (tenure(9, 1), tenure(9, 1), true),
+            (tenure(9, 1), tenure(10, 1), false),
+            (tenure(10, 1), tenure(9, 1), false),
+            (tenure(9, 1), tenure(9, 2), false), // restarted, and took the same term again
+        ];
+        for (i, (followed, source, want)) in cases.into_iter().enumerate() {
+            assert_eq!(same_tenure(followed, source), want, "#{i}");
         }
     }
 

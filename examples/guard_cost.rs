@@ -6,12 +6,27 @@
 //! (The end-to-end cost is `bench keys`.)
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock
 use std::net::SocketAddrV4;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use roomcast::auth::frame::Boot;
 use roomcast::auth::{ClientGuard, ClientKey, Principal, ServerGuard, ServerKeys};
 use roomcast::node::Destination;
 use roomcast::wire::{self, *};
+
+/// Rounds of each measurement, and operations per round.
+const ROUNDS: u32 = 3;
+const OPS: u32 = 2_000_000;
+
+/// Runs `op` [`OPS`] times, each at a simulated instant 300 ns after the
+/// last from `start` (continuing over rounds, so that replay windows only
+/// move forward); its mean time in µs.
+fn per_op_us(start: Instant, round: u32, mut op: impl FnMut(Instant)) -> f64 {
+    let timer = Instant::now();
+    for i in 0..OPS {
+        op(start + Duration::from_nanos(u64::from(i + round * OPS) * 300));
+    }
+    timer.elapsed().as_secs_f64() * 1e6 / f64::from(OPS)
+}
 
 fn main() {
     let keys = ServerKeys::generate(std::array::from_fn(|i| i as u8));
@@ -44,21 +59,14 @@ fn main() {
         b.open(now, a_addr, &pr);
     }
     assert!(b.poll_released().is_some());
-    let n = 2_000_000u32;
-    for round in 0..3 {
-        let t = Instant::now();
-        for i in 0..n {
-            let now = now + std::time::Duration::from_nanos(u64::from(i + round * n) * 300);
+    for round in 0..ROUNDS {
+        let keyed = per_op_us(now, round, |now| {
             let bytes = a.seal(Destination::Group, &msg).expect("seals");
             assert!(b.open(now, a_addr, &bytes).is_some());
-        }
-        let keyed = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
-        let t = Instant::now();
-        for _ in 0..n {
-            let bytes = wire::encode(&msg);
-            let _ = std::hint::black_box(wire::decode(&bytes));
-        }
-        let plain = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        });
+        let plain = per_op_us(now, round, |_| {
+            let _ = std::hint::black_box(wire::decode(&wire::encode(&msg)));
+        });
         println!(
             "append: keyed seal+open {keyed:.3} µs, plain encode+decode {plain:.3} µs, extra {:.3} µs",
             keyed - plain
@@ -79,24 +87,18 @@ fn main() {
     assert!(b.poll_released().is_some());
     let reply =
         Message::Reply(Reply { request: 1, server: 2, catalog: 5, answer: Answer::Write(WriteOutcome::Reserved) });
-    for round in 0..3 {
-        let t = Instant::now();
-        for i in 0..n {
-            let now = now + std::time::Duration::from_nanos(u64::from(i + round * n) * 300);
+    let request = Message::Request(req.clone());
+    for round in 0..ROUNDS {
+        let keyed = per_op_us(now, round, |now| {
             let bytes = client.seal_request(now, &req);
             assert!(b.open(now, c_addr, &bytes).is_some());
             let r = b.seal(Destination::Peer(c_addr), &reply).expect("seals");
             assert!(matches!(client.open(now, b_addr, &r), roomcast::auth::ClientInput::Reply(_)));
-        }
-        let keyed = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
-        let t = Instant::now();
-        for _ in 0..n {
-            let bytes = wire::encode(&Message::Request(req.clone()));
-            let _ = std::hint::black_box(wire::decode(&bytes));
-            let bytes = wire::encode(&reply);
-            let _ = std::hint::black_box(wire::decode(&bytes));
-        }
-        let plain = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        });
+        let plain = per_op_us(now, round, |_| {
+            let _ = std::hint::black_box(wire::decode(&wire::encode(&request)));
+            let _ = std::hint::black_box(wire::decode(&wire::encode(&reply)));
+        });
         println!("request+reply: keyed {keyed:.3} µs, plain {plain:.3} µs, extra {:.3} µs", keyed - plain);
     }
 }

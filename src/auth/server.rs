@@ -159,10 +159,15 @@ impl Keyring {
     }
 }
 
-/// Whether a held sender is challenged again on the timer: a server, up
-/// to [`TIMER_CHALLENGES`] times.
-fn rechallenged_on_timer(sender: &Sender, unverified: &Unverified) -> bool {
-    sender.client.is_none() && unverified.timer_challenges < TIMER_CHALLENGES
+/// When a held sender is next challenged again on the timer: a server, up
+/// to [`TIMER_CHALLENGES`] times, [`RECHALLENGE`] after its last challenge;
+/// or when what it sent expires unproved, whichever comes first.
+fn timer_challenge_at(sender: &Sender, unverified: &Unverified) -> Option<Instant> {
+    if sender.client.is_some() || unverified.timer_challenges >= TIMER_CHALLENGES {
+        return None;
+    }
+    let at = unverified.challenged_at?;
+    Some((at + RECHALLENGE).min(unverified.first_seen + FRESHNESS))
 }
 
 fn ids(keys: &[Key]) -> String {
@@ -295,8 +300,7 @@ impl ServerGuard {
         match (message, dst) {
             (Message::Peer(_), dst) => self.seal_for_servers(dst, &Inner::Message(message.clone())),
             (Message::Reply(reply), Destination::Peer(to)) => {
-                let answers = self.sessions.get(&to)?.answers;
-                self.seal_for_client(to, &Inner::Reply { answers, reply: reply.clone() })
+                self.seal_for_client(to, |session| Inner::Reply { answers: session.answers, reply: reply.clone() })
             }
             (Message::Reply(_) | Message::Request(_), _) => None,
         }
@@ -319,8 +323,10 @@ impl ServerGuard {
         Some(self.frame_keys.seal(&header, &key, &[], inner))
     }
 
-    fn seal_for_client(&mut self, to: SocketAddrV4, inner: &Inner) -> Option<Vec<u8>> {
-        let Some(session) = self.sessions.get(&to).cloned() else {
+    /// Seals what `inner` makes of the session of the client at `to` (its
+    /// key, its boot, the request datagram it last sent).
+    fn seal_for_client(&mut self, to: SocketAddrV4, inner: impl FnOnce(&Session) -> Inner) -> Option<Vec<u8>> {
+        let Some(session) = self.sessions.get(&to) else {
             debug!("no key known for client {to}; its retry gets the answer");
             return None;
         };
@@ -331,9 +337,9 @@ impl ServerGuard {
             boot: self.boot,
             counter: self.sent.take_next(),
             target: Target::Group,
-            client: Some(session.principal),
+            client: Some(session.principal.clone()),
         };
-        Some(self.frame_keys.seal(&header, &key, &session.boot.0, inner))
+        Some(self.frame_keys.seal(&header, &key, &session.boot.0, &inner(session)))
     }
 
     fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> Option<Accepted> {
@@ -448,12 +454,7 @@ impl ServerGuard {
 
     /// When a held server that has not proved is next challenged again.
     pub fn next_rechallenge(&self) -> Option<Instant> {
-        self.pending
-            .iter()
-            .filter(|(sender, u)| rechallenged_on_timer(sender, u))
-            .map(|(_, u)| u)
-            .filter_map(|u| u.challenged_at.map(|at| (at + RECHALLENGE).min(u.first_seen + FRESHNESS)))
-            .min()
+        self.pending.iter().filter_map(|(sender, u)| timer_challenge_at(sender, u)).min()
     }
 
     /// Challenges again every held server whose proof has not come within
@@ -466,8 +467,7 @@ impl ServerGuard {
         let due: Vec<Sender> = self
             .pending
             .iter()
-            .filter(|(sender, u)| rechallenged_on_timer(sender, u))
-            .filter(|(_, u)| u.challenged_at.is_none_or(|at| now >= at + RECHALLENGE))
+            .filter(|(sender, u)| timer_challenge_at(sender, u).is_some_and(|at| at <= now))
             .map(|(sender, _)| sender.clone())
             .collect();
         for sender in due {
@@ -505,7 +505,7 @@ impl ServerGuard {
                 let session =
                     Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
                 self.remember_session(to, session);
-                self.seal_for_client(to, &inner)
+                self.seal_for_client(to, |_| inner)
             }
         };
         if let Some(bytes) = bytes {

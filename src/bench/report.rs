@@ -103,13 +103,8 @@ pub fn rows(report: &Report) -> Vec<Row> {
         load_rows(&mut rows, &format!("durable read ({fs})"), "1 client", &r.durable.reads_one, d1);
     }
     if let Some(k) = &report.keys {
-        let runs = [
-            (&k.plain.reads_one, &k.keyed.reads_one),
-            (&k.plain.reads_many, &k.keyed.reads_many),
-            (&k.plain.writes_one, &k.keyed.writes_one),
-            (&k.plain.writes_many, &k.keyed.writes_many),
-        ];
-        for (cost, (plain, keyed)) in k.cost.iter().zip(runs) {
+        for cost in &k.cost {
+            let (plain, keyed) = (&cost.plain, &cost.keyed);
             let pairs = cost.p50_ratios.iter().map(|r| format!("{:+.0}", 100.0 * (r - 1.0))).collect::<Vec<_>>();
             rows.push(row(
                 format!("keyed {}, p50 (without keys / with)", cost.load),

@@ -67,12 +67,12 @@ pub struct RequestsResult {
 /// with them, measured in pairs.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeysResult {
-    /// Without keys (per load, the run with the median p50).
-    pub plain: ModeResult,
-    /// With a server key file, and a client key for every bench client.
-    pub keyed: ModeResult,
-    /// Per load, what keys cost, pair by pair.
+    /// Per load (reads and writes, by one client and by many), what keys
+    /// cost: the group without keys against the one with a server key file
+    /// and a client key for every bench client.
     pub cost: Vec<KeyCost>,
+    /// Writes refused in either group (should be 0: every client owns its slots).
+    pub refused: u64,
     /// Concurrent clients of the "many" runs.
     pub clients: usize,
 }
@@ -82,6 +82,10 @@ pub struct KeysResult {
 pub struct KeyCost {
     /// Which load: `reads, 1 client` and so on.
     pub load: String,
+    /// Without keys, the run with the median p50.
+    pub plain: Summary,
+    /// With keys, the run with the median p50.
+    pub keyed: Summary,
     /// Keyed p50 over plain p50 in each pair, in the order they ran.
     pub p50_ratios: Vec<f64>,
     /// Their median: the figure the 10% target is about.
@@ -136,11 +140,10 @@ pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, Benc
     let keys = BenchKeys::new(scratch.path())?;
     let (plain_group, keyed_group) =
         (start(bins, &catalog_file, None, None)?, start(bins, &catalog_file, None, Some(&keys))?);
-    let floor = floor::measure(bins, settings.clients, settings.load_duration())?;
     let (plain, keyed) = (Loads::new(&plain_group, settings, None), Loads::new(&keyed_group, settings, Some(&keys)));
     plain.warm_up()?;
     keyed.warm_up()?;
-    let (mut plain_runs, mut keyed_runs, mut cost) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cost = Vec::new();
     for load in Load::ALL {
         let mut pairs = Vec::new();
         for pair in 0..KEY_PAIRS {
@@ -152,48 +155,33 @@ pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, Benc
                 }
             });
         }
-        cost.push(KeyCost::of(load.describe(settings.clients), &pairs));
-        let (p, k): (Vec<_>, Vec<_>) = pairs.into_iter().map(|(p, k)| (p.summary, k.summary)).unzip();
-        plain_runs.push(median(p));
-        keyed_runs.push(median(k));
+        cost.push(KeyCost::of(load.describe(settings.clients), pairs));
     }
-    let mode = |runs: Vec<Summary>, loads: &Loads| -> Result<ModeResult, BenchError> {
-        let [reads_one, reads_many, writes_one, writes_many]: [Summary; 4] =
-            runs.try_into().map_err(|_| BenchError::Unexpected("a load of the keys part is missing".into()))?;
-        Ok(ModeResult {
-            reads_one,
-            reads_many,
-            writes_one,
-            writes_many,
-            refused: loads.refused(),
-            floor: floor.clone(),
-        })
-    };
-    Ok(KeysResult {
-        plain: mode(plain_runs, &plain)?,
-        keyed: mode(keyed_runs, &keyed)?,
-        cost,
-        clients: settings.clients,
-    })
+    Ok(KeysResult { cost, refused: plain.refused() + keyed.refused(), clients: settings.clients })
 }
 
 impl KeyCost {
-    fn of(load: String, pairs: &[(Measured, Measured)]) -> KeyCost {
+    fn of(load: String, pairs: Vec<(Measured, Measured)>) -> KeyCost {
         let p50_ratios: Vec<f64> = pairs.iter().map(|(p, k)| k.summary.p50_us / p.summary.p50_us).collect();
         let p50_ratio = median_of(&mut p50_ratios.clone());
-        let cpu_per_request = |runs: Vec<&Measured>| {
-            let requests: usize = runs.iter().map(|m| m.summary.count).sum();
-            let cpu: Duration = runs.iter().map(|m| m.server_cpu).sum();
-            cpu.as_secs_f64() * 1e6 / requests.max(1) as f64
-        };
+        let (plain, keyed): (Vec<Measured>, Vec<Measured>) = pairs.into_iter().unzip();
         KeyCost {
             load,
             p50_ratios,
             p50_ratio,
-            plain_server_cpu_us: cpu_per_request(pairs.iter().map(|(p, _)| p).collect()),
-            keyed_server_cpu_us: cpu_per_request(pairs.iter().map(|(_, k)| k).collect()),
+            plain_server_cpu_us: server_cpu_per_request(&plain),
+            keyed_server_cpu_us: server_cpu_per_request(&keyed),
+            plain: median(plain.into_iter().map(|m| m.summary).collect()),
+            keyed: median(keyed.into_iter().map(|m| m.summary).collect()),
         }
     }
+}
+
+/// The servers' CPU time per request over `runs`, µs.
+fn server_cpu_per_request(runs: &[Measured]) -> f64 {
+    let requests: usize = runs.iter().map(|m| m.summary.count).sum();
+    let cpu: Duration = runs.iter().map(|m| m.server_cpu).sum();
+    cpu.as_secs_f64() * 1e6 / requests.max(1) as f64
 }
 
 /// The median of `values` (the mean of the middle two for an even count).

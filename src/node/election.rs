@@ -374,7 +374,7 @@ impl Node {
                 c.deadline = now + timing.heartbeat_timeout + timing.election_timeout * 2;
             }
             Decision::Follow(leader) => {
-                let tenure = c.leader.map_or(rules::Tenure { term: 0, incarnation: 0 }, |(_, tenure)| tenure);
+                let tenure = c.leader.map(|(_, tenure)| tenure).unwrap_or_default();
                 let last = c.voters.get(&leader).map(|s| s.last).unwrap_or_default();
                 self.become_follower(now, leader, LeaderView { tenure, commit: 0, last });
             }

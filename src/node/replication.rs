@@ -340,7 +340,7 @@ impl Node {
         entries: &[Entry],
     ) {
         if self.on_leader_claim(now, sender, peer) {
-            self.accept_entries(now, sender, peer, prev, entries, false);
+            self.accept_entries(now, sender, peer.commit, prev, entries, false);
             self.send_to(sender, PeerBody::AppendAck);
         }
     }
@@ -363,7 +363,7 @@ impl Node {
             return; // another tenure of our leader: its claim comes first (rule 4b)
         }
         let before = self.log.last();
-        let matched = self.accept_entries(now, sender, peer, prev, entries, complete);
+        let matched = self.accept_entries(now, sender, peer.commit, prev, entries, complete);
         if let (State::Candidate(_), Some(matched)) = (&self.state, matched) {
             // Our log matches the source's up to `matched`, and the source knows
             // its own log committed up to `commit`.
@@ -396,18 +396,16 @@ impl Node {
         }
     }
 
-    /// Merges entries from `source` (`peer` is the message that carried
-    /// them); returns how far our log now matches its.
+    /// Merges entries from `source`; returns how far our log now matches its.
     fn accept_entries(
         &mut self,
         now: Instant,
         source: NodeId,
-        peer: &PeerMessage,
+        source_commit: u64,
         prev: LogPosition,
         entries: &[Entry],
         complete: bool,
     ) -> Option<u64> {
-        let source_commit = peer.commit;
         if self.on_divergence(now, source, prev, source_commit) {
             return None;
         }

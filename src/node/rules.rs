@@ -249,7 +249,7 @@ pub(crate) fn commit_point(
 
 /// One leadership: a term, as one process of its leader (`incarnation`,
 /// drawn at every start) holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Tenure {
     pub(crate) term: u64,
     pub(crate) incarnation: u64,

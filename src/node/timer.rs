@@ -23,7 +23,7 @@ pub(crate) enum Timer {
     Candidacy,
     /// The next fetch of a catch-up may go.
     PullRetry,
-    /// A sender whose datagrams the guard holds has not proved it is live:
+    /// A server whose datagrams the guard holds has not proved it is live:
     /// challenge it again (the challenge or the proof may have been lost).
     Rechallenge,
 }

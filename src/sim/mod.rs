@@ -787,12 +787,7 @@ impl Sim {
             self.sprung.torn_flushes += 1;
             return self.tear(index, datagrams, events, changes);
         }
-        if let Some(changes) = changes {
-            let server = &mut self.servers[index];
-            if let Some(disk) = &mut server.disk {
-                disk.save(server.node.log(), changes);
-            }
-        }
+        self.store(index, changes);
         let answered = leads
             && self.traps.crash_after_answer
             && events.iter().any(|e| matches!(e, Event::Applied(_, Applied::Executed(_) | Applied::Replayed(_))))
@@ -883,14 +878,7 @@ impl Sim {
         self.running(index);
         log::info!("SIM: crashed between {:?} and {:?}", order[0], order[1]);
         match order[0] {
-            FlushStep::Store => {
-                if let Some(changes) = changes {
-                    let server = &mut self.servers[index];
-                    if let Some(disk) = &mut server.disk {
-                        disk.save(server.node.log(), changes);
-                    }
-                }
-            }
+            FlushStep::Store => self.store(index, changes),
             FlushStep::Send => {
                 for (dst, bytes) in datagrams {
                     self.route(from, dst, bytes);
@@ -911,6 +899,15 @@ impl Sim {
         self.take_events(index, id, events, committer);
         self.crash(index);
         self.servers[index].torn = true;
+    }
+
+    /// Stores the server's log `changes` in its data directory, as the
+    /// driver does before it sends.
+    fn store(&mut self, index: usize, changes: Option<LogChanges>) {
+        let server = &mut self.servers[index];
+        if let (Some(changes), Some(disk)) = (changes, &mut server.disk) {
+            disk.save(server.node.log(), changes);
+        }
     }
 
     /// True when every server but `index` runs (neither crashed nor paused).

@@ -234,7 +234,7 @@ impl Group {
 fn harness_key(header: &frame::SealedHeader) -> (Key, &'static [u8]) {
     let master = Key::from_bytes(MASTER_KEY);
     match (&header.kind, &header.client) {
-        (FrameKind::Request, Some(client)) => (derive_client_key(&master, client), &[]),
+        (FrameKind::Request | FrameKind::LeaderRequest, Some(client)) => (derive_client_key(&master, client), &[]),
         (FrameKind::Reply, Some(client)) => (derive_client_key(&master, client), &CLIENT_BOOT.0),
         _ => (Key::from_bytes(SERVER_KEY), &[]),
     }

@@ -29,7 +29,7 @@ pub const HEADER_LEN: usize = 4;
 
 const MAGIC: [u8; 2] = *b"RC";
 /// The protocol version; datagrams of any other are refused.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 
 /// How much memory bincode may claim while decoding one datagram. It counts
 /// decoded sizes (a `u64` sent in one varint byte claims 8), so a datagram
@@ -50,13 +50,23 @@ pub enum FrameKind {
     Reply = 3,
     /// An unauthenticated hint that a key is missing or wrong ([`crate::auth::Notice`]).
     Notice = 4,
+    /// Sealed with a client's key: a request only the leader acts on (every
+    /// command but `status`). The other servers drop it without opening it.
+    LeaderRequest = 5,
 }
 
 impl FrameKind {
     fn from_byte(byte: u8) -> Option<FrameKind> {
-        [FrameKind::Plain, FrameKind::Peer, FrameKind::Request, FrameKind::Reply, FrameKind::Notice]
-            .into_iter()
-            .find(|kind| *kind as u8 == byte)
+        [
+            FrameKind::Plain,
+            FrameKind::Peer,
+            FrameKind::Request,
+            FrameKind::Reply,
+            FrameKind::Notice,
+            FrameKind::LeaderRequest,
+        ]
+        .into_iter()
+        .find(|kind| *kind as u8 == byte)
     }
 }
 

@@ -15,7 +15,7 @@ use super::Notice;
 use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, SealedFrame, SealedHeader, Target};
 use super::keys::ClientKey;
 use super::replay::{ReplayWindow, SentCounter};
-use crate::wire::{self, FrameKind, Message, Reply, Request};
+use crate::wire::{self, Command, FrameKind, Message, Reply, Request};
 
 /// Server boots a client keeps a replay window for.
 const MAX_SERVER_BOOTS: usize = 256;
@@ -68,13 +68,17 @@ impl ClientGuard {
     pub fn seal_request(&mut self, now: Instant, request: &Request) -> Vec<u8> {
         self.sent.note_time(now);
         let message = Message::Request(request.clone());
-        self.seal(&Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
+        let kind = match request.command {
+            Command::Status => FrameKind::Request, // every server answers it
+            _ => FrameKind::LeaderRequest,
+        };
+        self.seal(kind, &Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
     }
 
-    fn seal(&mut self, inner: &Inner) -> Option<Vec<u8>> {
+    fn seal(&mut self, kind: FrameKind, inner: &Inner) -> Option<Vec<u8>> {
         let key = self.key.as_ref()?;
         let header = SealedHeader {
-            kind: FrameKind::Request,
+            kind,
             key_id: key.master,
             boot: self.boot,
             counter: self.sent.take_next(),
@@ -147,7 +151,7 @@ impl ClientGuard {
                 }
                 self.answered.push_back((header.boot, cookie));
                 let proof = Inner::Proof { cookie, history: self.sent.history(now) };
-                if let Some(bytes) = self.seal(&proof) {
+                if let Some(bytes) = self.seal(FrameKind::Request, &proof) {
                     self.outbox.push_back((from, bytes));
                 }
                 ClientInput::Nothing

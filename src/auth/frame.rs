@@ -6,7 +6,7 @@
 //! 8     sender boot nonce               16 B   random per process start
 //! 24    counter (LE)                     8 B   grows with every datagram the boot sends
 //! 32    Peer:          destination       6 B   IPv4 + port (BE); all zero: the group
-//!       Request/Reply: role, name length, name  2 + 1..32 B   whose client key
+//!       (Leader)Request/Reply: role, name length, name  2 + 1..32 B   whose client key
 //! ..    ciphertext of Inner (bincode)
 //! end   Poly1305 tag                    16 B
 //! ```
@@ -21,6 +21,10 @@
 //! boot of the client it answers (not sent: the client knows it), so a reply
 //! is good only for the client process that asked; inside, it names the
 //! request datagram it answers ([`Inner::Reply`]).
+//!
+//! A client seals every command but `status` as a [`FrameKind::LeaderRequest`]:
+//! only the leader answers those, so the other servers drop them by their
+//! authenticated kind without paying for opening them.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -102,7 +106,7 @@ pub enum Target {
 /// The clear part of a sealed frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedHeader {
-    /// [`FrameKind::Peer`], [`FrameKind::Request`] or [`FrameKind::Reply`].
+    /// [`FrameKind::Peer`], [`FrameKind::Request`], [`FrameKind::LeaderRequest`] or [`FrameKind::Reply`].
     pub kind: FrameKind,
     /// The sealing key's ID (a client master key's for requests and replies).
     pub key_id: KeyId,
@@ -158,7 +162,9 @@ pub fn parse(datagram: &[u8]) -> Result<Frame<'_>, DecodeError> {
             [reason] => Ok(Frame::Notice(*reason)),
             _ => Err(DecodeError::Malformed("a key notice is one byte".into())),
         },
-        FrameKind::Peer | FrameKind::Request | FrameKind::Reply => parse_sealed(kind, datagram).map(Frame::Sealed),
+        FrameKind::Peer | FrameKind::Request | FrameKind::LeaderRequest | FrameKind::Reply => {
+            parse_sealed(kind, datagram).map(Frame::Sealed)
+        }
     }
 }
 

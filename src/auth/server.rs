@@ -22,7 +22,7 @@ use super::keys::{Key, KeyId, Principal, ServerKeys, derive_client_key};
 use super::limit::PerSender;
 use super::replay::{FRESHNESS, IDLE, ReplayWindow, SentCounter, Stale};
 use crate::node::Destination;
-use crate::wire::{self, AuthStatus, FrameKind, Message, Rejected};
+use crate::wire::{self, AuthStatus, Command, FrameKind, Message, Rejected};
 
 /// Sender boots a server keeps a replay window for; the least recently
 /// heard is forgotten first (it is challenged again if it speaks).
@@ -194,6 +194,10 @@ pub struct ServerGuard {
     warnings: PerSender,
     notices: PerSender,
     frame_keys: FrameKeys,
+    /// Whether this server leads, so opens [`FrameKind::LeaderRequest`]s.
+    leading: bool,
+    /// [`FrameKind::LeaderRequest`]s dropped unopened because we do not lead.
+    not_for_us: u64,
 }
 
 impl ServerGuard {
@@ -219,6 +223,8 @@ impl ServerGuard {
             warnings: PerSender::new(WARN_EVERY, u32::MAX),
             notices: PerSender::new(NOTICE_EVERY, NOTICE_BUDGET),
             frame_keys: FrameKeys::default(),
+            leading: true,
+            not_for_us: 0,
         }
     }
 
@@ -243,6 +249,20 @@ impl ServerGuard {
     pub fn footprint(&self) -> [usize; 4] {
         let held = self.pending.values().map(|u| u.held.len()).sum();
         [self.senders.len(), self.pending.len(), held, self.sessions.len()]
+    }
+
+    /// Says whether this server leads (a guard starts out leading). Only a
+    /// leader opens a [`FrameKind::LeaderRequest`]: the others would drop the
+    /// request anyway, so they drop it before they decrypt it, once its key
+    /// is known (an unknown key is still counted and noticed by every server).
+    pub fn set_leading(&mut self, leading: bool) {
+        self.leading = leading;
+    }
+
+    /// How many requests for the leader were dropped unopened while we did
+    /// not lead (not refused: nothing was wrong with them that we know of).
+    pub fn not_for_us(&self) -> u64 {
+        self.not_for_us
     }
 
     /// Opens a datagram from `from`: the message if it may be acted on now.
@@ -359,6 +379,10 @@ impl ServerGuard {
             }
             None => return None,
         };
+        if header.kind == FrameKind::LeaderRequest && !self.leading {
+            self.not_for_us += 1;
+            return None;
+        }
         let sender = Sender { client: header.client.clone(), boot: header.boot };
         // A copy is refused before it costs a decryption (it is marked only once authentic).
         if let Some(Err(stale)) = self.senders.get(&sender).map(|(w, _)| w.check(header.counter, now)) {
@@ -679,7 +703,12 @@ impl ServerGuard {
 
 /// True when a frame of `kind` may carry `message`: servers speak in peer
 /// frames, clients in requests. A client's key can therefore never carry a
-/// server's message, whatever it says inside.
+/// server's message, whatever it says inside. A request for the leader only
+/// is never a `status`, which every server must see.
 fn kind_carries(kind: FrameKind, message: &Message) -> bool {
-    matches!((kind, message), (FrameKind::Peer, Message::Peer(_)) | (FrameKind::Request, Message::Request(_)))
+    match (kind, message) {
+        (FrameKind::Peer, Message::Peer(_)) | (FrameKind::Request, Message::Request(_)) => true,
+        (FrameKind::LeaderRequest, Message::Request(request)) => request.command != Command::Status,
+        _ => false,
+    }
 }

@@ -258,6 +258,36 @@ fn a_client_key_can_seal_requests_and_nothing_else() {
     assert_eq!(b.footprint(), [0, 0, 0, 0], "nothing held or remembered for them");
 }
 
+/// Only the leader answers anything but `status`: a server that does not
+/// lead drops such a request unopened (no challenge, nothing counted), while
+/// it still opens a `status` and still counts a request under an unknown key.
+#[test]
+fn a_server_that_does_not_lead_opens_only_what_every_server_answers() {
+    let now = Instant::now();
+    let mut client = ClientGuard::new(Some(client_key(alice())), boot(20));
+    let status = Request { client: 9, request: 2, command: Command::Status };
+    let (rooms, status) = (client.seal_request(now, &request(1)), client.seal_request(now, &status));
+    let kind = |bytes: &[u8]| wire::frame_kind(bytes).expect("a frame");
+    assert_eq!((kind(&rooms), kind(&status)), (FrameKind::LeaderRequest, FrameKind::Request));
+    let mut follower = server(B, 2);
+    follower.set_leading(false);
+    assert_eq!(follower.open(now, CLIENT, &rooms), None);
+    assert!(drain(&mut follower).is_empty(), "nothing to challenge: it was never opened");
+    assert_eq!((follower.status().rejected, follower.footprint()), (Rejected::default(), [0, 0, 0, 0]));
+    assert_eq!(follower.not_for_us(), 1);
+    assert_eq!(follower.open(now, CLIENT, &status), None, "held for the client's proof");
+    assert_eq!(drain(&mut follower).len(), 1, "a status is opened, and its client challenged");
+    let mut stranger_key = client_key(alice());
+    stranger_key.master = super::keys::KeyId([9; 4]);
+    let mut stranger = ClientGuard::new(Some(stranger_key), boot(21));
+    assert_eq!(follower.open(now, CLIENT, &stranger.seal_request(now, &request(1))), None);
+    assert_eq!(follower.status().rejected.unknown_key, 1, "an unknown key is counted by every server");
+    // The leader opens the same request (and challenges its client).
+    let mut leader = server(A, 1);
+    assert_eq!(leader.open(now, CLIENT, &rooms), None);
+    assert_eq!(drain(&mut leader).len(), 1);
+}
+
 /// A client's request reaches server B; B challenges the client, the client
 /// proves, and B releases the request. Returns the client guard.
 fn client_contact(now: Instant, b: &mut ServerGuard, client: &mut ClientGuard, number: u64) -> Accepted {

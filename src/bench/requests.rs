@@ -127,26 +127,25 @@ fn scratch_with_catalog(settings: &Settings) -> Result<(tempfile::TempDir, std::
     Ok((scratch, catalog_file))
 }
 
-/// Pairs of runs of each load in the keys part. A pair runs the load on one
-/// group right after the other, in the order plain, keyed, then keyed,
-/// plain, and so on, so that a drift in the machine's load falls on both
-/// alike; the median of the pairs' ratios is the figure.
-const KEY_PAIRS: usize = 6;
-
 /// Runs the keys part: part 1's in-memory loads on a group without keys and
-/// on one with keys, both running, in pairs.
+/// on one with keys, both running, in pairs (`--key-pairs`). A pair runs the
+/// load on one group right after the other, in the order plain, keyed, then
+/// keyed, plain, and so on, so that a drift in the machine's load falls on
+/// both alike; the median of the pairs' ratios is the figure.
 pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, BenchError> {
     let (scratch, catalog_file) = scratch_with_catalog(settings)?;
     let keys = BenchKeys::new(scratch.path())?;
     let (plain_group, keyed_group) =
         (start(bins, &catalog_file, None, None)?, start(bins, &catalog_file, None, Some(&keys))?);
-    let (plain, keyed) = (Loads::new(&plain_group, settings, None), Loads::new(&keyed_group, settings, Some(&keys)));
+    let run = settings.key_run();
+    let (plain, keyed) =
+        (Loads::new(&plain_group, settings, None, run), Loads::new(&keyed_group, settings, Some(&keys), run));
     plain.warm_up()?;
     keyed.warm_up()?;
     let mut cost = Vec::new();
     for load in Load::ALL {
         let mut pairs = Vec::new();
-        for pair in 0..KEY_PAIRS {
+        for pair in 0..settings.key_pairs() {
             pairs.push(match pair % 2 {
                 0 => (plain.measure(load)?, keyed.measure(load)?),
                 _ => {
@@ -226,7 +225,7 @@ fn measure_mode(
 ) -> Result<ModeResult, BenchError> {
     let cluster = start(bins, catalog_file, data, keys)?;
     let floor = floor::measure(bins, settings.clients, settings.load_duration())?;
-    let loads = Loads::new(&cluster, settings, keys);
+    let loads = Loads::new(&cluster, settings, keys, settings.load_duration());
     loads.warm_up()?;
     let (reads_one, reads_many, writes_one, writes_many) = loads.all()?;
     Ok(ModeResult { reads_one, reads_many, writes_one, writes_many, refused: loads.refused(), floor })
@@ -293,11 +292,11 @@ struct Measured {
 }
 
 impl<'a> Loads<'a> {
-    fn new(cluster: &'a Cluster, settings: &Settings, keys: Option<&BenchKeys>) -> Loads<'a> {
+    fn new(cluster: &'a Cluster, settings: &Settings, keys: Option<&BenchKeys>, duration: Duration) -> Loads<'a> {
         Loads {
             group: &cluster.group.addr,
             clients: settings.clients,
-            duration: settings.load_duration(),
+            duration,
             client_key: keys.map(|k| k.client.clone()),
             catalog: catalog::with_rooms(settings.clients.max(1) + 1),
             refused: AtomicU64::new(0),

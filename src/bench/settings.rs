@@ -17,6 +17,14 @@ pub struct Settings {
     /// Seconds of each load measurement [default: 3; quick: 0.3].
     #[arg(long, value_name = "S")]
     pub seconds: Option<f64>,
+    /// Plain and keyed runs of each load in the keys part, back to back
+    /// [default: 16; quick: 2]. Many short pairs ride out the machine's
+    /// drifting load better than a few long ones.
+    #[arg(long, value_name = "N")]
+    pub key_pairs: Option<usize>,
+    /// Seconds of each run in the keys part [default: 1; quick: 0.2].
+    #[arg(long, value_name = "S")]
+    pub key_seconds: Option<f64>,
     /// Concurrent clients of the load measurements.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub clients: usize,
@@ -88,6 +96,16 @@ impl Settings {
     /// How long each load measurement runs.
     pub fn load_duration(&self) -> Duration {
         Duration::from_secs_f64(self.pick(&self.seconds, 3.0, 0.3).max(0.01))
+    }
+
+    /// Pairs of runs per load in the keys part.
+    pub fn key_pairs(&self) -> usize {
+        self.pick(&self.key_pairs, 16, 2).max(1)
+    }
+
+    /// How long each run of the keys part lasts.
+    pub fn key_run(&self) -> Duration {
+        Duration::from_secs_f64(self.pick(&self.key_seconds, 1.0, 0.2).max(0.01))
     }
 
     /// Leader kills per timing.

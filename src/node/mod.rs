@@ -367,6 +367,7 @@ impl Node {
     /// Feeds one datagram received from `from`. The guard authenticates it
     /// first; what it refuses is counted and never acted on.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) {
+        self.guard.set_leading(matches!(self.state, State::Leader(_)));
         if let Some(accepted) = self.guard.open(now, from, datagram) {
             self.on_accepted(now, accepted);
         }
@@ -503,9 +504,10 @@ impl Node {
         &self.stats
     }
 
-    /// How many datagrams the guard refused, for every reason.
+    /// How many datagrams the guard dropped: refused for any reason, or
+    /// left unopened as requests for the leader while we did not lead.
     pub fn dropped_datagrams(&self) -> u64 {
-        self.guard.status().rejected.total()
+        self.guard.status().rejected.total() + self.guard.not_for_us()
     }
 
     /// How much the guard keeps about other senders (see [`ServerGuard::footprint`]).

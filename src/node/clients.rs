@@ -70,7 +70,10 @@ impl Node {
     fn on_write(&mut self, now: Instant, from: SocketAddrV4, write: Write) {
         let (client, number) = (write.client, write.request);
         if let Some(outcome) = self.log.table().outcome_of(client, number).cloned() {
-            return self.reply(now, from, number, Answer::Write(outcome));
+            // A retry of a write already decided: the same answer again, not another write.
+            let answer = Answer::Write(outcome);
+            self.stats.replied(&answer);
+            return self.send_reply(now, from, number, answer);
         }
         if self.log.table().is_superseded(client, number) {
             return; // the client has moved on; nobody waits for this answer
@@ -143,9 +146,14 @@ impl Node {
         self.reply(now, to, entry.request, Answer::Write(outcome));
     }
 
-    /// Sends an answer, after the configured service delay.
+    /// Counts and sends an answer.
     fn reply(&mut self, now: Instant, to: SocketAddrV4, request: u64, answer: Answer) {
         self.stats.answered(&answer);
+        self.send_reply(now, to, request, answer);
+    }
+
+    /// Sends an answer, after the configured service delay.
+    fn send_reply(&mut self, now: Instant, to: SocketAddrV4, request: u64, answer: Answer) {
         let reply = Reply { request, server: self.me.id, catalog: self.fingerprint, answer };
         let transmit = Transmit { dst: Destination::Peer(to), message: Message::Reply(reply) };
         let delay = self.config.timing.service_delay;

@@ -28,6 +28,12 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
+    /// Counts a reply only: the answer to a retried write, already counted
+    /// among the writes when it was decided.
+    pub(super) fn replied(&mut self, answer: &Answer) {
+        bump(&mut self.replies, answer_kind(answer));
+    }
+
     /// Counts an accepted datagram, and the request it carries.
     pub(super) fn received(&mut self, message: &Message) {
         bump(&mut self.datagrams, message_kind(message));
@@ -36,9 +42,9 @@ impl NodeStats {
         }
     }
 
-    /// Counts an answer sent to a client.
+    /// Counts an answer sent to a client (a write's outcome included).
     pub(super) fn answered(&mut self, answer: &Answer) {
-        bump(&mut self.replies, answer_kind(answer));
+        self.replied(answer);
         if let Some(outcome) = write_outcome(answer) {
             bump(&mut self.writes, outcome);
         }
@@ -153,5 +159,8 @@ mod tests {
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
             assert_eq!(stats.writes.len(), usize::from(write.is_some()), "#{i}: writes {:?}", stats.writes);
         }
+        let mut stats = NodeStats::default();
+        stats.replied(&Answer::Write(WriteOutcome::Reserved));
+        assert_eq!((stats.replies.get("write"), stats.writes.len()), (Some(&1), 0), "a retry's answer is no write");
     }
 }

@@ -256,12 +256,12 @@ impl Node {
     /// election (true), unless our own loop ran late, in which case the
     /// silence may be ours and the leader gets one more interval.
     pub(super) fn leader_fell_silent(&mut self, now: Instant) -> bool {
-        if self.leader_silent_at().is_none_or(|silent| now < silent) {
-            return false;
-        }
         let timing = self.config.timing;
         let resumed = self.recently_resumed(now, timing.heartbeat_interval);
         let State::Follower(f) = &mut self.state else { return false };
+        if now < f.last_heard + timing.heartbeat_timeout {
+            return false;
+        }
         if resumed {
             f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
             return false;

@@ -243,37 +243,6 @@ impl Node {
         }
     }
 
-    /// When a follower's leader has been silent a whole heartbeat timeout
-    /// ([`Timer::LeaderSilence`](super::timer::Timer::LeaderSilence)).
-    pub(super) fn leader_silent_at(&self) -> Option<Instant> {
-        match &self.state {
-            State::Follower(f) => Some(f.last_heard + self.config.timing.heartbeat_timeout),
-            _ => None,
-        }
-    }
-
-    /// A follower whose leader has been silent a heartbeat timeout runs an
-    /// election (true), unless our own loop ran late, in which case the
-    /// silence may be ours and the leader gets one more interval.
-    pub(super) fn leader_fell_silent(&mut self, now: Instant) -> bool {
-        let timing = self.config.timing;
-        let resumed = self.recently_resumed(now, timing.heartbeat_interval);
-        let State::Follower(f) = &mut self.state else { return false };
-        if now < f.last_heard + timing.heartbeat_timeout {
-            return false;
-        }
-        if resumed {
-            f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
-            return false;
-        }
-        let leader = f.leader;
-        info!("Heartbeat to group leader {} failed", leader.id);
-        self.stats.failovers += 1;
-        self.listed_members.remove(&leader);
-        self.become_candidate(now, 0);
-        true
-    }
-
     pub(super) fn on_election_reply(&mut self, sender: NodeId, leading: bool, peer: &PeerMessage) {
         let me = self.me;
         let State::Candidate(c) = &mut self.state else { return };
@@ -485,11 +454,21 @@ impl Node {
     }
 
     pub(super) fn follower_tick(&mut self, now: Instant) {
-        if self.leader_fell_silent(now) {
-            return;
-        }
-        let State::Follower(f) = &self.state else { return };
+        let timing = self.config.timing;
+        let resumed = self.recently_resumed(now, timing.heartbeat_interval);
+        let State::Follower(f) = &mut self.state else { return };
         let leader = f.leader;
+        if now >= f.last_heard + timing.heartbeat_timeout {
+            if resumed {
+                // Our own loop ran late: the silence may be ours. Give the leader one more interval.
+                f.last_heard = now - timing.heartbeat_timeout + timing.heartbeat_interval;
+            } else {
+                info!("Heartbeat to group leader {} failed", leader.id);
+                self.stats.failovers += 1;
+                self.listed_members.remove(&leader);
+                return self.become_candidate(now, 0);
+            }
+        }
         let diverged = f.diverged.is_some();
         self.send_heartbeat(now, leader);
         if diverged {

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use crate::node::{Event, FatalError, Role, Timing};
+use crate::node::{Event, FatalError, Role};
 use crate::sim::{Faults, Sim};
 use crate::wire::{self, Answer, Command, Slot, WriteOutcome};
 
@@ -379,23 +379,4 @@ fn a_healed_partition_merges_both_sides_and_reports_the_conflict() {
             (contested.clone(), 2, true)
         );
     }
-}
-
-/// From a leader's crash to its successor's leadership takes the heartbeat
-/// timeout and the answer window: a follower notices the silence when the
-/// timeout ends, not at its next tick (which added up to an interval).
-#[test]
-fn a_crashed_leader_is_replaced_soon_after_the_heartbeat_timeout() {
-    let mut sim = Sim::new(21, Faults::default());
-    for id in [100, 200, 300] {
-        sim.add_server(id, true);
-    }
-    assert!(sim.run_until(SETTLE, |s| agreed_on(s, 300)));
-    sim.run_for(Duration::from_millis(555)); // some way between two ticks
-    let crashed = sim.elapsed();
-    sim.crash(2);
-    assert!(sim.run_until(SETTLE, |s| s.node(1).role() == Role::Leader));
-    let took = sim.elapsed() - crashed;
-    let timing = Timing::default();
-    assert!(took < timing.heartbeat_timeout + timing.election_timeout + timing.heartbeat_interval / 10, "{took:?}");
 }

@@ -15,9 +15,6 @@ pub(crate) enum Timer {
     /// Every heartbeat interval: a follower heartbeats and checks its
     /// leader's silence; a leader announces itself and drops silent members.
     Tick,
-    /// A follower's leader has been silent a whole heartbeat timeout: elect
-    /// (at that moment, not at the next tick).
-    LeaderSilence,
     /// An election round left open this long reports the leader we have.
     RoundClose,
     /// The candidate's phase ends: its answer window (patience is checked
@@ -40,15 +37,8 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every timer, in the order they run when due at once.
-    pub(crate) const ALL: [Timer; 7] = [
-        Timer::ServiceDelay,
-        Timer::Tick,
-        Timer::LeaderSilence,
-        Timer::RoundClose,
-        Timer::Candidacy,
-        Timer::PullRetry,
-        Timer::Rechallenge,
-    ];
+    pub(crate) const ALL: [Timer; 6] =
+        [Timer::ServiceDelay, Timer::Tick, Timer::RoundClose, Timer::Candidacy, Timer::PullRetry, Timer::Rechallenge];
 }
 
 impl Node {
@@ -57,7 +47,6 @@ impl Node {
         match timer {
             Timer::ServiceDelay => self.delayed.front().map(|(due, _)| *due),
             Timer::Tick => self.next_tick,
-            Timer::LeaderSilence => self.leader_silent_at(),
             Timer::RoundClose => self.round_deadline,
             Timer::Candidacy => self.candidacy_deadline(),
             Timer::PullRetry => self.catchup.as_ref().map(|c| c.retry_at),
@@ -72,9 +61,6 @@ impl Node {
             Timer::Tick => {
                 self.next_tick = Some(now + self.config.timing.heartbeat_interval);
                 self.on_tick(now);
-            }
-            Timer::LeaderSilence => {
-                self.leader_fell_silent(now);
             }
             Timer::RoundClose => {
                 self.round_deadline = None;

@@ -423,7 +423,9 @@ impl Node {
     /// `ours` (for a leader: when it was elected), by [`rules::relation`].
     pub(super) fn relation_to(&self, theirs: Standing, ours: LogPosition) -> Relation {
         let ours = Standing { commit: self.log.commit(), last: ours };
-        rules::relation(self.log.holds(theirs.last), self.log.diverges_at(theirs.last), ours, theirs)
+        let holds = self.log.holds(theirs.last);
+        let abandoned = !holds && theirs.last.leader == self.incarnation;
+        rules::relation(holds, self.log.diverges_at(theirs.last), abandoned, ours, theirs)
     }
 
     /// Drops `source` from the servers a candidate may catch up from, and

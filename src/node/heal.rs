@@ -3,7 +3,8 @@
 //! it heals, the group elects its highest server as usual, and that server's
 //! history stands. A server that finds its committed history different from
 //! its leader's (a candidate, from a server it catches up from; a follower,
-//! from its leader) does not copy over it:
+//! from its leader, which in the default mode includes entries it holds but
+//! does not know committed; `rules::conflict`) does not copy over it:
 //!
 //! 1. the follower sends its latest committed entries (`Orphans`);
 //! 2. the leader appends each write it does not hold as [`Op::Merged`], which
@@ -30,40 +31,52 @@ use crate::rooms::Applied;
 use crate::wire::{Entry, LogPosition, Op, PeerBody, PeerMessage};
 
 impl Node {
-    /// `prev` (sent by `source`, which has committed up to `their_commit`)
-    /// sits where we hold a different committed entry: our histories split.
-    /// True if so, after acting on it.
-    pub(super) fn on_divergence(&mut self, now: Instant, source: NodeId, prev: LogPosition, their_commit: u64) -> bool {
+    /// `theirs` (an entry of `source`, which has committed up to
+    /// `their_commit`) sits where we hold a different entry. True if
+    /// [`rules::conflict`] says our histories split or our log stands, after
+    /// acting on it; false when theirs may replace ours.
+    pub(super) fn on_divergence(
+        &mut self,
+        now: Instant,
+        source: NodeId,
+        theirs: LogPosition,
+        their_commit: u64,
+    ) -> bool {
         // The end-of-log marker of a shorter log is no entry: a leader that
         // lacks our committed entries steps down when it sees our report.
-        if prev.term == u64::MAX || !self.log.diverges_at(prev) {
+        let differs = self.log.position_at(theirs.seq).is_some_and(|held| held != theirs);
+        if theirs.term == u64::MAX || !differs {
             return false;
         }
         let from_leader = matches!(&self.state, State::Follower(f) if f.leader == source);
-        if from_leader && !rules::leader_history_stands(prev.seq, their_commit) {
-            // Its uncommitted tail: we keep our log, and it catches up from us
-            // once our report shows it what it lacks.
-            info!("leader {source} holds an uncommitted entry at seq {} where we committed another", prev.seq);
-            return true;
+        let ours_committed = theirs.seq <= self.log.commit();
+        let sides_commit = rules::sides_commit(self.config.min_replicas);
+        match rules::conflict(from_leader, sides_commit, ours_committed, theirs.seq <= their_commit) {
+            rules::Conflict::Replace => return false,
+            rules::Conflict::KeepOurs => {
+                info!("leader {source} holds an uncommitted entry at seq {} where we committed another", theirs.seq);
+                return true;
+            }
+            rules::Conflict::Merge => {}
         }
         self.diverged.insert(source);
         match &mut self.state {
             State::Candidate(_) => {
-                warn!("{source}'s committed history differs from ours at seq {}: not catching up from it", prev.seq);
+                warn!("{source}'s committed history differs from ours at seq {}: not catching up from it", theirs.seq);
                 self.forget_catchup_source(now, source);
             }
             State::Follower(f) if f.leader == source => {
                 let first = f.diverged.is_none();
                 if first {
                     warn!(
-                        "our committed history differs from leader {source}'s at seq {}: handing our committed \
-                         writes to it to merge",
-                        prev.seq
+                        "our history differs from leader {source}'s committed one at seq {}: handing our writes \
+                         to it to merge",
+                        theirs.seq
                     );
-                    f.diverged = Some(prev.seq);
+                    f.diverged = Some(theirs.seq);
                 }
                 let oldest = self.send_orphans();
-                if first && oldest > prev.seq {
+                if first && oldest > theirs.seq {
                     // The writes between the split and `oldest` do not fit one datagram: they are lost.
                     error!(
                         "more writes were committed on this side of the partition than one datagram carries; \

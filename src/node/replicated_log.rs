@@ -260,6 +260,15 @@ impl ReplicatedLog {
         Ok(matched)
     }
 
+    /// The first of `prev` and the `entries` after it that sits where we hold
+    /// a different entry, if any: where the sender's log and ours split.
+    pub fn first_difference(&self, prev: LogPosition, entries: &[Entry]) -> Option<LogPosition> {
+        std::iter::once(prev)
+            .chain(entries.iter().map(|e| e.position))
+            .take_while(|p| p.seq <= self.last().seq)
+            .find(|p| self.position_at(p.seq).is_some_and(|held| held != *p))
+    }
+
     /// True when [`splice_after`](Self::splice_after) with these arguments would drop any
     /// entry we hold.
     pub fn would_replace(&self, prev: LogPosition, entries: &[Entry], complete: bool) -> bool {

@@ -406,7 +406,9 @@ impl Node {
         entries: &[Entry],
         complete: bool,
     ) -> Option<u64> {
-        if self.on_divergence(now, source, prev, source_commit) {
+        if let Some(theirs) = self.log.first_difference(prev, entries)
+            && self.on_divergence(now, source, theirs, source_commit)
+        {
             return None;
         }
         if !self.log.holds(prev) {

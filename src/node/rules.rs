@@ -38,34 +38,86 @@ pub(crate) enum Relation {
 /// Rule 5, when a history is another history: an entry that sits where we
 /// hold a *committed* one and differs from it (`diverges`) is another
 /// history; an entry we hold (`holds`) is ours; otherwise the server is
-/// ahead when its standing beats ours, or its last entry is newer than ours.
+/// ahead when it knows more committed than we do, or its last entry is newer
+/// than ours, unless that entry is one this process wrote as leader and no
+/// longer holds (`abandoned`).
 ///
 /// Safe because committed entries never change (rule 3): a different entry
 /// at a committed position can only come from a leadership that did not
 /// know ours, so copying it would drop confirmed writes; merging keeps both.
-pub(crate) fn relation(holds: bool, diverges: bool, ours: Standing, theirs: Standing) -> Relation {
+/// An abandoned entry of ours was never committed: only our own leadership
+/// could commit it before another leader copied it (which would show in the
+/// server's commit point), and we drop only uncommitted entries (a server
+/// that drops its whole history takes a new incarnation). Catching up to it
+/// would prefer our abandoned tail, on its newer term, over a log holding a
+/// write an earlier leader confirmed (soak seed 864330).
+pub(crate) fn relation(holds: bool, diverges: bool, abandoned: bool, ours: Standing, theirs: Standing) -> Relation {
     match (holds, diverges) {
         (true, _) => Relation::Holds,
         (false, true) => Relation::OtherHistory,
-        (false, false) if theirs > ours || theirs.last > ours.last => Relation::Ahead,
+        (false, false) if theirs.commit > ours.commit => Relation::Ahead,
+        (false, false) if theirs.last > ours.last && !abandoned => Relation::Ahead,
         (false, false) => Relation::Behind,
     }
 }
 
-/// Rule 5 for a follower, whether its leader's entry at `seq`, which differs
-/// from one the follower committed, is another history to merge: only if the
-/// leader committed it too (`their_commit`). A conflicting entry the
-/// leader has not committed is its uncommitted tail, written while it could
-/// not reach the servers that committed ours.
+/// What to do about an entry of another server's that sits where we hold a
+/// different one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Conflict {
+    /// Ours was never confirmed: take theirs (rule 3 says when).
+    Replace,
+    /// Their entry is our leader's uncommitted tail: keep our log; the leader
+    /// catches up from us once our report shows it what it lacks (rule 2b).
+    KeepOurs,
+    /// Two histories: ours goes to the leader to merge (a candidate does not
+    /// catch up from that source).
+    Merge,
+}
+
+/// Rule 5 for a follower or a candidate catching up, what a conflicting
+/// entry means. From the leader we follow: where either side committed its
+/// entry, the histories split, except that a leader's *uncommitted* entry
+/// against a committed one of ours is its tail. In the default mode
+/// (`sides_commit`: both sides of a partition commit) a leader's committed
+/// entry against one of ours that we do not know committed is another
+/// history too; in safe mode it replaces ours. From any other source, only
+/// our own commit point says we hold another history.
 ///
-/// Safe because merging drops the follower's history and re-runs its writes
-/// after the leader's: right for two committed histories (a partition in the
-/// default mode), wrong for a committed one against an uncommitted tail, where
-/// it would reorder confirmed writes. Instead the follower keeps its log, and
-/// the leader, seeing the follower's report hold entries it lacks, elects
-/// again and catches up from it (rule 2b).
-pub(crate) fn leader_history_stands(seq: u64, their_commit: u64) -> bool {
-    seq <= their_commit
+/// Safe because an entry a follower holds but does not know committed may
+/// still have been confirmed: its leader commits once every live in-sync
+/// member holds it and tells the followers with its next message, which a
+/// crash can stop. When the new leader's *committed* entry differs from it
+/// in the default mode, two leaderships that did not know each other wrote
+/// at that position, so ours goes to the leader to merge, with the writes
+/// we did commit (soak seed 327089 lost a confirmed write when it was
+/// replaced instead). Merging a write that was never confirmed only runs it
+/// late, once, as the at-most-once table allows for a request whose answer
+/// was lost. In safe mode two sets of `--min-replicas` servers share one,
+/// so a committed entry of the leader's proves ours was never confirmed.
+/// Against the leader's uncommitted tail ours stands: that leader could not
+/// reach the servers that committed ours, and merging would reorder
+/// confirmed writes.
+pub(crate) fn conflict(
+    from_leader: bool,
+    sides_commit: bool,
+    ours_committed: bool,
+    theirs_committed: bool,
+) -> Conflict {
+    match (from_leader, ours_committed, theirs_committed) {
+        (true, true, false) => Conflict::KeepOurs,
+        (_, true, _) => Conflict::Merge,
+        (true, false, true) if sides_commit => Conflict::Merge,
+        (_, false, _) => Conflict::Replace,
+    }
+}
+
+/// Whether both sides of a partition may commit writes: in the default
+/// mode. A server does not know how large its group is, so it takes
+/// `--min-replicas` above one as the operator's word that it is above half
+/// the group (safe mode), where two sides can never both commit.
+pub(crate) fn sides_commit(min_replicas: usize) -> bool {
+    min_replicas <= 1
 }
 
 /// A server's claim to lead: the term it leads and who it is.
@@ -310,26 +362,55 @@ mod tests {
     #[test]
     fn relation_of_another_log() {
         let ours = standing(5, 2, 6);
+        // (holds, diverges, abandoned, theirs, want)
         let cases = [
-            (true, false, standing(9, 9, 9), Relation::Holds),
-            (false, true, standing(9, 9, 9), Relation::OtherHistory),
-            (false, false, standing(6, 2, 6), Relation::Ahead),
-            (false, false, standing(5, 3, 6), Relation::Ahead),
-            (false, false, standing(4, 1, 8), Relation::Behind),
-            (false, false, standing(5, 2, 6), Relation::Behind),
+            (true, false, false, standing(9, 9, 9), Relation::Holds),
+            (false, true, false, standing(9, 9, 9), Relation::OtherHistory),
+            (false, false, false, standing(6, 2, 6), Relation::Ahead),
+            (false, false, false, standing(5, 3, 6), Relation::Ahead),
+            (false, false, false, standing(4, 1, 8), Relation::Behind),
+            (false, false, false, standing(5, 2, 6), Relation::Behind),
+            (false, false, true, standing(5, 3, 7), Relation::Behind),
+            (false, false, true, standing(4, 3, 7), Relation::Behind),
+            (false, false, true, standing(6, 3, 7), Relation::Ahead),
         ];
-        for (i, (holds, diverges, theirs, want)) in cases.into_iter().enumerate() {
-            let got = relation(holds, diverges, ours, theirs);
+        for (i, (holds, diverges, abandoned, theirs, want)) in cases.into_iter().enumerate() {
+            let got = relation(holds, diverges, abandoned, ours, theirs);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
         }
     }
 
     #[test]
-    fn a_leaders_history_stands_only_where_it_committed() {
-        let cases = [(5, 5, true), (5, 9, true), (6, 5, false), (1, 0, false)];
-        for (i, (seq, their_commit, want)) in cases.into_iter().enumerate() {
-            let got = leader_history_stands(seq, their_commit);
+    fn safe_mode_is_min_replicas_above_one() {
+        let cases = [(0, true), (1, true), (2, false), (3, false)];
+        for (i, (min_replicas, want)) in cases.into_iter().enumerate() {
+            let got = sides_commit(min_replicas);
             assert_eq!(got, want, "#{i}: got {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn conflicting_entries() {
+        // (from our leader, both sides commit, ours committed, theirs committed, want)
+        let cases = [
+            (true, true, true, true, Conflict::Merge),
+            (true, true, true, false, Conflict::KeepOurs),
+            (true, true, false, true, Conflict::Merge),
+            (true, true, false, false, Conflict::Replace),
+            (true, false, true, true, Conflict::Merge),
+            (true, false, true, false, Conflict::KeepOurs),
+            (true, false, false, true, Conflict::Replace),
+            (true, false, false, false, Conflict::Replace),
+            (false, true, true, true, Conflict::Merge),
+            (false, true, true, false, Conflict::Merge),
+            (false, true, false, true, Conflict::Replace),
+            (false, false, true, false, Conflict::Merge),
+            (false, false, false, true, Conflict::Replace),
+            (false, false, false, false, Conflict::Replace),
+        ];
+        for (i, (from_leader, sides_commit, ours, theirs, want)) in cases.into_iter().enumerate() {
+            let got = conflict(from_leader, sides_commit, ours, theirs);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
         }
     }
 

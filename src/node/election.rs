@@ -139,11 +139,11 @@ impl Node {
             expect_handover,
             leader_saw_our_log: false,
             heartbeat_sent: None,
-            diverged: None,
+            split_at: None,
         });
         // What we learned of other servers' histories as a candidate or leader
         // is stale once we follow: the next leader finds out for itself.
-        self.diverged.clear();
+        self.other_histories.clear();
         self.catchup = None;
         if expect_handover && !self.may_take_over(now) {
             let delay = self.config.timing.preempt_delay;
@@ -193,6 +193,16 @@ impl Node {
         }
         self.next_tick = Some(now + self.config.timing.heartbeat_interval);
         self.try_commit(now);
+    }
+
+    /// A rival's claim lost to ours (rule 2a): we lead on in a term above
+    /// both, so that every server that took the rival's term takes ours.
+    fn reassert_leadership(&mut self, rival_term: u64) {
+        self.term = self.term.max(rival_term) + 1;
+        if let State::Leader(l) = &mut self.state {
+            l.term = self.term;
+        }
+        self.multicast(PeerBody::Coordinator);
     }
 
     /// A new group's first entry: the data epoch that keeps cached versions
@@ -273,9 +283,7 @@ impl Node {
                     return true;
                 }
                 warn!("server {sender} also claims to lead (term {}); reasserting with a newer term", peer.term);
-                self.term = self.term.max(peer.term) + 1;
-                l.term = self.term;
-                self.multicast(PeerBody::Coordinator);
+                self.reassert_leadership(peer.term);
                 false
             }
             State::Follower(f) if f.leader == sender && !rules::same_tenure(f.view.tenure, view.tenure) => {
@@ -471,7 +479,7 @@ impl Node {
                 return self.become_candidate(now, 0);
             }
         }
-        let diverged = f.diverged.is_some();
+        let diverged = f.split_at.is_some();
         self.send_heartbeat(now, leader);
         if diverged {
             self.send_orphans(); // until the leader has merged them

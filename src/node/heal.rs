@@ -16,7 +16,7 @@
 //!    acknowledged before no longer counts) and copies the leader's.
 //!
 //! A leader does not step down for a member whose history it knows differs
-//! from its own (`diverged`): that member's longer log is merged, not adopted.
+//! from its own (`Node::other_histories`): that member's longer log is merged, not adopted.
 
 use std::time::Instant;
 
@@ -42,10 +42,7 @@ impl Node {
         theirs: LogPosition,
         their_commit: u64,
     ) -> bool {
-        // The end-of-log marker of a shorter log is no entry: a leader that
-        // lacks our committed entries steps down when it sees our report.
-        let differs = self.log.position_at(theirs.seq).is_some_and(|held| held != theirs);
-        if theirs.term == u64::MAX || !differs {
+        if self.log.position_at(theirs.seq).is_none_or(|held| held == theirs) {
             return false;
         }
         let from_leader = matches!(&self.state, State::Follower(f) if f.leader == source);
@@ -59,21 +56,21 @@ impl Node {
             }
             rules::Conflict::Merge => {}
         }
-        self.diverged.insert(source);
+        self.other_histories.insert(source);
         match &mut self.state {
             State::Candidate(_) => {
                 warn!("{source}'s committed history differs from ours at seq {}: not catching up from it", theirs.seq);
                 self.forget_catchup_source(now, source);
             }
             State::Follower(f) if f.leader == source => {
-                let first = f.diverged.is_none();
+                let first = f.split_at.is_none();
                 if first {
                     warn!(
                         "our history differs from leader {source}'s committed one at seq {}: handing our writes \
                          to it to merge",
                         theirs.seq
                     );
-                    f.diverged = Some(theirs.seq);
+                    f.split_at = Some(theirs.seq);
                 }
                 let oldest = self.send_orphans();
                 if first && oldest > theirs.seq {
@@ -96,7 +93,7 @@ impl Node {
     /// them and be gone before telling us.
     pub(super) fn send_orphans(&mut self) -> u64 {
         let State::Follower(f) = &self.state else { return 0 };
-        let (leader, split_at) = (f.leader, f.diverged.unwrap_or(u64::MAX));
+        let (leader, split_at) = (f.leader, f.split_at.unwrap_or(u64::MAX));
         let mut budget = CHUNK_BUDGET;
         let uncommitted = self.log.uncommitted_writes(&self.config.catalog);
         let mut entries: Vec<Entry> = self
@@ -148,7 +145,7 @@ impl Node {
         }
         let State::Leader(l) = &mut self.state else { return };
         l.set_out_of_sync(sender);
-        self.diverged.insert(sender);
+        self.other_histories.insert(sender);
         let upto = peer.commit;
         let foreign: Vec<&Entry> = entries.iter().filter(|e| !self.log.holds(e.position)).collect();
         let Some(first_foreign) = foreign.first().map(|e| e.position.seq) else {
@@ -186,17 +183,17 @@ impl Node {
     /// Our leader merged our committed writes: drop our history and copy its.
     pub(super) fn on_orphans_taken(&mut self, now: Instant, sender: NodeId, upto: u64) {
         let State::Follower(f) = &mut self.state else { return };
-        if f.leader != sender || f.diverged.is_none() || upto < self.log.commit() {
+        if f.leader != sender || f.split_at.is_none() || upto < self.log.commit() {
             return;
         }
         warn!("leader {sender} merged our committed writes; dropping our history to copy the leader's");
-        f.diverged = None;
+        f.split_at = None;
         f.verified = 0;
         f.leader_saw_our_log = false;
         self.log = ReplicatedLog::emptied();
         // Whose history differed from the one we drop is no longer known: a
         // stale entry would have us, leading later, ignore a longer log.
-        self.diverged.clear();
+        self.other_histories.clear();
         self.incarnation = xorshift(&mut self.rng);
         self.catchup = None;
         self.snapshot_cache = None;
@@ -208,11 +205,11 @@ impl Node {
     /// (its longer log must not make us step down), and forgets it once it
     /// has copied our history.
     pub(super) fn still_diverged(&mut self, sender: NodeId, peer: &PeerMessage) -> bool {
-        if !self.diverged.contains(&sender) {
+        if !self.other_histories.contains(&sender) {
             return false;
         }
         if self.log.holds(peer.last) {
-            self.diverged.remove(&sender);
+            self.other_histories.remove(&sender);
             return false;
         }
         true

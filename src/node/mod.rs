@@ -250,10 +250,10 @@ struct Following {
     leader_saw_our_log: bool,
     /// When we sent the heartbeat not yet answered, to time the round trip.
     heartbeat_sent: Option<Instant>,
-    /// Our committed history differs from the leader's at or before this
-    /// sequence number: we hand it our writes to merge before we copy its
-    /// history (see `heal`).
-    diverged: Option<u64>,
+    /// Our history differs from the leader's committed one at or before
+    /// this sequence number: we hand it our writes to merge before we copy
+    /// its history (see `heal`).
+    split_at: Option<u64>,
 }
 
 /// The sans-IO server.
@@ -272,7 +272,7 @@ pub struct Node {
     last_heard_from: BTreeMap<NodeId, Instant>,
     catchup: Option<Catchup>,
     /// Servers whose committed history we found to differ from ours.
-    diverged: BTreeSet<NodeId>,
+    other_histories: BTreeSet<NodeId>,
     /// When [`Node::start`] ran, for `--preempt-delay`.
     started_at: Instant,
     /// An election round is under way (its start was logged, its end not yet).
@@ -317,7 +317,7 @@ impl Node {
             listed_members: BTreeSet::new(),
             last_heard_from: BTreeMap::new(),
             catchup: None,
-            diverged: BTreeSet::new(),
+            other_histories: BTreeSet::new(),
             started_at: now,
             in_round: false,
             ready: false,
@@ -461,7 +461,7 @@ impl Node {
     pub fn status(&self, now: Instant) -> ServerStatus {
         let (role, leader_heard) = match &self.state {
             State::Leader(_) => (StatusRole::Leader, None),
-            State::Follower(f) if self.catchup.is_some() || f.diverged.is_some() => {
+            State::Follower(f) if self.catchup.is_some() || f.split_at.is_some() => {
                 (StatusRole::Syncing, Some(f.last_heard))
             }
             State::Follower(f) => (StatusRole::Follower, Some(f.last_heard)),

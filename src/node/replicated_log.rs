@@ -66,8 +66,9 @@ pub struct LogChanges {
 pub struct Divergence {
     /// The committed position that differs.
     pub ours: LogPosition,
-    /// The position offered in its place.
-    pub theirs: LogPosition,
+    /// The position offered in its place; `None` where the sender's log
+    /// ends before it.
+    pub theirs: Option<LogPosition>,
 }
 
 impl ReplicatedLog {
@@ -216,9 +217,9 @@ impl ReplicatedLog {
         let theirs = entries.first().map_or(LogPosition::new(0, from), |e| e.position);
         let consecutive = entries.iter().zip(from..).all(|(e, seq)| e.position.seq == seq);
         if !consecutive || from > self.last().seq + 1 {
-            return Err(Divergence { ours: self.last(), theirs });
+            return Err(Divergence { ours: self.last(), theirs: Some(theirs) });
         }
-        self.truncate_after(from - 1, theirs)?;
+        self.truncate_after(from - 1, Some(theirs))?;
         self.entries.extend(entries.iter().cloned());
         self.unsaved = Unsaved::default();
         Ok(())
@@ -246,7 +247,7 @@ impl ReplicatedLog {
                 Some(held) if held == entry.position => {}
                 None if seq <= self.table.applied().seq => {}
                 Some(_) | None if seq <= self.last().seq => {
-                    self.truncate_after(seq - 1, entry.position)?;
+                    self.truncate_after(seq - 1, Some(entry.position))?;
                     self.push(entry.clone());
                 }
                 _ => self.push(entry.clone()),
@@ -254,8 +255,7 @@ impl ReplicatedLog {
             matched = seq;
         }
         if complete && self.last().seq > matched {
-            let next = LogPosition { term: u64::MAX, seq: matched + 1, leader: 0 };
-            self.truncate_after(matched, next)?;
+            self.truncate_after(matched, None)?;
         }
         Ok(matched)
     }
@@ -283,10 +283,10 @@ impl ReplicatedLog {
     /// Drops the uncommitted entries after `seq` (never a committed one).
     pub(crate) fn drop_uncommitted_after(&mut self, seq: u64) {
         let keep = seq.max(self.commit).max(self.table.applied().seq);
-        let _ = self.truncate_after(keep, LogPosition::default());
+        let _ = self.truncate_after(keep, None);
     }
 
-    fn truncate_after(&mut self, seq: u64, theirs: LogPosition) -> Result<(), Divergence> {
+    fn truncate_after(&mut self, seq: u64, theirs: Option<LogPosition>) -> Result<(), Divergence> {
         if seq < self.commit.max(self.table.applied().seq) {
             let ours = self.get(seq + 1).map_or(self.table.applied(), |e| e.position);
             return Err(Divergence { ours, theirs });

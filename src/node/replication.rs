@@ -239,7 +239,7 @@ impl Node {
         }
         // A diverged member holds none of our entries beyond the split until it
         // has copied our history: waiting for its acknowledgement would stall.
-        if !member.in_sync && rules::in_sync(peer.last.seq, self.log.commit(), self.diverged.contains(&sender)) {
+        if !member.in_sync && rules::in_sync(peer.last.seq, self.log.commit(), self.other_histories.contains(&sender)) {
             member.in_sync = true;
         }
         if let PeerBody::Heartbeat { may_take_over } = peer.body {
@@ -430,8 +430,13 @@ impl Node {
                 Some(matched)
             }
             Err(d) => {
-                // Its entries conflict with what we committed: our histories split.
-                self.on_divergence(now, source, d.theirs, source_commit);
+                // Its entries conflict with what we committed: our histories
+                // split. Where its log ends short of ours, it lacks our
+                // committed entries: a leader that does steps down when it
+                // sees our report.
+                if let Some(theirs) = d.theirs {
+                    self.on_divergence(now, source, theirs, source_commit);
+                }
                 None
             }
         }
@@ -490,17 +495,20 @@ impl Node {
             return;
         }
         let source = c.source;
-        if self.pull_source() == Some(source) && self.log.last() < self.pull_target() {
+        if self.pull_source() == Some(source) && self.still_behind() {
             self.pull(now, source);
         } else {
             self.catchup = None;
         }
     }
 
-    fn pull_target(&self) -> LogPosition {
+    /// Whether we still lack what we pull for: a follower, its leader's last
+    /// entry as last announced; a candidate, everything its source sends
+    /// (it decides when it has enough, `candidate_progress`).
+    fn still_behind(&self) -> bool {
         match &self.state {
-            State::Follower(f) => f.view.last,
-            _ => LogPosition { term: u64::MAX, seq: u64::MAX, leader: u64::MAX },
+            State::Follower(f) => self.log.last() < f.view.last,
+            _ => true,
         }
     }
 
@@ -574,9 +582,12 @@ impl Node {
                     self.on_divergence(now, sender, theirs, last.seq);
                     return;
                 }
-                // Its whole log is older than our committed one and differs
-                // from it: pulling again would fetch the same snapshot forever.
-                Err(SnapshotRefused::Unusable) if self.on_divergence(now, sender, last, last.seq) => return,
+                Err(SnapshotRefused::Unusable) if self.log.diverges_at(last) => {
+                    // Its whole log is older than our committed one and differs
+                    // from it: pulling again would fetch the same snapshot forever.
+                    self.on_divergence(now, sender, last, last.seq);
+                    return;
+                }
                 Err(SnapshotRefused::Unusable) if matches!(self.state, State::Candidate(_)) => {
                     info!("{sender} has nothing newer than our table to fetch; deciding without it");
                     return self.forget_catchup_source(now, sender);

@@ -14,6 +14,8 @@
 
 mod clients;
 mod election;
+#[cfg(test)]
+mod handler_tests;
 mod heal;
 mod leave;
 pub mod replicated_log;

@@ -1,0 +1,138 @@
+//! Message-level tests: one node in a given state, fed exact peer messages,
+//! and what it sends in answer. They pin the rules of `rules.rs` where the
+//! handlers apply them (openraft's handler tests, quinn's exact transmits).
+#![allow(clippy::disallowed_methods)] // the node's time starts at a real instant; no test waits on it
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::{Destination, Node, NodeConfig, ReplicatedLog, Role, Timing};
+use crate::auth::frame::Boot;
+use crate::rooms::Catalog;
+use crate::wire::{self, Entry, LogPosition, Message, Op, PeerBody, PeerMessage, Slot};
+
+/// The incarnation of the leader that wrote the shared first entry.
+const OLD_LEADER: u64 = 77;
+
+fn addr(id: u64) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, (id / 100) as u8), 5000)
+}
+
+fn position(term: u64, seq: u64, leader: u64) -> LogPosition {
+    LogPosition { term, seq, leader }
+}
+
+fn reserve(at: LogPosition, room: &str) -> Entry {
+    let slot = Slot { room: room.into(), timeslot: "8:30-9:30".into(), day: "Monday".into() };
+    Entry { position: at, client: 9, request: at.seq, by: None, op: Op::Reserve(slot) }
+}
+
+/// A log whose genesis at seq 1 is committed, then `tail` uncommitted.
+fn log_with(tail: &[Entry]) -> ReplicatedLog {
+    let mut log = ReplicatedLog::default();
+    let genesis = position(1, 1, OLD_LEADER);
+    log.push(Entry { position: genesis, client: 0, request: 0, by: None, op: Op::Genesis { epoch: 5 } });
+    tail.iter().for_each(|e| log.push(e.clone()));
+    log.commit_to(1, &Catalog::default());
+    log
+}
+
+/// Server `id`, recovered with `log` and started; what it sent on start is drained.
+fn started(id: u64, min_replicas: usize, log: ReplicatedLog, now: Instant) -> Node {
+    let config = NodeConfig {
+        id,
+        explicit_id: true,
+        addr: addr(id),
+        timing: Timing::default(),
+        catalog: Catalog::default(),
+        seed: id,
+        min_replicas,
+        keys: None,
+        boot: Boot::default(),
+    };
+    let mut node = Node::recovered(config, now, log);
+    node.start(now);
+    sent(&mut node);
+    node
+}
+
+/// Feeds `body` from server `from`, whose envelope says `term`, `last`, `commit`.
+fn feed(node: &mut Node, now: Instant, from: u64, incarnation: u64, envelope: (u64, LogPosition, u64), body: PeerBody) {
+    let (term, last, commit) = envelope;
+    let catalog = node.fingerprint;
+    let peer =
+        PeerMessage { sender: from, incarnation, explicit_id: true, joining: false, term, last, commit, catalog, body };
+    node.handle_datagram(now, addr(from), &wire::encode(&Message::Peer(peer)));
+}
+
+/// Every peer message the node queued, with where it goes.
+fn sent(node: &mut Node) -> Vec<(Destination, PeerBody)> {
+    std::iter::from_fn(|| node.poll_transmit())
+        .filter_map(|t| match t.message {
+            Message::Peer(peer) => Some((t.dst, peer.body)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Follower 100 holds, uncommitted, `(2, 2)` from an earlier leader; leader
+/// 300 of term 3 has committed a different entry there. The follower follows
+/// 300 and is sent that entry.
+fn follower_meets_a_committed_conflict(min_replicas: usize) -> (Node, Vec<(Destination, PeerBody)>) {
+    let now = Instant::now();
+    let ours = reserve(position(2, 2, 55), "SA318");
+    let mut follower = started(100, min_replicas, log_with(std::slice::from_ref(&ours)), now);
+    let theirs = reserve(position(3, 2, 33), "ME4494");
+    let leader_says = (3, theirs.position, 2);
+    feed(&mut follower, now, 300, 33, leader_says, PeerBody::Coordinator);
+    assert_eq!(follower.role(), Role::Follower);
+    feed(&mut follower, now, 300, 33, leader_says, PeerBody::HeartbeatAck);
+    sent(&mut follower);
+    let prev = position(1, 1, OLD_LEADER);
+    feed(&mut follower, now, 300, 33, leader_says, PeerBody::Entries { prev, entries: vec![theirs], complete: true });
+    let answer = sent(&mut follower);
+    (follower, answer)
+}
+
+/// Rule 5 (`rules::conflict`), default mode: the follower does not know its
+/// entry committed, but its leader may have confirmed it: it hands it over
+/// to merge and keeps it until the merge is done.
+#[test]
+fn a_follower_hands_over_to_merge_an_entry_the_leaders_committed_one_would_replace() {
+    let (follower, answer) = follower_meets_a_committed_conflict(1);
+    let orphans = answer.iter().find_map(|(dst, body)| match body {
+        PeerBody::Orphans { split_at, entries } => Some((*dst, *split_at, entries.clone())),
+        _ => None,
+    });
+    let ours = reserve(position(2, 2, 55), "SA318");
+    assert_eq!(orphans, Some((Destination::Peer(addr(300)), 2, vec![ours.clone()])), "sent: {answer:?}");
+    assert_eq!(follower.log().last(), ours.position, "kept until merged");
+}
+
+/// Rule 5 in safe mode: two sets of `--min-replicas` servers share one, so
+/// the leader's committed entry proves ours was never confirmed: it replaces it.
+#[test]
+fn in_safe_mode_the_leaders_committed_entry_replaces_an_unconfirmed_one() {
+    let (follower, answer) = follower_meets_a_committed_conflict(2);
+    assert!(!answer.iter().any(|(_, body)| matches!(body, PeerBody::Orphans { .. })), "sent: {answer:?}");
+    assert_eq!(follower.log().last(), position(3, 2, 33));
+}
+
+/// Rule 5 (`rules::relation`): a voter whose last entry is one this process
+/// wrote as leader and dropped is not ahead, however new its term; the
+/// candidate catches up from the voter that holds the older leader's entry.
+#[test]
+fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
+    let now = Instant::now();
+    let mut candidate = started(300, 1, log_with(&[]), now);
+    let abandoned = position(2, 2, candidate.incarnation);
+    let confirmed = position(1, 3, OLD_LEADER);
+    feed(&mut candidate, now, 200, 22, (2, abandoned, 1), PeerBody::ElectionReply { leading: false });
+    feed(&mut candidate, now, 100, 11, (2, confirmed, 1), PeerBody::ElectionReply { leading: false });
+    candidate.handle_timeout(now + Timing::default().election_timeout + Duration::from_millis(1));
+    let fetches: Vec<Destination> = sent(&mut candidate)
+        .into_iter()
+        .filter_map(|(dst, body)| matches!(body, PeerBody::Fetch { .. }).then_some(dst))
+        .collect();
+    assert_eq!(fetches, vec![Destination::Peer(addr(100))]);
+}

@@ -136,3 +136,101 @@ fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
         .collect();
     assert_eq!(fetches, vec![Destination::Peer(addr(100))]);
 }
+
+/// Server `id` alone with `log`, leading once its answer window closed.
+fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
+    let mut node = started(id, 1, log, now);
+    let later = now + Timing::default().election_timeout + Duration::from_millis(1);
+    node.handle_timeout(later);
+    assert_eq!(node.role(), Role::Leader);
+    sent(&mut node);
+    (node, later)
+}
+
+/// Bully: a server answers every election with whether it leads, and a
+/// leader asked by a lower server also announces itself to the group.
+#[test]
+fn a_leader_answers_a_lower_candidate_and_announces_itself() {
+    let now = Instant::now();
+    let (mut leader, now) = lone_leader(300, log_with(&[]), now);
+    let term = leader.term;
+    feed(&mut leader, now, 100, 11, (term, position(1, 1, OLD_LEADER), 1), PeerBody::Election { initiator: 100 });
+    let answer = sent(&mut leader);
+    assert_eq!(
+        answer,
+        vec![
+            (Destination::Peer(addr(100)), PeerBody::ElectionReply { leading: true }),
+            (Destination::Group, PeerBody::Coordinator),
+        ]
+    );
+}
+
+/// Rule 2a with terms: a leader claim from an older term than ours is
+/// answered `StaleTerm` and changes nothing.
+#[test]
+fn a_claim_from_an_older_term_is_answered_stale_term() {
+    let now = Instant::now();
+    let (mut leader, now) = lone_leader(300, log_with(&[]), now);
+    let term = leader.term;
+    feed(&mut leader, now, 900, 99, (term - 1, position(1, 1, OLD_LEADER), 1), PeerBody::Coordinator);
+    assert_eq!(sent(&mut leader), vec![(Destination::Peer(addr(900)), PeerBody::StaleTerm)]);
+    assert_eq!((leader.role(), leader.term), (Role::Leader, term));
+}
+
+/// Rule 2b: a member's report shows entries the leader lacked when elected
+/// (its answer was lost): the leader stops leading and elects again.
+#[test]
+fn a_leader_that_hears_a_longer_log_elects_again() {
+    let now = Instant::now();
+    let (mut leader, now) = lone_leader(300, log_with(&[]), now);
+    let term = leader.term;
+    let longer = position(1, 4, OLD_LEADER);
+    feed(&mut leader, now, 100, 11, (term, longer, 1), PeerBody::Heartbeat { may_take_over: true });
+    assert_eq!(leader.role(), Role::Candidate);
+    assert!(
+        sent(&mut leader)
+            .iter()
+            .any(|(dst, body)| *dst == Destination::Group && matches!(body, PeerBody::Election { .. }))
+    );
+}
+
+/// Follower 100 of leader 300 (term 3, incarnation 33), with `log`.
+fn follower_of_300(log: ReplicatedLog, leader_last: LogPosition, now: Instant) -> Node {
+    let mut follower = started(100, 1, log, now);
+    feed(&mut follower, now, 300, 33, (3, leader_last, 1), PeerBody::Coordinator);
+    assert_eq!(follower.leader().map(|l| l.id), Some(300));
+    sent(&mut follower);
+    follower
+}
+
+/// Rule 4b: entries from another tenure of our leader (it restarted and
+/// took the same term) are not taken.
+#[test]
+fn a_follower_drops_entries_from_another_tenure_of_its_leader() {
+    let now = Instant::now();
+    let theirs = reserve(position(3, 2, 34), "ME4494");
+    let mut follower = follower_of_300(log_with(&[]), theirs.position, now);
+    let prev = position(1, 1, OLD_LEADER);
+    let entries = vec![theirs.clone()];
+    feed(&mut follower, now, 300, 34, (3, theirs.position, 2), PeerBody::Entries { prev, entries, complete: true });
+    assert_eq!(follower.log().last(), prev);
+    assert!(sent(&mut follower).is_empty());
+}
+
+/// Rule 5, `KeepOurs`: the leader's *uncommitted* entry against one we
+/// committed is its tail: we keep our log and send no orphans; the leader
+/// catches up from us once our report shows it (rule 2b).
+#[test]
+fn a_follower_keeps_a_committed_entry_against_the_leaders_uncommitted_one() {
+    let now = Instant::now();
+    let ours = reserve(position(2, 2, 55), "SA318");
+    let mut log = log_with(std::slice::from_ref(&ours));
+    log.commit_to(2, &Catalog::default());
+    let theirs = reserve(position(3, 2, 33), "ME4494");
+    let mut follower = follower_of_300(log, theirs.position, now);
+    let prev = position(1, 1, OLD_LEADER);
+    let entries = vec![theirs.clone()];
+    feed(&mut follower, now, 300, 33, (3, theirs.position, 1), PeerBody::Entries { prev, entries, complete: true });
+    assert_eq!(follower.log().last(), ours.position);
+    assert!(!sent(&mut follower).iter().any(|(_, body)| matches!(body, PeerBody::Orphans { .. })));
+}

@@ -445,10 +445,14 @@ impl Node {
     }
 
     /// True when we catch up from `sender` as a candidate and it no longer
-    /// holds what we came for: it restarted without its data meanwhile.
+    /// holds what we came for: it restarted without its data meanwhile, or
+    /// dropped the uncommitted tail it answered with (its last entry is now
+    /// another one at that sequence number): fetching on would never reach it.
     pub(super) fn catchup_source_regressed(&self, sender: NodeId, peer: &PeerMessage) -> bool {
         let State::Candidate(c) = &self.state else { return false };
-        matches!(c.phase, Phase::CatchingUp { source, target } if source == sender && peer.last.seq < target.seq)
+        let dropped =
+            |target: LogPosition| peer.last.seq < target.seq || peer.last.seq == target.seq && peer.last != target;
+        matches!(c.phase, Phase::CatchingUp { source, target } if source == sender && dropped(target))
     }
 
     /// Called when catch-up made progress while we are a candidate.

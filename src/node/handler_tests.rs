@@ -234,3 +234,26 @@ fn a_follower_keeps_a_committed_entry_against_the_leaders_uncommitted_one() {
     assert_eq!(follower.log().last(), ours.position);
     assert!(!sent(&mut follower).iter().any(|(_, body)| matches!(body, PeerBody::Orphans { .. })));
 }
+
+/// A candidate catching up from a voter that has since dropped the entry it
+/// answered with (another entry now sits at that sequence number) elects
+/// again, rather than fetching forever toward an entry nobody holds (soak
+/// seed 1005778 left the group leaderless so).
+#[test]
+fn a_candidate_whose_source_dropped_its_target_elects_again() {
+    let now = Instant::now();
+    let mut candidate = started(300, 1, log_with(&[]), now);
+    let answered = position(2, 2, 22);
+    feed(&mut candidate, now, 200, 22, (2, answered, 1), PeerBody::ElectionReply { leading: false });
+    let later = now + Timing::default().election_timeout + Duration::from_millis(1);
+    candidate.handle_timeout(later);
+    assert!(sent(&mut candidate).contains(&(Destination::Peer(addr(200)), PeerBody::Fetch { from_seq: 2 })));
+
+    let replaced = reserve(position(1, 2, OLD_LEADER), "SA318");
+    let (prev, entries) = (position(1, 1, OLD_LEADER), vec![replaced.clone()]);
+    let body = PeerBody::Entries { prev, entries, complete: true };
+    feed(&mut candidate, later, 200, 22, (2, replaced.position, 1), body);
+    let answer = sent(&mut candidate);
+    assert!(answer.iter().any(|(dst, body)| *dst == Destination::Group && matches!(body, PeerBody::Election { .. })));
+    assert_eq!(candidate.role(), Role::Candidate);
+}

@@ -537,7 +537,7 @@ impl Node {
         }
         self.note_heard(now, sender);
         if self.catchup_source_regressed(sender, &peer) {
-            warn!("{sender} lost the log we were fetching from it (it restarted); running the election again");
+            warn!("{sender} no longer holds the log we were fetching from it; running the election again");
             return self.become_candidate(now, 0);
         }
         self.dispatch(now, sender, peer);

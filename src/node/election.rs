@@ -450,8 +450,7 @@ impl Node {
     /// another one at that sequence number): fetching on would never reach it.
     pub(super) fn catchup_source_regressed(&self, sender: NodeId, peer: &PeerMessage) -> bool {
         let State::Candidate(c) = &self.state else { return false };
-        let dropped =
-            |target: LogPosition| peer.last.seq < target.seq || peer.last.seq == target.seq && peer.last != target;
+        let dropped = |target: LogPosition| peer.last.seq <= target.seq && peer.last != target;
         matches!(c.phase, Phase::CatchingUp { source, target } if source == sender && dropped(target))
     }
 

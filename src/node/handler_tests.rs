@@ -56,6 +56,11 @@ fn started(id: u64, min_replicas: usize, log: ReplicatedLog, now: Instant) -> No
     node
 }
 
+/// Just after a candidate's answer window, started at `now`, closed.
+fn after_election_window(now: Instant) -> Instant {
+    now + Timing::default().election_timeout + Duration::from_millis(1)
+}
+
 /// Feeds `body` from server `from`, whose envelope says `term`, `last`, `commit`.
 fn feed(node: &mut Node, now: Instant, from: u64, incarnation: u64, envelope: (u64, LogPosition, u64), body: PeerBody) {
     let (term, last, commit) = envelope;
@@ -129,7 +134,7 @@ fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
     let confirmed = position(1, 3, OLD_LEADER);
     feed(&mut candidate, now, 200, 22, (2, abandoned, 1), PeerBody::ElectionReply { leading: false });
     feed(&mut candidate, now, 100, 11, (2, confirmed, 1), PeerBody::ElectionReply { leading: false });
-    candidate.handle_timeout(now + Timing::default().election_timeout + Duration::from_millis(1));
+    candidate.handle_timeout(after_election_window(now));
     let fetches: Vec<Destination> = sent(&mut candidate)
         .into_iter()
         .filter_map(|(dst, body)| matches!(body, PeerBody::Fetch { .. }).then_some(dst))
@@ -140,7 +145,7 @@ fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
 /// Server `id` alone with `log`, leading once its answer window closed.
 fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
     let mut node = started(id, 1, log, now);
-    let later = now + Timing::default().election_timeout + Duration::from_millis(1);
+    let later = after_election_window(now);
     node.handle_timeout(later);
     assert_eq!(node.role(), Role::Leader);
     sent(&mut node);
@@ -245,7 +250,7 @@ fn a_candidate_whose_source_dropped_its_target_elects_again() {
     let mut candidate = started(300, 1, log_with(&[]), now);
     let answered = position(2, 2, 22);
     feed(&mut candidate, now, 200, 22, (2, answered, 1), PeerBody::ElectionReply { leading: false });
-    let later = now + Timing::default().election_timeout + Duration::from_millis(1);
+    let later = after_election_window(now);
     candidate.handle_timeout(later);
     assert!(sent(&mut candidate).contains(&(Destination::Peer(addr(200)), PeerBody::Fetch { from_seq: 2 })));
 

@@ -269,15 +269,12 @@ impl ReplicatedLog {
             .find(|p| self.position_at(p.seq).is_some_and(|held| held != *p))
     }
 
-    /// True when [`splice_after`](Self::splice_after) with these arguments would drop any
-    /// entry we hold.
-    pub fn would_replace(&self, prev: LogPosition, entries: &[Entry], complete: bool) -> bool {
-        let conflict = entries
-            .iter()
-            .take_while(|e| e.position.seq <= self.last().seq)
-            .any(|e| self.position_at(e.position.seq).is_some_and(|held| held != e.position));
+    /// True when [`splice_after`](Self::splice_after) with these arguments would drop
+    /// entries we hold beyond the sender's last one (its log ends there, `complete`).
+    /// With [`first_difference`](Self::first_difference), what a splice replaces.
+    pub fn drops_beyond(&self, prev: LogPosition, entries: &[Entry], complete: bool) -> bool {
         let end = entries.last().map_or(prev.seq, |e| e.position.seq);
-        conflict || complete && self.last().seq > end
+        complete && self.last().seq > end
     }
 
     /// Drops the uncommitted entries after `seq` (never a committed one).

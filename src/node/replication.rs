@@ -406,9 +406,8 @@ impl Node {
         entries: &[Entry],
         complete: bool,
     ) -> Option<u64> {
-        if let Some(theirs) = self.log.first_difference(prev, entries)
-            && self.on_divergence(now, source, theirs, source_commit)
-        {
+        let difference = self.log.first_difference(prev, entries);
+        if difference.is_some_and(|theirs| self.on_divergence(now, source, theirs, source_commit)) {
             return None;
         }
         if !self.log.holds(prev) {
@@ -416,7 +415,7 @@ impl Node {
             return None;
         }
         let leader_saw_ours = !matches!(&self.state, State::Follower(f) if !f.leader_saw_our_log);
-        let replaces_any = !leader_saw_ours && self.log.would_replace(prev, entries, complete);
+        let replaces_any = !leader_saw_ours && (difference.is_some() || self.log.drops_beyond(prev, entries, complete));
         if !rules::may_replace(leader_saw_ours, replaces_any) {
             return None; // wait until the leader has seen our log (see `Following`)
         }

@@ -404,6 +404,8 @@ mod tests {
             (false, true, true, true, Conflict::Merge),
             (false, true, true, false, Conflict::Merge),
             (false, true, false, true, Conflict::Replace),
+            (false, true, false, false, Conflict::Replace),
+            (false, false, true, true, Conflict::Merge),
             (false, false, true, false, Conflict::Merge),
             (false, false, false, true, Conflict::Replace),
             (false, false, false, false, Conflict::Replace),

@@ -445,12 +445,16 @@ impl Node {
     }
 
     /// True when we catch up from `sender` as a candidate and it no longer
-    /// holds what we came for: it restarted without its data meanwhile, or
-    /// dropped the uncommitted tail it answered with (its last entry is now
-    /// another one at that sequence number): fetching on would never reach it.
+    /// holds what we came for, so that fetching on would never reach it: its
+    /// last entry is another one at or below the target's sequence number
+    /// (it restarted without its data, or dropped the uncommitted tail it
+    /// answered with), or one we hold already while we lack the target (its
+    /// log went on without it).
     pub(super) fn catchup_source_regressed(&self, sender: NodeId, peer: &PeerMessage) -> bool {
         let State::Candidate(c) = &self.state else { return false };
-        let dropped = |target: LogPosition| peer.last.seq <= target.seq && peer.last != target;
+        let dropped = |target: LogPosition| {
+            peer.last != target && !self.log.holds(target) && (peer.last.seq <= target.seq || self.log.holds(peer.last))
+        };
         matches!(c.phase, Phase::CatchingUp { source, target } if source == sender && dropped(target))
     }
 

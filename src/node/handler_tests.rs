@@ -262,3 +262,28 @@ fn a_candidate_whose_source_dropped_its_target_elects_again() {
     assert!(answer.iter().any(|(dst, body)| *dst == Destination::Group && matches!(body, PeerBody::Election { .. })));
     assert_eq!(candidate.role(), Role::Candidate);
 }
+
+/// As above, where the source's log went on past the target without it:
+/// once we hold the source's last entry and still lack the target, there is
+/// nothing left to fetch (soak seed 835436 left the group leaderless so).
+#[test]
+fn a_candidate_level_with_a_source_that_lacks_its_target_elects_again() {
+    let now = Instant::now();
+    let mut candidate = started(300, 1, log_with(&[]), now);
+    feed(&mut candidate, now, 200, 22, (2, position(2, 2, 22), 1), PeerBody::ElectionReply { leading: false });
+    let later = after_election_window(now);
+    candidate.handle_timeout(later);
+    sent(&mut candidate);
+
+    let went_on = vec![reserve(position(1, 2, OLD_LEADER), "SA318"), reserve(position(1, 3, OLD_LEADER), "ME4494")];
+    let last = position(1, 3, OLD_LEADER);
+    let body = PeerBody::Entries { prev: position(1, 1, OLD_LEADER), entries: went_on, complete: true };
+    feed(&mut candidate, later, 200, 22, (2, last, 1), body);
+    assert_eq!(candidate.log().last(), last);
+    sent(&mut candidate);
+
+    let body = PeerBody::Entries { prev: last, entries: Vec::new(), complete: true };
+    feed(&mut candidate, later, 200, 22, (2, last, 1), body);
+    let answer = sent(&mut candidate);
+    assert!(answer.iter().any(|(dst, body)| *dst == Destination::Group && matches!(body, PeerBody::Election { .. })));
+}

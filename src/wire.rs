@@ -29,7 +29,7 @@ pub const HEADER_LEN: usize = 4;
 
 const MAGIC: [u8; 2] = *b"RC";
 /// The protocol version; datagrams of any other are refused.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 
 /// How much memory bincode may claim while decoding one datagram. It counts
 /// decoded sizes (a `u64` sent in one varint byte claims 8), so a datagram

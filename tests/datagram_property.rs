@@ -112,6 +112,7 @@ fn hostile(rng: &mut Rng, seeds: &[Vec<u8>], foreign: &ServerKeys) -> Vec<u8> {
                 key_id: key.id(),
                 boot: Boot([rng.next() as u8; 16]),
                 counter: rng.next(),
+                clock: rng.next(),
                 target: Target::Group,
                 client: None,
             };

@@ -86,6 +86,7 @@ fn sealed_as_client(key: &ClientKey, kind: FrameKind, message: &Message) -> Vec<
         key_id: key.master,
         boot: Boot([0x5a; 16]),
         counter: 1,
+        clock: 0,
         target: Target::Group,
         client: (kind != FrameKind::Peer).then(|| key.principal.clone()),
     };
@@ -101,6 +102,7 @@ fn sealed_with_foreign_keys(message: &Message) -> Vec<u8> {
         key_id: key.id(),
         boot: Boot([0x66; 16]),
         counter: 1,
+        clock: 0,
         target: Target::Group,
         client: None,
     };
@@ -186,6 +188,7 @@ fn a_forged_reply_racing_the_leaders_is_never_taken() {
             key_id: bob.master,
             boot: Boot([0x77; 16]),
             counter: request,
+            clock: 0,
             target: Target::Group,
             client: Some(bob.principal.clone()),
         };

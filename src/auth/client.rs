@@ -82,6 +82,7 @@ impl ClientGuard {
             key_id: key.master,
             boot: self.boot,
             counter: self.sent.take_next(),
+            clock: self.sent.clock(),
             target: Target::Group,
             client: Some(key.principal.clone()),
         };
@@ -150,8 +151,7 @@ impl ClientGuard {
                     self.answered.pop_front();
                 }
                 self.answered.push_back((header.boot, cookie));
-                let proof = Inner::Proof { cookie, history: self.sent.history(now) };
-                if let Some(bytes) = self.seal(FrameKind::Request, &proof) {
+                if let Some(bytes) = self.seal(FrameKind::Request, &Inner::Proof { cookie }) {
                     self.outbox.push_back((from, bytes));
                 }
                 ClientInput::Nothing
@@ -160,12 +160,13 @@ impl ClientGuard {
         }
     }
 
-    /// True the first time a server boot's counter is seen (its window).
+    /// True the first time a server boot's counter is seen (its window; the
+    /// age of a reply is bounded by the request it answers, not its clock).
     fn fresh(&mut self, header: &SealedHeader, now: Instant) -> bool {
         if !self.servers.contains_key(&header.boot) && self.servers.len() >= MAX_SERVER_BOOTS {
             self.servers.pop_first();
         }
-        let window = self.servers.entry(header.boot).or_insert_with(|| ReplayWindow::new(0));
-        window.accept(header.counter, now).is_ok()
+        let window = self.servers.entry(header.boot).or_default();
+        window.accept(header.counter, header.clock, now).is_ok()
     }
 }

@@ -5,7 +5,8 @@
 //! 4     key ID                           4 B   which key sealed it
 //! 8     sender boot nonce               16 B   random per process start
 //! 24    counter (LE)                     8 B   grows with every datagram the boot sends
-//! 32    Peer:          destination       6 B   IPv4 + port (BE); all zero: the group
+//! 32    clock (LE)                       8 B   milliseconds since the boot started, by its own clock
+//! 40    Peer:          destination       6 B   IPv4 + port (BE); all zero: the group
 //!       (Leader)Request/Reply: role, name length, name  2 + 1..32 B   whose client key
 //! ..    ciphertext of Inner (bincode)
 //! end   Poly1305 tag                    16 B
@@ -16,7 +17,7 @@
 //! So no two datagrams ever share a (key, nonce): boots are 128 random bits
 //! and a boot's counter never repeats. The boot's key is derived once and
 //! kept ([`FrameKeys`]). Everything before the ciphertext is authenticated
-//! data, so the kind, key ID, boot, counter, destination and client name
+//! data, so the kind, key ID, boot, counter, clock, destination and client name
 //! cannot be changed without the tag failing. A reply also authenticates the
 //! boot of the client it answers (not sent: the client knows it), so a reply
 //! is good only for the client process that asked; inside, it names the
@@ -42,7 +43,7 @@ pub const BOOT_LEN: usize = 16;
 /// Bytes in the Poly1305 tag.
 pub const TAG_LEN: usize = 16;
 /// Bytes of a sealed header before the kind-specific part.
-const FIXED_LEN: usize = HEADER_LEN + 4 + BOOT_LEN + 8;
+const FIXED_LEN: usize = HEADER_LEN + 4 + BOOT_LEN + 8 + 8;
 
 /// A process's boot nonce: 128 random bits drawn when it starts.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -71,15 +72,12 @@ pub enum Inner {
         /// To be echoed in the proof.
         cookie: Cookie,
     },
-    /// The answer to a challenge, sealed by the boot it asked about.
+    /// The answer to a challenge, sealed by the boot it asked about. Its
+    /// header's clock, read after the challenge was sent, is what the
+    /// challenger measures the boot's later clocks against (`replay::Anchor`).
     Proof {
         /// The challenge's cookie.
         cookie: Cookie,
-        /// Where the boot's counter stood over the freshness horizon, oldest
-        /// first: (milliseconds before this proof, counter then). Every
-        /// datagram above the first counter was sent within the horizon;
-        /// the rest say how old each is (`replay::Vouched`).
-        history: Vec<(u32, u64)>,
     },
     /// A server's reply to a client, naming the request datagram it answers.
     Reply {
@@ -114,6 +112,9 @@ pub struct SealedHeader {
     pub boot: Boot,
     /// The sender's counter for this datagram.
     pub counter: u64,
+    /// Milliseconds since the sender's boot started, by its own clock, when
+    /// it sealed this (`replay`: how a receiver tells how old it is).
+    pub clock: u64,
     /// Peer frames: where it was sent.
     pub target: Target,
     /// Requests and replies: whose client key sealed it.
@@ -175,6 +176,7 @@ fn parse_sealed(kind: FrameKind, datagram: &[u8]) -> Result<SealedFrame<'_>, Dec
     let mut boot = [0u8; BOOT_LEN];
     boot.copy_from_slice(&fixed[8..8 + BOOT_LEN]);
     let counter = u64::from_le_bytes(fixed[24..32].try_into().map_err(|_| short())?);
+    let clock = u64::from_le_bytes(fixed[32..40].try_into().map_err(|_| short())?);
     let (target, client, header_len) = match kind {
         FrameKind::Peer => {
             let raw = datagram.get(FIXED_LEN..FIXED_LEN + 6).ok_or_else(short)?;
@@ -189,7 +191,7 @@ fn parse_sealed(kind: FrameKind, datagram: &[u8]) -> Result<SealedFrame<'_>, Dec
     if sealed.len() < TAG_LEN {
         return Err(DecodeError::Malformed("sealed frame shorter than its tag".into()));
     }
-    let header = SealedHeader { kind, key_id, boot: Boot(boot), counter, target, client };
+    let header = SealedHeader { kind, key_id, boot: Boot(boot), counter, clock, target, client };
     Ok(SealedFrame { header, aad: &datagram[..header_len], sealed })
 }
 
@@ -315,6 +317,7 @@ fn clear_header(header: &SealedHeader) -> Vec<u8> {
     out.extend_from_slice(&header.key_id.0);
     out.extend_from_slice(&header.boot.0);
     out.extend_from_slice(&header.counter.to_le_bytes());
+    out.extend_from_slice(&header.clock.to_le_bytes());
     match (&header.kind, &header.client) {
         (FrameKind::Peer, _) => encode_target(header.target, &mut out),
         (_, Some(principal)) => encode_client(principal, &mut out),
@@ -414,6 +417,7 @@ mod tests {
             key_id: key(1).id(),
             boot: Boot([9; BOOT_LEN]),
             counter: 77,
+            clock: 123_456,
             target: Target::Group,
             client: None,
         };

@@ -1,20 +1,20 @@
 //! Replay protection (docs/security.md, "Replay"): every sealed datagram
-//! carries its sender's boot nonce (random per process start) and a counter
-//! that only grows. A receiver keeps, per sender boot, a sliding window of
-//! the counters it accepted (RFC 6479, as WireGuard and IPsec do), so loss
-//! and reordering within [`WINDOW`] pass and a second copy never does.
+//! carries its sender's boot nonce (random per process start), a counter
+//! that only grows, and the sender's clock (milliseconds since that boot
+//! started). A receiver keeps, per sender boot, a sliding window of the
+//! counters it accepted (RFC 6479, as WireGuard and IPsec do), so loss and
+//! reordering within [`WINDOW`] pass and a second copy never does.
 //!
 //! The window alone would let a datagram that a receiver missed arrive much
-//! later. Two time rules close that, each on one process's own clock (no
-//! clocks need to agree):
-//! - a receiver refuses a counter at or below the highest it had accepted
-//!   [`FRESHNESS`] ago: that datagram was sent before one that arrived long ago;
-//! - a sender, asked to prove that its boot is live, says where its counter
-//!   stood over the last [`FRESHNESS`] ([`SentCounter::history`]); the
-//!   receiver refuses what came before that, and from then on refuses each
-//!   counter once it is [`FRESHNESS`] old by that history. That is how a
-//!   receiver that restarted, or has never heard a sender, tells an old
-//!   datagram from a new one.
+//! later. The sender's clock closes that, without any two clocks having to
+//! agree: a receiver that challenged a boot at `t`, by its own clock, and got
+//! a proof of life sealed when the boot's clock read `p`, knows that the
+//! boot read `p` after `t`. A datagram sealed when the boot read `c` was
+//! therefore sent after `t + (c - p)`, and at `now` it is at most
+//! `now - t - (c - p)` old ([`Anchor::age_bound`]). A receiver refuses what
+//! may be older than [`FRESHNESS`]. Only the clocks' rates must agree, and
+//! they differ by parts per million: each boot is challenged again every
+//! [`REANCHOR`], so the difference never adds up to more than milliseconds.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -23,123 +23,130 @@ use std::time::{Duration, Instant};
 /// up to this many of one sender's datagrams is tolerated.
 pub const WINDOW: u64 = 8192;
 
-/// How old a datagram may be, on the receiver's or the sender's clock.
+/// How old a datagram may be when a receiver takes it, by the bound of
+/// [`Anchor::age_bound`].
 pub const FRESHNESS: Duration = Duration::from_secs(2);
 
-/// A sender not heard for this long proves again that it is live before
-/// anything more it sends is taken: from a process that died, an unseen
-/// datagram could otherwise arrive at any later time.
-pub const IDLE: Duration = Duration::from_secs(1);
+/// How long a receiver measures a boot's clock against one proof before it
+/// challenges the boot again: at the 100 parts per million by which two
+/// quartz clocks may differ, 6 ms of drift.
+pub const REANCHOR: Duration = Duration::from_secs(60);
+
+/// The oldest a datagram can be when a receiver takes it: [`FRESHNESS`],
+/// plus the clock's millisecond resolution (and, between two hosts, the
+/// drift of their clocks' rates over [`REANCHOR`]). Nothing older works
+/// late, and nothing works twice.
+pub const MAX_AGE: Duration = Duration::from_millis(2000 + 1);
 
 const BLOCK_BITS: u64 = 64;
 /// One block more than the window, so that advancing never clears a bit still inside it.
 const BLOCKS: usize = (WINDOW / BLOCK_BITS) as usize + 1;
 
-/// How often the window and the sender note where their counter stands.
+/// How often a sender notes where its counter stands (for [`SentCounter::sent_within_horizon`]).
 const MARK_EVERY: Duration = Duration::from_millis(250);
-
-/// The oldest a datagram can be when a receiver takes it: one that never
-/// reached it before (lost, or sent before it restarted), sent just after
-/// the last datagram that did, while the sender was heard within [`IDLE`];
-/// it is refused once a later one is [`FRESHNESS`] old, to the precision of
-/// the marks. Nothing older works twice, or late.
-pub const MAX_AGE: Duration = Duration::from_millis(2000 + 1000 + 250);
 
 /// Why a counter was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stale {
     /// This counter was accepted before: a copy.
     Seen,
-    /// Below the window, below the handshake's floor, or older than [`FRESHNESS`].
+    /// Below the window.
     TooOld,
+    /// Not taken before, but its sender's clock says it may be older than
+    /// [`FRESHNESS`]: replayed or held up, or the receiver's [`Anchor`] is
+    /// out of date (its proof came late), which a new challenge mends.
+    Late,
 }
 
-/// The counters accepted from one sender boot.
+/// What a proof of life tells about a sender boot's clock: it read `clock`
+/// at some instant after the receiver's `challenged_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    /// When the receiver sent the challenge the proof answers, by its own clock.
+    pub challenged_at: Instant,
+    /// The clock in the proof's header.
+    pub clock: u64,
+}
+
+impl Anchor {
+    /// The most that a datagram its sender sealed at `clock` can be old at
+    /// `now`. It was sealed `clock - self.clock` after the proof, which was
+    /// sealed after the challenge, so after `challenged_at + clock - self.clock`.
+    /// The bound errs towards older by the challenge's round trip: a late
+    /// proof makes fresh datagrams look older, never an old one fresher.
+    pub fn age_bound(&self, clock: u64, now: Instant) -> Duration {
+        let since_challenge = now.saturating_duration_since(self.challenged_at);
+        match clock.checked_sub(self.clock) {
+            Some(after_proof) => since_challenge.saturating_sub(Duration::from_millis(after_proof)),
+            None => since_challenge.saturating_add(Duration::from_millis(self.clock - clock)),
+        }
+    }
+}
+
+/// The counters accepted from one sender boot, and its clock's anchor.
 #[derive(Debug, Clone)]
 pub struct ReplayWindow {
     /// The highest counter accepted (0: none yet).
     highest: u64,
-    /// Counters at or below this are refused: where the sender's proof of
-    /// life said its fresh datagrams begin.
-    floor: u64,
     /// Bit `c % (BLOCKS * 64)` is set when counter `c` (within the window) was accepted.
     bits: [u64; BLOCKS],
-    /// (when, highest accepted then), one per [`MARK_EVERY`], oldest first.
-    marks: VecDeque<(Instant, u64)>,
+    /// The sender's clock, as its latest proof of life told it; without
+    /// one, ages are not checked.
+    anchor: Option<Anchor>,
+}
+
+impl Default for ReplayWindow {
+    fn default() -> Self {
+        ReplayWindow { highest: 0, bits: [0; BLOCKS], anchor: None }
+    }
 }
 
 impl ReplayWindow {
-    /// A window that refuses every counter at or below `floor`.
-    pub fn new(floor: u64) -> Self {
-        ReplayWindow { highest: floor, floor, bits: [0; BLOCKS], marks: VecDeque::new() }
+    /// A window that checks ages against `anchor`.
+    pub fn anchored(anchor: Anchor) -> Self {
+        ReplayWindow { anchor: Some(anchor), ..ReplayWindow::default() }
     }
 
-    /// A window opened by a proof of life at `now` that carried `history`
-    /// (see [`ReplayWindow::vouch`]).
-    pub fn vouched(history: &[(u32, u64)], now: Instant) -> Self {
-        let mut window = ReplayWindow::new(0);
-        window.vouch(history, now);
-        window
+    /// Measures the sender's clock against a newer proof of life (replacing
+    /// the old anchor, which drifts, rather than keeping the tighter one).
+    pub fn reanchor(&mut self, anchor: Anchor) {
+        self.anchor = Some(anchor);
     }
 
-    /// Takes in a proof of life received at `now`: the sender's counter as it
-    /// stood over the horizon, oldest first (milliseconds before the proof,
-    /// counter). Everything up to the first counter is older than the
-    /// horizon; each later counter becomes too old as its time passes, just
-    /// as if this window had noted it itself.
-    pub fn vouch(&mut self, history: &[(u32, u64)], now: Instant) {
-        let Some(&(_, oldest)) = history.first() else { return };
-        self.floor = self.floor.max(oldest);
-        self.highest = self.highest.max(oldest);
-        for &(ago, counter) in history {
-            let at = now.checked_sub(Duration::from_millis(u64::from(ago))).unwrap_or(now);
-            self.marks.push_back((at, counter));
-        }
-        self.marks.make_contiguous().sort_by_key(|(at, _)| *at);
-        // A later mark never says less was sent than an earlier one.
-        let mut most = 0;
-        for (_, counter) in self.marks.iter_mut() {
-            most = most.max(*counter);
-            *counter = most;
-        }
-        prune(&mut self.marks, now);
+    /// When the challenge of the anchor's proof was sent.
+    pub fn anchored_at(&self) -> Option<Instant> {
+        self.anchor.map(|anchor| anchor.challenged_at)
     }
 
-    /// Accepts `counter` if it is fresh, and remembers it.
-    pub fn accept(&mut self, counter: u64, now: Instant) -> Result<(), Stale> {
-        self.check(counter, now)?;
+    /// Accepts `counter`, sealed at the sender's `clock`, if it is fresh, and remembers it.
+    pub fn accept(&mut self, counter: u64, clock: u64, now: Instant) -> Result<(), Stale> {
+        self.check(counter, clock, now)?;
         if counter > self.highest {
             self.advance(counter);
         }
         let (block, bit) = position(counter);
         self.bits[block] |= 1 << bit;
-        self.mark(now);
         Ok(())
     }
 
-    /// Whether `counter` would be accepted now; changes nothing.
-    pub fn check(&self, counter: u64, now: Instant) -> Result<(), Stale> {
-        if counter <= self.lowest_refused(now) {
+    /// Whether `counter`, sealed at the sender's `clock`, would be accepted now; changes nothing.
+    pub fn check(&self, counter: u64, clock: u64, now: Instant) -> Result<(), Stale> {
+        if counter == 0 || counter <= self.highest.saturating_sub(WINDOW) {
             return Err(Stale::TooOld);
         }
-        if counter > self.highest {
-            return Ok(());
-        }
         let (block, bit) = position(counter);
-        match self.bits[block] & (1 << bit) {
-            0 => Ok(()),
-            _ => Err(Stale::Seen),
+        if counter <= self.highest && self.bits[block] & (1 << bit) != 0 {
+            return Err(Stale::Seen);
+        }
+        match self.anchor {
+            Some(anchor) if anchor.age_bound(clock, now) > FRESHNESS => Err(Stale::Late),
+            _ => Ok(()),
         }
     }
 
-    /// The highest counter refused outright at `now`.
-    fn lowest_refused(&self, now: Instant) -> u64 {
-        let by_window = self.highest.saturating_sub(WINDOW);
-        let by_age = match now.checked_sub(FRESHNESS) {
-            Some(horizon) => self.marks.iter().rev().find(|(at, _)| *at <= horizon).map_or(0, |m| m.1),
-            None => 0,
-        };
-        self.floor.max(by_window).max(by_age)
+    /// True if `counter` is above every counter accepted.
+    pub fn is_newest(&self, counter: u64) -> bool {
+        counter > self.highest
     }
 
     /// Moves the window up to `counter`, clearing the blocks it passes.
@@ -151,13 +158,6 @@ impl ReplayWindow {
         }
         self.highest = counter;
     }
-
-    fn mark(&mut self, now: Instant) {
-        if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
-            self.marks.push_back((now, self.highest));
-        }
-        prune(&mut self.marks, now);
-    }
 }
 
 /// The block and bit of `counter` in the ring.
@@ -165,33 +165,36 @@ fn position(counter: u64) -> (usize, u64) {
     (((counter / BLOCK_BITS) % BLOCKS as u64) as usize, counter % BLOCK_BITS)
 }
 
-/// Drops the marks older than the newest one at least [`FRESHNESS`] old,
-/// which is the only old one still needed.
-fn prune(marks: &mut VecDeque<(Instant, u64)>, now: Instant) {
-    let Some(horizon) = now.checked_sub(FRESHNESS) else { return };
-    while marks.len() > 1 && marks.get(1).is_some_and(|(at, _)| *at <= horizon) {
-        marks.pop_front();
-    }
-}
-
-/// A sender's counter, and where it stood over the last [`FRESHNESS`].
+/// A sender's counter and clock, and where its counter stood over the last [`FRESHNESS`].
 #[derive(Debug, Clone, Default)]
 pub struct SentCounter {
     /// The last counter used (0: none yet).
     last: u64,
+    /// When the boot started: the clock's zero.
+    started: Option<Instant>,
+    /// The clock at the latest input, in milliseconds since `started`.
+    clock: u64,
     /// (when, last counter used then), one per [`MARK_EVERY`], oldest first.
     marks: VecDeque<(Instant, u64)>,
 }
 
 impl SentCounter {
-    /// Notes the time of an input, before anything it causes is sent.
+    /// Notes the time of an input, before anything it causes is sealed: the
+    /// clock that those datagrams carry (the first input starts the clock).
     pub fn note_time(&mut self, now: Instant) {
+        let started = *self.started.get_or_insert(now);
+        self.clock = u64::try_from(now.saturating_duration_since(started).as_millis()).unwrap_or(u64::MAX);
         if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
             self.marks.push_back((now, self.last));
         }
         while self.marks.front().is_some_and(|(at, _)| *at + FRESHNESS < now) && self.marks.len() > 1 {
             self.marks.pop_front();
         }
+    }
+
+    /// The clock for the next datagram: milliseconds since the boot started.
+    pub fn clock(&self) -> u64 {
+        self.clock
     }
 
     /// The counter for the next datagram.
@@ -203,25 +206,13 @@ impl SentCounter {
     /// True if datagram `counter` was sent by this counter's owner within the
     /// last [`FRESHNESS`] (to the precision of the marks, erring towards no).
     pub fn sent_within_horizon(&self, counter: u64, now: Instant) -> bool {
-        let before_horizon = self.history(now).first().map_or(self.last, |&(_, counter)| counter);
-        before_horizon < counter && counter <= self.last
-    }
-
-    /// What a proof of life says: where the counter stood over the last
-    /// [`FRESHNESS`], oldest first, as (milliseconds before `now`, counter).
-    /// Every datagram above the first counter was sent within the horizon.
-    pub fn history(&self, now: Instant) -> Vec<(u32, u64)> {
         let horizon = now.checked_sub(FRESHNESS);
-        let recent: Vec<(u32, u64)> = self
+        let before_horizon = self
             .marks
             .iter()
-            .filter(|(at, _)| horizon.is_none_or(|h| *at >= h))
-            .map(|&(at, counter)| (u32::try_from(now.duration_since(at).as_millis()).unwrap_or(u32::MAX), counter))
-            .collect();
-        match recent.is_empty() {
-            true => vec![(0, self.last)],
-            false => recent,
-        }
+            .find(|(at, _)| horizon.is_none_or(|h| *at >= h))
+            .map_or(self.last, |&(_, counter)| counter);
+        before_horizon < counter && counter <= self.last
     }
 }
 
@@ -264,7 +255,8 @@ mod tests {
     fn the_window_takes_each_fresh_counter_once() {
         let now = Instant::now();
         // (counter, want) in the order they arrive.
-        let cases: [(u64, Result<(), Stale>); 12] = [
+        let cases: [(u64, Result<(), Stale>); 13] = [
+            (0, Err(Stale::TooOld)), // counters start at 1
             (5, Ok(())),
             (5, Err(Stale::Seen)),
             (3, Ok(())),
@@ -278,90 +270,90 @@ mod tests {
             (u64::MAX - 1, Ok(())),
             (u64::MAX - 1, Err(Stale::Seen)),
         ];
-        let mut window = ReplayWindow::new(0);
+        let mut window = ReplayWindow::default();
         for (i, (counter, want)) in cases.into_iter().enumerate() {
-            let got = window.accept(counter, now);
+            let got = window.accept(counter, 0, now);
             assert_eq!(got, want, "#{i}: counter {counter}: got {got:?}, want {want:?}");
         }
     }
 
     #[test]
-    fn counters_at_or_below_the_floor_are_refused() {
-        let now = Instant::now();
-        let mut window = ReplayWindow::new(100);
-        for (i, (counter, want)) in
-            [(100, Err(Stale::TooOld)), (1, Err(Stale::TooOld)), (101, Ok(()))].into_iter().enumerate()
-        {
-            assert_eq!(window.accept(counter, now), want, "#{i}: counter {counter}");
+    fn an_anchor_bounds_the_age_of_what_its_sender_sealed_after_the_proof_and_before() {
+        let challenged_at = Instant::now();
+        // The proof was sealed at the sender's clock 10 s.
+        let anchor = Anchor { challenged_at, clock: 10_000 };
+        // (the datagram's clock, ms after the challenge, want ms)
+        let cases = [
+            (10_000, 0, 0),
+            (10_000, 300, 300), // the round trip counts as age: errs towards older
+            (10_500, 300, 0),   // sealed after the proof: no older than now
+            (10_500, 2_500, 2_000),
+            (9_000, 0, 1_000), // sealed a second before the proof
+            (9_000, 1_500, 2_500),
+            (0, 0, 10_000),
+            (u64::MAX, 1_000, 0),
+        ];
+        for (i, (clock, after, want)) in cases.into_iter().enumerate() {
+            let got = anchor.age_bound(clock, challenged_at + MS * after);
+            assert_eq!(got, MS * want, "#{i}: clock {clock}, {after} ms after: got {got:?}, want {want} ms");
         }
     }
 
     #[test]
-    fn a_missed_counter_is_refused_once_a_later_one_is_freshness_old() {
+    fn an_anchored_window_refuses_what_its_senders_clock_says_is_older_than_freshness() {
         let start = Instant::now();
-        let mut window = ReplayWindow::new(0);
-        window.accept(10, start).expect("fresh");
-        // 9 was lost or delayed: within FRESHNESS it may still come ...
-        assert_eq!(window.check(9, start + FRESHNESS - MS), Ok(()));
-        // ... but once 10 arrived FRESHNESS ago, 9 was sent earlier than that.
-        window.accept(11, start + FRESHNESS).expect("fresh");
-        assert_eq!(window.check(9, start + FRESHNESS), Err(Stale::TooOld));
-        // Anything newer than what had arrived then is still fine.
-        assert_eq!(window.check(12, start + FRESHNESS * 10), Ok(()));
+        let mut window = ReplayWindow::anchored(Anchor { challenged_at: start, clock: 5_000 });
+        // (counter, the sender's clock, ms after the challenge, want)
+        let cases = [
+            (10, 5_000, 0, Ok(())),
+            (11, 5_000, 2_000, Ok(())), // exactly FRESHNESS old at most
+            (12, 5_000, 2_001, Err(Stale::Late)),
+            (9, 3_500, 400, Ok(())),           // missed, reordered, 1.9 s old at most
+            (8, 3_500, 600, Err(Stale::Late)), // the same, 2.1 s
+            (13, 9_000, 6_000, Ok(())),
+            (13, 9_000, 6_000, Err(Stale::Seen)),
+            (12, 5_000, 6_000, Err(Stale::Late)), // never taken, and never will be
+        ];
+        for (i, (counter, clock, after, want)) in cases.into_iter().enumerate() {
+            let got = window.accept(counter, clock, start + MS * after);
+            assert_eq!(got, want, "#{i}: counter {counter} at clock {clock}, {after} ms after: got {got:?}");
+        }
+        assert!(window.is_newest(14) && !window.is_newest(13));
+        // A later proof replaces the anchor: what was late by the old one may pass by the new.
+        window.reanchor(Anchor { challenged_at: start + MS * 6_000, clock: 8_900 });
+        assert_eq!(window.anchored_at(), Some(start + MS * 6_000));
+        assert_eq!(window.check(14, 8_000, start + MS * 6_000), Ok(()));
+        assert_eq!(window.check(14, 6_000, start + MS * 6_000), Err(Stale::Late));
     }
 
     #[test]
     fn advancing_never_forgets_a_counter_inside_the_window() {
         let now = Instant::now();
-        let mut window = ReplayWindow::new(0);
+        let mut window = ReplayWindow::default();
         let accepted: Vec<u64> = (1..3 * WINDOW).step_by(7).collect();
         for (i, &counter) in accepted.iter().enumerate() {
-            window.accept(counter, now).expect("fresh");
+            window.accept(counter, 0, now).expect("fresh");
             let inside = counter.saturating_sub(WINDOW);
             let oldest = accepted[..=i].iter().find(|&&c| c > inside).copied().unwrap_or(counter);
-            assert_eq!(window.check(oldest, now), Err(Stale::Seen), "#{i}: {oldest} after {counter}");
+            assert_eq!(window.check(oldest, 0, now), Err(Stale::Seen), "#{i}: {oldest} after {counter}");
             if counter > WINDOW {
-                assert_eq!(window.check(inside + 2, now).is_ok(), (inside + 2 - 1) % 7 != 0, "#{i}");
+                assert_eq!(window.check(inside + 2, 0, now).is_ok(), (inside + 2 - 1) % 7 != 0, "#{i}");
             }
         }
         // A jump past the whole window clears every block.
-        window.accept(100 * WINDOW, now).expect("fresh");
-        assert_eq!(window.check(100 * WINDOW - 1, now), Ok(()));
+        window.accept(100 * WINDOW, 0, now).expect("fresh");
+        assert_eq!(window.check(100 * WINDOW - 1, 0, now), Ok(()));
     }
 
     #[test]
-    fn a_sender_vouches_only_for_what_it_sent_within_freshness() {
+    fn a_senders_clock_counts_milliseconds_from_its_first_input() {
         let start = Instant::now();
         let mut sent = SentCounter::default();
         sent.note_time(start);
-        assert_eq!(sent.history(start), [(0, 0)], "everything this boot sent is fresh");
-        for second in 1..=5u32 {
-            let now = start + Duration::from_secs(u64::from(second));
-            sent.note_time(now);
-            for _ in 0..100 {
-                sent.take_next();
-            }
-        }
-        // At 5 s the counter is 500; 100 were sent in each second since start.
-        let now = start + Duration::from_secs(5);
-        assert_eq!(sent.history(now), [(2000, 200), (1000, 300), (0, 400)], "as it stood at 3, 4 and 5 s");
-    }
-
-    #[test]
-    fn a_vouched_window_refuses_each_counter_once_it_is_freshness_old_by_its_senders_history() {
-        let now = Instant::now();
-        // The sender says: 200 counters 2 s ago, 300 one second ago, 400 now.
-        let window = ReplayWindow::vouched(&[(2000, 200), (1000, 300), (0, 400)], now);
-        let cases = [
-            (200, MS, Err(Stale::TooOld)),
-            (250, MS, Ok(())),
-            (250, Duration::from_millis(1001), Err(Stale::TooOld)),
-            (350, Duration::from_millis(1001), Ok(())),
-            (350, FRESHNESS + MS, Err(Stale::TooOld)),
-            (401, FRESHNESS * 5, Ok(())),
-        ];
-        for (i, (counter, later, want)) in cases.into_iter().enumerate() {
-            assert_eq!(window.check(counter, now + later), want, "#{i}: counter {counter}, {later:?} after the proof");
-        }
+        assert_eq!(sent.clock(), 0);
+        sent.note_time(start + Duration::from_micros(1_999));
+        assert_eq!(sent.clock(), 1, "whole milliseconds, rounded down");
+        sent.note_time(start + Duration::from_secs(3600));
+        assert_eq!(sent.clock(), 3_600_000);
     }
 }

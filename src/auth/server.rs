@@ -4,11 +4,12 @@
 //! A server that receives a sealed datagram from a sender boot it has not
 //! verified holds it (at most [`MAX_HELD`]) and challenges the boot at the
 //! datagram's source address. Only the live process with that boot and a
-//! valid key can answer, and its proof names the counter from which its
-//! datagrams are fresh; the held datagrams above it are then released, the
-//! rest dropped. This is what keeps a captured datagram from working again
-//! at a receiver that restarted (and so forgot the sender), or on a sender
-//! that is gone, without any clocks having to agree.
+//! valid key can answer, and its proof anchors the boot's clock
+//! (`replay::Anchor`): from then on, each datagram's clock says how old it
+//! may be, and what may be older than the horizon is dropped, the held
+//! datagrams among them. This is what keeps a captured datagram from working
+//! again at a receiver that restarted (and so forgot the sender), or on a
+//! sender that is gone, without any clocks having to agree.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddrV4;
@@ -20,7 +21,7 @@ use super::Notice;
 use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, OpenError, SealedFrame, SealedHeader, Target};
 use super::keys::{Key, KeyId, Principal, ServerKeys, derive_client_key};
 use super::limit::PerSender;
-use super::replay::{FRESHNESS, IDLE, ReplayWindow, SentCounter, Stale};
+use super::replay::{Anchor, FRESHNESS, REANCHOR, ReplayWindow, SentCounter, Stale};
 use crate::node::Destination;
 use crate::wire::{self, AuthStatus, Command, FrameKind, Message, Rejected};
 
@@ -85,21 +86,18 @@ struct Sender {
 struct Unverified {
     from: SocketAddrV4,
     header: SealedHeader,
-    /// The cookies of the challenges sent to it, newest last: a proof may
-    /// answer any of them (the proof of an earlier one may be late).
-    cookies: VecDeque<Cookie>,
+    /// The cookies of the challenges sent to it and when, newest last: a
+    /// proof may answer any of them (the proof of an earlier one may be late).
+    cookies: VecDeque<(Cookie, Instant)>,
     first_seen: Instant,
     challenged_at: Option<Instant>,
     /// Challenges sent on the timer rather than on a datagram ([`TIMER_CHALLENGES`]).
     timer_challenges: u8,
-    held: Vec<(u64, Accepted)>,
+    held: Vec<(SealedHeader, Accepted)>,
 }
 
 /// Challenges to one boot whose cookies are remembered.
 const COOKIES_KEPT: usize = 4;
-/// The most marks a proof of life may carry (a sender notes one per half
-/// second over the two-second horizon).
-const MAX_HISTORY: usize = 16;
 
 /// What a server remembers of a client, to seal its replies.
 #[derive(Debug, Clone)]
@@ -239,7 +237,8 @@ impl ServerGuard {
         AuthStatus { server_key, rejected: self.rejected }
     }
 
-    /// Notes the time of an input before anything it causes is sealed.
+    /// Notes the time of an input before anything it causes is sealed: the
+    /// clock those datagrams carry.
     pub fn note_time(&mut self, now: Instant) {
         self.sent.note_time(now);
     }
@@ -337,6 +336,7 @@ impl ServerGuard {
             key_id: key.id(),
             boot: self.boot,
             counter: self.sent.take_next(),
+            clock: self.sent.clock(),
             target,
             client: None,
         };
@@ -356,6 +356,7 @@ impl ServerGuard {
             key_id: session.master,
             boot: self.boot,
             counter: self.sent.take_next(),
+            clock: self.sent.clock(),
             target: Target::Group,
             client: Some(session.principal.clone()),
         };
@@ -385,7 +386,10 @@ impl ServerGuard {
         }
         let sender = Sender { client: header.client.clone(), boot: header.boot };
         // A copy is refused before it costs a decryption (it is marked only once authentic).
-        if let Some(Err(stale)) = self.senders.get(&sender).map(|(w, _)| w.check(header.counter, now)) {
+        // A late one is opened: it may be held (`ServerGuard::take`).
+        if let Some(Err(stale @ (Stale::Seen | Stale::TooOld))) =
+            self.senders.get(&sender).map(|(w, _)| w.check(header.counter, header.clock, now))
+        {
             return self.refuse_stale(now, from, stale);
         }
         let inner = match self.frame_keys.open(frame, &key, &[]) {
@@ -408,11 +412,11 @@ impl ServerGuard {
         }
         match inner {
             Inner::Challenge { boot, cookie } if header.kind == FrameKind::Peer => {
-                self.answer_challenge(now, from, header.boot, boot, cookie);
+                self.answer_challenge(from, header.boot, boot, cookie);
                 None
             }
-            Inner::Proof { cookie, history } if history.len() <= MAX_HISTORY => {
-                self.take_proof(now, from, &sender, header.counter, cookie, &history);
+            Inner::Proof { cookie } => {
+                self.take_proof(now, from, &sender, header, cookie);
                 None
             }
             Inner::Message(message) if kind_carries(header.kind, &message) => {
@@ -429,33 +433,53 @@ impl ServerGuard {
     }
 
     /// An authentic message: acted on if its sender is verified and it is
-    /// fresh, held (and the sender challenged) if the sender is not verified.
+    /// fresh, held (and the sender challenged) if the sender is not verified,
+    /// or if it is newer than anything taken from it but looks late (the
+    /// anchor may be out of date: a new proof tells).
     fn take(&mut self, now: Instant, sender: Sender, header: &SealedHeader, accepted: Accepted) -> Option<Accepted> {
-        // A sender silent for a while proves again that it is live (`replay::IDLE`).
-        let live = |(_, heard): &(ReplayWindow, Instant)| now < *heard + IDLE;
-        let Some((window, heard)) = self.senders.get_mut(&sender).filter(|entry| live(entry)) else {
+        let Some((window, heard)) = self.senders.get_mut(&sender) else {
             self.hold(now, sender, header, accepted);
             return None;
         };
-        match window.accept(header.counter, now) {
+        match window.accept(header.counter, header.clock, now) {
             Ok(()) => {
                 *heard = now;
+                // Clocks drift apart: measure this one against a new proof now and then.
+                if window.anchored_at().is_none_or(|at| now >= at + REANCHOR) {
+                    self.pend(now, &sender, header, accepted.from);
+                }
                 self.note_session(now, header, accepted.from);
                 Some(accepted)
+            }
+            Err(Stale::Late) if window.is_newest(header.counter) => {
+                self.hold(now, sender, header, accepted);
+                None
             }
             Err(stale) => self.refuse_stale(now, accepted.from, stale),
         }
     }
 
     fn hold(&mut self, now: Instant, sender: Sender, header: &SealedHeader, accepted: Accepted) {
-        // What was held longer than the horizon, its sender could no longer vouch for: start over.
-        if self.pending.get(&sender).is_some_and(|u| now >= u.first_seen + FRESHNESS) {
-            self.pending.remove(&sender);
+        self.pend(now, &sender, header, accepted.from);
+        if let Some(unverified) = self.pending.get_mut(&sender)
+            && unverified.held.len() < MAX_HELD
+        {
+            unverified.held.push((header.clone(), accepted));
         }
-        if !self.pending.contains_key(&sender) {
+    }
+
+    /// Notes that `sender` is to prove it is live, and challenges it unless
+    /// it was challenged within [`RECHALLENGE`] (a challenge or its proof may
+    /// be lost: each new one has a new cookie).
+    fn pend(&mut self, now: Instant, sender: &Sender, header: &SealedHeader, from: SocketAddrV4) {
+        // What was held longer than the horizon, its sender could no longer vouch for: start over.
+        if self.pending.get(sender).is_some_and(|u| now >= u.first_seen + FRESHNESS) {
+            self.pending.remove(sender);
+        }
+        if !self.pending.contains_key(sender) {
             self.make_room_for_pending(now);
             let unverified = Unverified {
-                from: accepted.from,
+                from,
                 header: header.clone(),
                 cookies: VecDeque::new(),
                 first_seen: now,
@@ -465,14 +489,10 @@ impl ServerGuard {
             };
             self.pending.insert(sender.clone(), unverified);
         }
-        let Some(unverified) = self.pending.get_mut(&sender) else { return };
-        if unverified.held.len() < MAX_HELD {
-            unverified.held.push((header.counter, accepted));
-        }
-        // Again if no proof came (a challenge or its proof may be lost), each time with a new cookie.
+        let Some(unverified) = self.pending.get_mut(sender) else { return };
         if unverified.challenged_at.is_none_or(|at| now >= at + RECHALLENGE) {
             unverified.challenged_at = Some(now);
-            self.challenge(&sender);
+            self.challenge(now, sender);
         }
     }
 
@@ -498,7 +518,7 @@ impl ServerGuard {
             if let Some(unverified) = self.pending.get_mut(&sender) {
                 unverified.challenged_at = Some(now);
                 unverified.timer_challenges += 1;
-                self.challenge(&sender);
+                self.challenge(now, &sender);
             }
         }
     }
@@ -513,13 +533,13 @@ impl ServerGuard {
     }
 
     /// Asks a boot to prove that it is live, at the address it sent from.
-    fn challenge(&mut self, sender: &Sender) {
+    fn challenge(&mut self, now: Instant, sender: &Sender) {
         let cookie = self.cookie();
         let Some(unverified) = self.pending.get_mut(sender) else { return };
         if unverified.cookies.len() >= COOKIES_KEPT {
             unverified.cookies.pop_front();
         }
-        unverified.cookies.push_back(cookie);
+        unverified.cookies.push_back((cookie, now));
         let (to, master, answers, since) =
             (unverified.from, unverified.header.key_id, unverified.header.counter, unverified.first_seen);
         let inner = Inner::Challenge { boot: sender.boot, cookie };
@@ -537,7 +557,7 @@ impl ServerGuard {
         }
     }
 
-    fn answer_challenge(&mut self, now: Instant, from: SocketAddrV4, challenger: Boot, boot: Boot, cookie: Cookie) {
+    fn answer_challenge(&mut self, from: SocketAddrV4, challenger: Boot, boot: Boot, cookie: Cookie) {
         if boot != self.boot || self.answered.contains(&(challenger, cookie)) {
             return; // for an earlier run of ours, or answered already
         }
@@ -545,45 +565,40 @@ impl ServerGuard {
             self.answered.pop_front();
         }
         self.answered.push_back((challenger, cookie));
-        let proof = Inner::Proof { cookie, history: self.sent.history(now) };
-        if let Some(bytes) = self.seal_for_servers(Destination::Peer(from), &proof) {
+        if let Some(bytes) = self.seal_for_servers(Destination::Peer(from), &Inner::Proof { cookie }) {
             self.outbox.push_back((Destination::Peer(from), bytes));
         }
     }
 
-    fn take_proof(
-        &mut self,
-        now: Instant,
-        from: SocketAddrV4,
-        sender: &Sender,
-        counter: u64,
-        cookie: Cookie,
-        history: &[(u32, u64)],
-    ) {
-        match self.pending.get(sender) {
-            Some(unverified) if unverified.cookies.contains(&cookie) => {}
-            Some(_) => {
+    /// A proof of life: if it answers one of our challenges, the boot is
+    /// verified, its clock anchored to that challenge, and what it held that
+    /// is fresh by the anchor released.
+    fn take_proof(&mut self, now: Instant, from: SocketAddrV4, sender: &Sender, proof: &SealedHeader, cookie: Cookie) {
+        let asked = self.pending.get(sender).map(|u| u.cookies.iter().find(|(c, _)| *c == cookie).map(|(_, at)| *at));
+        let challenged_at = match asked {
+            Some(Some(at)) => at,
+            Some(None) => {
                 self.refuse(now, from, Reason::Replay, "a proof of life that answers no challenge of ours");
                 return;
             }
             None => return, // a second proof for a boot verified already
-        }
+        };
         let Some(unverified) = self.pending.remove(sender) else { return };
+        let anchor = Anchor { challenged_at, clock: proof.clock };
         // A boot verified before keeps what it accepted then.
         let mut window = match self.senders.remove(sender) {
             Some((mut window, _)) => {
-                window.vouch(history, now);
+                window.reanchor(anchor);
                 window
             }
-            None => ReplayWindow::vouched(history, now),
+            None => ReplayWindow::anchored(anchor),
         };
-        let _ = window.accept(counter, now);
+        let _ = window.accept(proof.counter, proof.clock, now);
         let mut held = unverified.held;
-        held.sort_by_key(|(counter, _)| *counter);
-        for (counter, accepted) in held {
-            match window.accept(counter, now) {
+        held.sort_by_key(|(header, _)| header.counter);
+        for (header, accepted) in held {
+            match window.accept(header.counter, header.clock, now) {
                 Ok(()) => {
-                    let header = SealedHeader { counter, ..unverified.header.clone() };
                     self.note_session(now, &header, accepted.from);
                     self.released.push_back(accepted);
                 }
@@ -651,7 +666,13 @@ impl ServerGuard {
                 now,
                 from,
                 Reason::Replay,
-                "it is older than the replay window or the freshness horizon: replayed, or held up very long",
+                "it is older than the replay window: replayed, or held up very long",
+            ),
+            Stale::Late => self.refuse(
+                now,
+                from,
+                Reason::Replay,
+                "its sender's clock says it is older than the freshness horizon (2 s): replayed, or held up very long",
             ),
         }
     }

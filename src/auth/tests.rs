@@ -18,6 +18,13 @@ const B: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 2), 
 const C: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 3), 5000);
 const CLIENT: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 1, 1), 7000);
 
+/// The instant every test's time starts from: a guard's clock starts when
+/// it is made, so the guards and their tests must share one start.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    *EPOCH
+}
+
 fn keys() -> ServerKeys {
     ServerKeys::generate(std::array::from_fn(|i| i as u8))
 }
@@ -27,7 +34,7 @@ fn boot(byte: u8) -> Boot {
 }
 
 fn server(addr: SocketAddrV4, byte: u8) -> ServerGuard {
-    ServerGuard::new(Some(keys()), addr, boot(byte), u64::from(byte), Instant::now())
+    ServerGuard::new(Some(keys()), addr, boot(byte), u64::from(byte), epoch())
 }
 
 fn alice() -> Principal {
@@ -109,7 +116,7 @@ fn accepted(from: SocketAddrV4, message: Message) -> Accepted {
 
 #[test]
 fn a_sender_not_yet_verified_proves_it_is_live_and_its_held_datagram_is_released() {
-    let now = Instant::now();
+    let now = epoch();
     let (mut a, mut b) = (server(A, 1), server(B, 2));
     assert_eq!(first_contact(now, &mut a, &mut b, &coordinator()), vec![accepted(A, coordinator())]);
     // From now on A's datagrams are taken at once.
@@ -125,7 +132,7 @@ fn a_sender_not_yet_verified_proves_it_is_live_and_its_held_datagram_is_released
 /// the new leader never heard the member that held a confirmed write.
 #[test]
 fn a_lost_challenge_is_sent_again_on_the_timer_a_few_times() {
-    let start = Instant::now();
+    let start = epoch();
     let (mut a, mut b) = (server(A, 1), server(B, 2));
     let bytes = sealed(&mut a, Destination::Group, &coordinator());
     assert_eq!(b.open(start, A, &bytes), None, "held");
@@ -149,7 +156,7 @@ fn a_lost_challenge_is_sent_again_on_the_timer_a_few_times() {
 
 #[test]
 fn a_copy_is_refused_as_a_duplicate_and_never_acted_on() {
-    let now = Instant::now();
+    let now = epoch();
     let (mut a, mut b) = (server(A, 1), server(B, 2));
     first_contact(now, &mut a, &mut b, &coordinator());
     let bytes = sealed(&mut a, Destination::Group, &coordinator());
@@ -164,7 +171,7 @@ fn a_copy_is_refused_as_a_duplicate_and_never_acted_on() {
 
 #[test]
 fn a_datagram_captured_before_the_receiver_restarted_is_dropped_once_its_sender_proves() {
-    let start = Instant::now();
+    let start = epoch();
     let (mut a, mut b) = (server(A, 1), server(B, 2));
     first_contact(start, &mut a, &mut b, &coordinator());
     let captured = sealed(&mut a, Destination::Group, &peer(300, 7, PeerBody::Coordinator));
@@ -188,7 +195,7 @@ fn a_datagram_captured_before_the_receiver_restarted_is_dropped_once_its_sender_
 
 #[test]
 fn a_boot_that_is_gone_never_proves_and_a_new_one_does_not_answer_for_it() {
-    let now = Instant::now();
+    let now = epoch();
     let (mut old_a, mut b) = (server(A, 1), server(B, 2));
     let captured = sealed(&mut old_a, Destination::Group, &coordinator());
     // A restarted (a new boot at the same address) before B ever heard it.
@@ -202,7 +209,7 @@ fn a_boot_that_is_gone_never_proves_and_a_new_one_does_not_answer_for_it() {
 
 #[test]
 fn a_replayed_challenge_has_no_effect() {
-    let now = Instant::now();
+    let now = epoch();
     let (mut a, mut b) = (server(A, 1), server(B, 2));
     let bytes = sealed(&mut a, Destination::Group, &coordinator());
     b.open(now, A, &bytes);
@@ -215,7 +222,7 @@ fn a_replayed_challenge_has_no_effect() {
 
 #[test]
 fn a_datagram_sealed_for_one_server_is_refused_by_another() {
-    let now = Instant::now();
+    let now = epoch();
     let (mut a, mut b, mut c) = (server(A, 1), server(B, 2), server(C, 3));
     handshake(now, (&mut a, A), (&mut c, C), &coordinator());
     let for_b = sealed(&mut a, Destination::Peer(B), &peer(300, 7, PeerBody::HeartbeatAck));
@@ -226,7 +233,7 @@ fn a_datagram_sealed_for_one_server_is_refused_by_another() {
 
 #[test]
 fn a_client_key_can_seal_requests_and_nothing_else() {
-    let now = Instant::now();
+    let now = epoch();
     let key = client_key(alice());
     let mut b = server(B, 2);
     let header = |kind| SealedHeader {
@@ -234,6 +241,7 @@ fn a_client_key_can_seal_requests_and_nothing_else() {
         key_id: key.master,
         boot: boot(7),
         counter: 1,
+        clock: 0,
         target: Target::Group,
         client: Some(alice()),
     };
@@ -263,7 +271,7 @@ fn a_client_key_can_seal_requests_and_nothing_else() {
 /// it still opens a `status` and still counts a request under an unknown key.
 #[test]
 fn a_server_that_does_not_lead_opens_only_what_every_server_answers() {
-    let now = Instant::now();
+    let now = epoch();
     let mut client = ClientGuard::new(Some(client_key(alice())), boot(20));
     let status = Request { client: 9, request: 2, command: Command::Status };
     let (rooms, status) = (client.seal_request(now, &request(1)), client.seal_request(now, &status));
@@ -310,7 +318,7 @@ fn rooms_reply(number: u64) -> Message {
 
 #[test]
 fn a_reply_is_good_only_for_the_client_process_that_asked() {
-    let now = Instant::now();
+    let now = epoch();
     let mut b = server(B, 2);
     let mut first = ClientGuard::new(Some(client_key(alice())), boot(20));
     let request = client_contact(now, &mut b, &mut first, 1);
@@ -335,7 +343,7 @@ fn a_reply_is_good_only_for_the_client_process_that_asked() {
 /// later. It answered the request, yet it is older than `MAX_AGE`.
 #[test]
 fn a_reply_the_client_missed_cannot_be_replayed_to_it_after_the_horizon() {
-    let start = Instant::now();
+    let start = epoch();
     let mut b = server(B, 2);
     let mut client = ClientGuard::new(Some(client_key(alice())), boot(20));
     client_contact(start, &mut b, &mut client, 1);
@@ -358,7 +366,7 @@ fn a_reply_the_client_missed_cannot_be_replayed_to_it_after_the_horizon() {
 /// names the newest request datagram the proof released, not the first.
 #[test]
 fn a_reply_after_a_late_proof_names_the_newest_request_datagram() {
-    let start = Instant::now();
+    let start = epoch();
     let mut b = server(B, 2);
     let mut client = ClientGuard::new(Some(client_key(alice())), boot(20));
     let first = client.seal_request(start, &request(1));
@@ -383,7 +391,7 @@ fn a_reply_after_a_late_proof_names_the_newest_request_datagram() {
 /// The three states of a server while a key rolls (docs/security.md §6).
 #[test]
 fn a_server_seals_with_its_first_key_and_opens_with_every_key() {
-    let now = Instant::now();
+    let now = epoch();
     let (old, new) = (keys(), ServerKeys::generate(std::array::from_fn(|i| 100 + i as u8)));
     let with = |first: &ServerKeys, second: Option<&ServerKeys>| ServerKeys {
         server: std::iter::once(&first.server[0]).chain(second.map(|s| &s.server[0])).cloned().collect(),
@@ -405,7 +413,7 @@ fn a_server_seals_with_its_first_key_and_opens_with_every_key() {
 
 #[test]
 fn a_missing_or_wrong_key_is_counted_and_answered_with_a_notice() {
-    let now = Instant::now();
+    let now = epoch();
     let mut b = server(B, 2);
     let plain = wire::encode(&Message::Request(request(1)));
     assert_eq!(b.open(now, CLIENT, &plain), None);
@@ -426,7 +434,7 @@ fn a_missing_or_wrong_key_is_counted_and_answered_with_a_notice() {
 
 #[test]
 fn a_revoked_client_is_refused() {
-    let now = Instant::now();
+    let now = epoch();
     let mut revoked = keys();
     revoked.revoked.insert("alice".into());
     let mut b = ServerGuard::new(Some(revoked), B, boot(2), 2, now);
@@ -438,7 +446,7 @@ fn a_revoked_client_is_refused() {
 
 #[test]
 fn without_keys_plain_datagrams_pass_and_sealed_ones_are_refused() {
-    let now = Instant::now();
+    let now = epoch();
     let mut open = ServerGuard::new(None, B, boot(2), 2, now);
     let plain = wire::encode(&coordinator());
     assert_eq!(open.open(now, A, &plain), Some(accepted(A, coordinator())));
@@ -451,8 +459,41 @@ fn without_keys_plain_datagrams_pass_and_sealed_ones_are_refused() {
 }
 
 #[test]
+fn a_lost_datagram_is_refused_once_its_senders_clock_says_it_is_older_than_the_horizon() {
+    // Simulation seed 1035321 (before sender clocks): B heard A often enough,
+    // once through a delayed old copy, and took a datagram it had missed 3.3 s
+    // after A sealed it.
+    let start = epoch();
+    let at = |ms| start + Duration::from_millis(ms);
+    let (mut a, mut b) = (server(A, 1), server(B, 2));
+    first_contact(start, &mut a, &mut b, &coordinator());
+    let delayed = sealed(&mut a, Destination::Group, &coordinator());
+    a.note_time(at(450));
+    let taken = sealed(&mut a, Destination::Group, &coordinator());
+    a.note_time(at(579));
+    let missed = sealed(&mut a, Destination::Group, &coordinator());
+    a.note_time(at(2000));
+    let later = sealed(&mut a, Destination::Group, &coordinator());
+    assert!(b.open(at(450), A, &taken).is_some());
+    assert!(b.open(at(1303), A, &delayed).is_some(), "1.3 s late, still within the horizon");
+    assert!(b.open(at(2000), A, &later).is_some());
+    assert!(b.open(at(2578), A, &missed).is_some(), "missed, but 2.0 s old at most: taken once");
+    let (mut a, mut b) = (server(A, 1), server(B, 2));
+    first_contact(start, &mut a, &mut b, &coordinator());
+    a.note_time(at(579));
+    let missed = sealed(&mut a, Destination::Group, &coordinator());
+    a.note_time(at(2000));
+    let later = sealed(&mut a, Destination::Group, &coordinator());
+    assert!(b.open(at(2000), A, &later).is_some());
+    assert_eq!(b.open(at(2580), A, &missed), None, "2.001 s old by A's clock");
+    assert_eq!(b.open(at(3926), A, &missed), None);
+    assert_eq!(b.status().rejected.replay, 2, "{:?}", b.status());
+    assert!(drain(&mut b).is_empty(), "an old one that is not A's newest draws no challenge");
+}
+
+#[test]
 fn a_datagram_that_was_lost_cannot_be_delivered_after_its_sender_fell_silent() {
-    let start = Instant::now();
+    let start = epoch();
     let (mut a, mut b) = (server(A, 1), server(B, 2));
     first_contact(start, &mut a, &mut b, &coordinator());
     let lost = sealed(&mut a, Destination::Group, &coordinator());

@@ -205,7 +205,15 @@ impl Adversary {
     fn header(&mut self, kind: FrameKind, key_id: crate::auth::KeyId, client: Option<Principal>) -> SealedHeader {
         self.counter += 1;
         let boot = Boot(std::array::from_fn(|_| self.rng as u8));
-        SealedHeader { kind, key_id, boot, counter: self.counter, target: Target::Group, client }
+        SealedHeader {
+            kind,
+            key_id,
+            boot,
+            counter: self.counter,
+            clock: self.rng % 100_000,
+            target: Target::Group,
+            client,
+        }
     }
 
     /// Sealed with a server key the group does not hold.

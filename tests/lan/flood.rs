@@ -88,7 +88,7 @@ fn header(
     client: Option<roomcast::auth::Principal>,
     r: u64,
 ) -> SealedHeader {
-    SealedHeader { kind, key_id, boot: Boot([r as u8; 16]), counter: r, target: Target::Group, client }
+    SealedHeader { kind, key_id, boot: Boot([r as u8; 16]), counter: r, clock: r, target: Target::Group, client }
 }
 
 /// A made-up server with a huge ID and term claiming to lead.

@@ -546,9 +546,12 @@ impl ServerGuard {
         let bytes = match &sender.client {
             None => self.seal_for_servers(Destination::Peer(to), &inner),
             Some(principal) => {
-                let session =
-                    Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
-                self.remember_session(to, session);
+                // A client verified before (asked again for its clock) keeps its session as it is.
+                if self.sessions.get(&to).is_none_or(|known| known.boot != sender.boot) {
+                    let session =
+                        Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
+                    self.remember_session(to, session);
+                }
                 self.seal_for_client(to, |_| inner)
             }
         };

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::frame::{self, Boot, Frame, Inner, SealedHeader, Target};
 use super::keys::{ClientKey, Key, Principal, ServerKeys};
-use super::replay::FRESHNESS;
+use super::replay::{FRESHNESS, REANCHOR};
 use super::{Accepted, ClientGuard, ClientInput, Notice, ServerGuard};
 use crate::node::Destination;
 use crate::wire::{
@@ -489,6 +489,47 @@ fn a_lost_datagram_is_refused_once_its_senders_clock_says_it_is_older_than_the_h
     assert_eq!(b.open(at(3926), A, &missed), None);
     assert_eq!(b.status().rejected.replay, 2, "{:?}", b.status());
     assert!(drain(&mut b).is_empty(), "an old one that is not A's newest draws no challenge");
+}
+
+#[test]
+fn a_verified_sender_is_asked_for_its_clock_again_each_reanchor_while_its_datagrams_pass() {
+    let start = epoch();
+    let (mut a, mut b) = (server(A, 1), server(B, 2));
+    first_contact(start, &mut a, &mut b, &coordinator());
+    let later = start + REANCHOR;
+    a.note_time(later);
+    let bytes = sealed(&mut a, Destination::Group, &coordinator());
+    assert_eq!(b.open(later, A, &bytes), Some(accepted(A, coordinator())), "taken at once");
+    let challenge = drain(&mut b);
+    assert_eq!(challenge.len(), 1, "and A asked again");
+    a.open(later, B, &challenge[0].1);
+    assert!(deliver(later, (&mut a, A), &mut b).is_empty(), "the proof is no message");
+    let next = later + Duration::from_secs(1);
+    a.note_time(next);
+    let bytes = sealed(&mut a, Destination::Group, &coordinator());
+    assert!(b.open(next, A, &bytes).is_some());
+    assert!(drain(&mut b).is_empty(), "anchored anew: no more challenges");
+}
+
+#[test]
+fn a_fresh_datagram_that_a_slow_proof_makes_look_late_is_held_until_a_new_proof() {
+    let start = epoch();
+    let (mut a, mut b) = (server(A, 1), server(B, 2));
+    let first = sealed(&mut a, Destination::Group, &coordinator());
+    assert_eq!(b.open(start, A, &first), None);
+    let challenge = drain(&mut b);
+    // The challenge takes 2.5 s to reach A (B was paused before it left, say).
+    let slow = start + Duration::from_millis(2500);
+    a.open(slow, B, &challenge[0].1);
+    assert!(deliver(slow, (&mut a, A), &mut b).is_empty(), "the first datagram looks 2.5 s old");
+    // By that anchor everything A sends looks 2.5 s old: held, and A asked again.
+    let fresh = sealed(&mut a, Destination::Group, &coordinator());
+    assert_eq!(b.open(slow, A, &fresh), None);
+    let again = drain(&mut b);
+    assert_eq!(again.len(), 1);
+    a.open(slow, B, &again[0].1);
+    assert_eq!(deliver(slow, (&mut a, A), &mut b), vec![accepted(A, coordinator())], "released by the new proof");
+    assert!(b.open(slow, A, &sealed(&mut a, Destination::Group, &coordinator())).is_some());
 }
 
 #[test]

@@ -103,6 +103,11 @@ pub fn rows(report: &Report) -> Vec<Row> {
         load_rows(&mut rows, &format!("durable read ({fs})"), "1 client", &r.durable.reads_one, d1);
     }
     if let Some(k) = &report.keys {
+        // A control run compares two groups without keys: its ratios are the machine's noise.
+        let (name, groups, with) = match k.control {
+            false => ("keyed", "without keys / with", "with keys"),
+            true => ("control (no keys in either group)", "first group / second", "second group"),
+        };
         for cost in &k.cost {
             let (plain, keyed) = (&cost.plain, &cost.keyed);
             let mut ratios = cost.p50_ratios.clone();
@@ -110,11 +115,11 @@ pub fn rows(report: &Report) -> Vec<Row> {
             let quartile =
                 |q: usize| ratios.get(q * ratios.len().saturating_sub(1) / 4).map_or(f64::NAN, |r| 100.0 * (r - 1.0));
             rows.push(row(
-                format!("keyed {}, p50 (without keys / with)", cost.load),
+                format!("{name} {}, p50 ({groups})", cost.load),
                 fmt_us(plain.p50_us),
                 fmt_us(keyed.p50_us),
                 format!(
-                    "{:+.1}% with keys (median of {} pairs; middle half {:+.0}% to {:+.0}%)",
+                    "{:+.1}% {with} (median of {} pairs; middle half {:+.0}% to {:+.0}%)",
                     100.0 * (cost.p50_ratio - 1.0),
                     ratios.len(),
                     quartile(1),
@@ -122,16 +127,16 @@ pub fn rows(report: &Report) -> Vec<Row> {
                 ),
             ));
             rows.push(row(
-                format!("keyed {}, ops/s (without keys / with)", cost.load),
+                format!("{name} {}, ops/s ({groups})", cost.load),
                 fmt_ops(plain.ops()),
                 fmt_ops(keyed.ops()),
-                format!("{:+.1}% with keys", 100.0 * (keyed.ops() / plain.ops() - 1.0)),
+                format!("{:+.1}% {with}", 100.0 * (keyed.ops() / plain.ops() - 1.0)),
             ));
             rows.push(row(
-                format!("keyed {}, servers' CPU per request (without keys / with)", cost.load),
+                format!("{name} {}, servers' CPU per request ({groups})", cost.load),
                 fmt_us(cost.plain_server_cpu_us),
                 fmt_us(cost.keyed_server_cpu_us),
-                format!("{:+.1}% with keys", 100.0 * (cost.keyed_server_cpu_us / cost.plain_server_cpu_us - 1.0)),
+                format!("{:+.1}% {with}", 100.0 * (cost.keyed_server_cpu_us / cost.plain_server_cpu_us - 1.0)),
             ));
         }
     }

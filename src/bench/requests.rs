@@ -75,6 +75,8 @@ pub struct KeysResult {
     pub refused: u64,
     /// Concurrent clients of the "many" runs.
     pub clients: usize,
+    /// A control run (`--key-control`): the "keyed" group had no keys either.
+    pub control: bool,
 }
 
 /// What keys cost one load.
@@ -135,11 +137,12 @@ fn scratch_with_catalog(settings: &Settings) -> Result<(tempfile::TempDir, std::
 pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, BenchError> {
     let (scratch, catalog_file) = scratch_with_catalog(settings)?;
     let keys = BenchKeys::new(scratch.path())?;
+    let second = (!settings.key_control).then_some(&keys);
     let (plain_group, keyed_group) =
-        (start(bins, &catalog_file, None, None)?, start(bins, &catalog_file, None, Some(&keys))?);
+        (start(bins, &catalog_file, None, None)?, start(bins, &catalog_file, None, second)?);
     let run = settings.key_run();
     let (plain, keyed) =
-        (Loads::new(&plain_group, settings, None, run), Loads::new(&keyed_group, settings, Some(&keys), run));
+        (Loads::new(&plain_group, settings, None, run), Loads::new(&keyed_group, settings, second, run));
     plain.warm_up()?;
     keyed.warm_up()?;
     let mut cost = Vec::new();
@@ -156,7 +159,8 @@ pub fn run_keys(bins: &Binaries, settings: &Settings) -> Result<KeysResult, Benc
         }
         cost.push(KeyCost::of(load.describe(settings.clients), pairs));
     }
-    Ok(KeysResult { cost, refused: plain.refused() + keyed.refused(), clients: settings.clients })
+    let refused = plain.refused() + keyed.refused();
+    Ok(KeysResult { cost, refused, clients: settings.clients, control: settings.key_control })
 }
 
 impl KeyCost {

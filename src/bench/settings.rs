@@ -25,6 +25,11 @@ pub struct Settings {
     /// Seconds of each run in the keys part [default: 1; quick: 0.2].
     #[arg(long, value_name = "S")]
     pub key_seconds: Option<f64>,
+    /// Runs the keys part as a control: the second group and its clients
+    /// without keys too, so that its ratios show how far two identical
+    /// groups differ on this machine (what a keyed ratio must beat).
+    #[arg(long)]
+    pub key_control: bool,
     /// Concurrent clients of the load measurements.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub clients: usize,

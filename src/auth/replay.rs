@@ -12,9 +12,11 @@
 //! boot read `p` after `t`. A datagram sealed when the boot read `c` was
 //! therefore sent after `t + (c - p)`, and at `now` it is at most
 //! `now - t - (c - p)` old ([`Anchor::age_bound`]). A receiver refuses what
-//! may be older than [`FRESHNESS`]. Only the clocks' rates must agree, and
-//! they differ by parts per million: each boot is challenged again every
-//! [`REANCHOR`], so the difference never adds up to more than milliseconds.
+//! may be older than [`FRESHNESS`]. Only the clocks' rates must agree: the
+//! bound adds [`MAX_DRIFT_PER_MILLE`] of the time since the challenge, so a
+//! sender's clock that runs that much faster cannot make an old datagram look
+//! young, however long its anchor lasts; each boot is challenged again every
+//! [`REANCHOR`], so that margin stays small.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,14 +30,19 @@ pub const WINDOW: u64 = 8192;
 pub const FRESHNESS: Duration = Duration::from_secs(2);
 
 /// How long a receiver measures a boot's clock against one proof before it
-/// challenges the boot again: at the 100 parts per million by which two
-/// quartz clocks may differ, 6 ms of drift.
+/// challenges the boot again (the drift margin is 60 ms by then).
 pub const REANCHOR: Duration = Duration::from_secs(60);
 
+/// How much faster than the receiver's a sender's clock may run, per
+/// thousand: quartz clocks differ by about 0.1, and NTP slews a clock by at
+/// most 0.5 (ntpd; chrony only while it corrects a large offset, which
+/// `makestep` does by a step instead).
+pub const MAX_DRIFT_PER_MILLE: u32 = 1;
+
 /// The oldest a datagram can be when a receiver takes it: [`FRESHNESS`],
-/// plus the clock's millisecond resolution (and, between two hosts, the
-/// drift of their clocks' rates over [`REANCHOR`]). Nothing older works
-/// late, and nothing works twice.
+/// plus the clock's millisecond resolution, while the clocks' rates differ
+/// by less than [`MAX_DRIFT_PER_MILLE`]. Nothing older works late, and
+/// nothing works twice.
 pub const MAX_AGE: Duration = Duration::from_millis(2000 + 1);
 
 const BLOCK_BITS: u64 = 64;
@@ -71,15 +78,20 @@ pub struct Anchor {
 impl Anchor {
     /// The most that a datagram its sender sealed at `clock` can be old at
     /// `now`. It was sealed `clock - self.clock` after the proof, which was
-    /// sealed after the challenge, so after `challenged_at + clock - self.clock`.
-    /// The bound errs towards older by the challenge's round trip: a late
-    /// proof makes fresh datagrams look older, never an old one fresher.
+    /// sealed after the challenge, so after `challenged_at + clock - self.clock`;
+    /// plus [`MAX_DRIFT_PER_MILLE`] of the time since the challenge, for a
+    /// sender's clock that runs fast. The bound errs towards older by the time
+    /// from the challenge to the proof's sealing (a challenge that reached the
+    /// sender late makes fresh datagrams look old, never an old one young),
+    /// and towards younger by less than the clocks' millisecond.
     pub fn age_bound(&self, clock: u64, now: Instant) -> Duration {
         let since_challenge = now.saturating_duration_since(self.challenged_at);
-        match clock.checked_sub(self.clock) {
+        let drift = since_challenge / 1000 * MAX_DRIFT_PER_MILLE;
+        let by_clocks = match clock.checked_sub(self.clock) {
             Some(after_proof) => since_challenge.saturating_sub(Duration::from_millis(after_proof)),
             None => since_challenge.saturating_add(Duration::from_millis(self.clock - clock)),
-        }
+        };
+        by_clocks.saturating_add(drift)
     }
 }
 
@@ -180,10 +192,12 @@ pub struct SentCounter {
 
 impl SentCounter {
     /// Notes the time of an input, before anything it causes is sealed: the
-    /// clock that those datagrams carry (the first input starts the clock).
+    /// clock that those datagrams carry (the first input starts the clock,
+    /// which never goes back: a proof's clock must not be older than it was).
     pub fn note_time(&mut self, now: Instant) {
         let started = *self.started.get_or_insert(now);
-        self.clock = u64::try_from(now.saturating_duration_since(started).as_millis()).unwrap_or(u64::MAX);
+        let clock = u64::try_from(now.saturating_duration_since(started).as_millis()).unwrap_or(u64::MAX);
+        self.clock = self.clock.max(clock);
         if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
             self.marks.push_back((now, self.last));
         }
@@ -282,20 +296,22 @@ mod tests {
         let challenged_at = Instant::now();
         // The proof was sealed at the sender's clock 10 s.
         let anchor = Anchor { challenged_at, clock: 10_000 };
-        // (the datagram's clock, ms after the challenge, want ms)
+        // (the datagram's clock, ms after the challenge, want µs: the clocks' bound, plus 1/1000 of the time since)
         let cases = [
             (10_000, 0, 0),
-            (10_000, 300, 300), // the round trip counts as age: errs towards older
-            (10_500, 300, 0),   // sealed after the proof: no older than now
-            (10_500, 2_500, 2_000),
-            (9_000, 0, 1_000), // sealed a second before the proof
-            (9_000, 1_500, 2_500),
-            (0, 0, 10_000),
-            (u64::MAX, 1_000, 0),
+            (10_000, 300, 300_300), // the challenge's way to the sender counts as age: errs towards older
+            (10_500, 300, 300),     // sealed after the proof: no older than now, but for the drift margin
+            (10_500, 2_500, 2_002_500),
+            (9_000, 0, 1_000_000), // sealed a second before the proof
+            (9_000, 1_500, 2_501_500),
+            (0, 0, 10_000_000),
+            (u64::MAX, 1_000, 1_000),
+            (70_000, 60_000, 60_000), // a minute on, the margin is 60 ms
         ];
         for (i, (clock, after, want)) in cases.into_iter().enumerate() {
             let got = anchor.age_bound(clock, challenged_at + MS * after);
-            assert_eq!(got, MS * want, "#{i}: clock {clock}, {after} ms after: got {got:?}, want {want} ms");
+            let want = Duration::from_micros(want);
+            assert_eq!(got, want, "#{i}: clock {clock}, {after} ms after: got {got:?}, want {want:?}");
         }
     }
 
@@ -306,12 +322,12 @@ mod tests {
         // (counter, the sender's clock, ms after the challenge, want)
         let cases = [
             (10, 5_000, 0, Ok(())),
-            (11, 5_000, 2_000, Ok(())), // exactly FRESHNESS old at most
-            (12, 5_000, 2_001, Err(Stale::Late)),
-            (9, 3_500, 400, Ok(())),           // missed, reordered, 1.9 s old at most
+            (11, 5_000, 1_998, Ok(())), // 1.998 s, and 2 ms for drift
+            (12, 5_000, 1_999, Err(Stale::Late)),
+            (9, 3_500, 400, Ok(())),           // missed, reordered: 1.9 s old at most
             (8, 3_500, 600, Err(Stale::Late)), // the same, 2.1 s
-            (13, 9_000, 6_000, Ok(())),
-            (13, 9_000, 6_000, Err(Stale::Seen)),
+            (13, 9_010, 6_000, Ok(())),        // 1.99 s by the clocks, 6 ms for drift
+            (13, 9_010, 6_000, Err(Stale::Seen)),
             (12, 5_000, 6_000, Err(Stale::Late)), // never taken, and never will be
         ];
         for (i, (counter, clock, after, want)) in cases.into_iter().enumerate() {

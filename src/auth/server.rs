@@ -346,10 +346,16 @@ impl ServerGuard {
     /// Seals what `inner` makes of the session of the client at `to` (its
     /// key, its boot, the request datagram it last sent).
     fn seal_for_client(&mut self, to: SocketAddrV4, inner: impl FnOnce(&Session) -> Inner) -> Option<Vec<u8>> {
-        let Some(session) = self.sessions.get(&to) else {
+        let Some(session) = self.sessions.get(&to).cloned() else {
             debug!("no key known for client {to}; its retry gets the answer");
             return None;
         };
+        let inner = inner(&session);
+        self.seal_for_session(&session, &inner)
+    }
+
+    /// Seals `inner` for one client process: under its key, for its boot.
+    fn seal_for_session(&mut self, session: &Session, inner: &Inner) -> Option<Vec<u8>> {
         let key = self.keyring.as_mut()?.client_key(session.master, &session.principal).ok()?;
         let header = SealedHeader {
             kind: FrameKind::Reply,
@@ -360,7 +366,7 @@ impl ServerGuard {
             target: Target::Group,
             client: Some(session.principal.clone()),
         };
-        Some(self.frame_keys.seal(&header, &key, &session.boot.0, &inner(session)))
+        Some(self.frame_keys.seal(&header, &key, &session.boot.0, inner))
     }
 
     fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> Option<Accepted> {
@@ -385,11 +391,14 @@ impl ServerGuard {
             return None;
         }
         let sender = Sender { client: header.client.clone(), boot: header.boot };
-        // A copy is refused before it costs a decryption (it is marked only once authentic).
-        // A late one is opened: it may be held (`ServerGuard::take`).
-        if let Some(Err(stale @ (Stale::Seen | Stale::TooOld))) =
-            self.senders.get(&sender).map(|(w, _)| w.check(header.counter, header.clock, now))
-        {
+        // A stale datagram is refused before it costs a decryption (it is marked only once
+        // authentic), except a late one newer than anything taken, which may be held (`take`).
+        let stale =
+            self.senders.get(&sender).and_then(|(window, _)| match window.check(header.counter, header.clock, now) {
+                Err(Stale::Late) if window.is_newest(header.counter) => None,
+                checked => checked.err(),
+            });
+        if let Some(stale) = stale {
             return self.refuse_stale(now, from, stale);
         }
         let inner = match self.frame_keys.open(frame, &key, &[]) {
@@ -472,7 +481,7 @@ impl ServerGuard {
     /// it was challenged within [`RECHALLENGE`] (a challenge or its proof may
     /// be lost: each new one has a new cookie).
     fn pend(&mut self, now: Instant, sender: &Sender, header: &SealedHeader, from: SocketAddrV4) {
-        // What was held longer than the horizon, its sender could no longer vouch for: start over.
+        // What was held longer than the horizon is too old by any proof: start over.
         if self.pending.get(sender).is_some_and(|u| now >= u.first_seen + FRESHNESS) {
             self.pending.remove(sender);
         }
@@ -546,13 +555,12 @@ impl ServerGuard {
         let bytes = match &sender.client {
             None => self.seal_for_servers(Destination::Peer(to), &inner),
             Some(principal) => {
-                // A client verified before (asked again for its clock) keeps its session as it is.
-                if self.sessions.get(&to).is_none_or(|known| known.boot != sender.boot) {
-                    let session =
-                        Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
-                    self.remember_session(to, session);
-                }
-                self.seal_for_client(to, |_| inner)
+                // Sealed for the boot asked, but not remembered as the client's session: a
+                // boot that has not proved itself (a dead one replayed, say) must not take
+                // the replies of the live process at that address.
+                let session =
+                    Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
+                self.seal_for_session(&session, &inner)
             }
         };
         if let Some(bytes) = bytes {

@@ -14,7 +14,7 @@ use ::log::debug;
 use super::Notice;
 use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, SealedFrame, SealedHeader, Target};
 use super::keys::ClientKey;
-use super::replay::{ReplayWindow, SentCounter};
+use super::replay::{ReplayWindow, SentCounter, SentMarks};
 use crate::wire::{self, Command, FrameKind, Message, Reply, Request};
 
 /// Server boots a client keeps a replay window for.
@@ -39,6 +39,7 @@ pub struct ClientGuard {
     key: Option<ClientKey>,
     boot: Boot,
     sent: SentCounter,
+    marks: SentMarks,
     servers: BTreeMap<Boot, ReplayWindow>,
     answered: VecDeque<(Boot, Cookie)>,
     outbox: VecDeque<(SocketAddrV4, Vec<u8>)>,
@@ -52,6 +53,7 @@ impl ClientGuard {
             key,
             boot,
             sent: SentCounter::default(),
+            marks: SentMarks::default(),
             servers: BTreeMap::new(),
             answered: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -66,13 +68,19 @@ impl ClientGuard {
 
     /// Seals a request (anew for every retransmission: a copy would be refused).
     pub fn seal_request(&mut self, now: Instant, request: &Request) -> Vec<u8> {
-        self.sent.note_time(now);
+        self.note_time(now);
         let message = Message::Request(request.clone());
         let kind = match request.command {
             Command::Status => FrameKind::Request, // every server answers it
             _ => FrameKind::LeaderRequest,
         };
         self.seal(kind, &Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
+    }
+
+    /// Notes the time of an input, before anything it causes is sealed.
+    fn note_time(&mut self, now: Instant) {
+        self.sent.note_time(now);
+        self.marks.note(now, self.sent.last());
     }
 
     fn seal(&mut self, kind: FrameKind, inner: &Inner) -> Option<Vec<u8>> {
@@ -97,7 +105,7 @@ impl ClientGuard {
 
     /// Opens what arrived from `from`.
     pub fn open(&mut self, now: Instant, from: SocketAddrV4, datagram: &[u8]) -> ClientInput {
-        self.sent.note_time(now);
+        self.note_time(now);
         let frame = match frame::parse(datagram) {
             Ok(frame) => frame,
             Err(e) => {
@@ -140,7 +148,7 @@ impl ClientGuard {
             // A reply must answer a request datagram sent within the horizon,
             // so that one that was lost cannot be replayed later.
             Inner::Reply { answers, reply }
-                if self.sent.sent_within_horizon(answers, now) && self.fresh(header, now) =>
+                if self.marks.sent_within_horizon(answers, self.sent.last(), now) && self.fresh(header, now) =>
             {
                 ClientInput::Reply(reply)
             }

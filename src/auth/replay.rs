@@ -43,7 +43,7 @@ pub const MAX_DRIFT_PER_MILLE: u32 = 1;
 /// plus the clock's millisecond resolution, while the clocks' rates differ
 /// by less than [`MAX_DRIFT_PER_MILLE`]. Nothing older works late, and
 /// nothing works twice.
-pub const MAX_AGE: Duration = Duration::from_millis(2000 + 1);
+pub const MAX_AGE: Duration = Duration::from_millis(FRESHNESS.as_millis() as u64 + 1);
 
 const BLOCK_BITS: u64 = 64;
 /// One block more than the window, so that advancing never clears a bit still inside it.
@@ -156,9 +156,12 @@ impl ReplayWindow {
         }
     }
 
-    /// True if `counter` is above every counter accepted.
-    pub fn is_newest(&self, counter: u64) -> bool {
-        counter > self.highest
+    /// True if a datagram refused as `stale` may be held until its sender
+    /// proves again rather than dropped: one that looks late but is newer
+    /// than anything taken, as every fresh datagram looks when the anchor
+    /// came from a challenge that reached its sender late.
+    pub fn may_hold(&self, counter: u64, stale: Stale) -> bool {
+        stale == Stale::Late && counter > self.highest
     }
 
     /// Moves the window up to `counter`, clearing the blocks it passes.
@@ -177,7 +180,7 @@ fn position(counter: u64) -> (usize, u64) {
     (((counter / BLOCK_BITS) % BLOCKS as u64) as usize, counter % BLOCK_BITS)
 }
 
-/// A sender's counter and clock, and where its counter stood over the last [`FRESHNESS`].
+/// A sender's counter and clock.
 #[derive(Debug, Clone, Default)]
 pub struct SentCounter {
     /// The last counter used (0: none yet).
@@ -186,8 +189,6 @@ pub struct SentCounter {
     started: Option<Instant>,
     /// The clock at the latest input, in milliseconds since `started`.
     clock: u64,
-    /// (when, last counter used then), one per [`MARK_EVERY`], oldest first.
-    marks: VecDeque<(Instant, u64)>,
 }
 
 impl SentCounter {
@@ -198,12 +199,6 @@ impl SentCounter {
         let started = *self.started.get_or_insert(now);
         let clock = u64::try_from(now.saturating_duration_since(started).as_millis()).unwrap_or(u64::MAX);
         self.clock = self.clock.max(clock);
-        if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
-            self.marks.push_back((now, self.last));
-        }
-        while self.marks.front().is_some_and(|(at, _)| *at + FRESHNESS < now) && self.marks.len() > 1 {
-            self.marks.pop_front();
-        }
     }
 
     /// The clock for the next datagram: milliseconds since the boot started.
@@ -217,16 +212,40 @@ impl SentCounter {
         self.last
     }
 
-    /// True if datagram `counter` was sent by this counter's owner within the
-    /// last [`FRESHNESS`] (to the precision of the marks, erring towards no).
-    pub fn sent_within_horizon(&self, counter: u64, now: Instant) -> bool {
+    /// The last counter used (0: none yet).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+}
+
+/// Where a sender's counter stood over the last [`FRESHNESS`], one mark per
+/// [`MARK_EVERY`]: what a client needs to tell whether a reply answers a
+/// request it sent lately (servers need no such thing).
+#[derive(Debug, Clone, Default)]
+pub struct SentMarks {
+    /// (when, last counter used then), oldest first.
+    marks: VecDeque<(Instant, u64)>,
+}
+
+impl SentMarks {
+    /// Notes, at an input at `now`, that `last` is the counter last used.
+    pub fn note(&mut self, now: Instant, last: u64) {
+        if self.marks.back().is_none_or(|(at, _)| now >= *at + MARK_EVERY) {
+            self.marks.push_back((now, last));
+        }
+        while self.marks.front().is_some_and(|(at, _)| *at + FRESHNESS < now) && self.marks.len() > 1 {
+            self.marks.pop_front();
+        }
+    }
+
+    /// True if datagram `counter` was sent within the last [`FRESHNESS`]
+    /// (to the precision of the marks, erring towards no), `last` being the
+    /// counter last used.
+    pub fn sent_within_horizon(&self, counter: u64, last: u64, now: Instant) -> bool {
         let horizon = now.checked_sub(FRESHNESS);
-        let before_horizon = self
-            .marks
-            .iter()
-            .find(|(at, _)| horizon.is_none_or(|h| *at >= h))
-            .map_or(self.last, |&(_, counter)| counter);
-        before_horizon < counter && counter <= self.last
+        let before_horizon =
+            self.marks.iter().find(|(at, _)| horizon.is_none_or(|h| *at >= h)).map_or(last, |&(_, counter)| counter);
+        before_horizon < counter && counter <= last
     }
 }
 
@@ -240,10 +259,10 @@ mod tests {
     #[test]
     fn a_sender_knows_which_of_its_counters_it_sent_within_the_horizon() {
         let start = Instant::now();
-        let mut sent = SentCounter::default();
+        let (mut sent, mut marks) = (SentCounter::default(), SentMarks::default());
         // Counters 1 and 2 at the start, 3 a second later, 4 at 1.9 s.
         for (at, count) in [(0, 2), (1000, 1), (1900, 1)] {
-            sent.note_time(start + MS * at);
+            marks.note(start + MS * at, sent.last());
             for _ in 0..count {
                 let _ = sent.take_next();
             }
@@ -261,7 +280,7 @@ mod tests {
             (4, 4100, false), // no mark within the horizon: nothing counts as recent
         ];
         for (i, (counter, at, want)) in cases.into_iter().enumerate() {
-            assert_eq!(sent.sent_within_horizon(counter, start + MS * at), want, "#{i}");
+            assert_eq!(marks.sent_within_horizon(counter, sent.last(), start + MS * at), want, "#{i}");
         }
     }
 
@@ -334,7 +353,8 @@ mod tests {
             let got = window.accept(counter, clock, start + MS * after);
             assert_eq!(got, want, "#{i}: counter {counter} at clock {clock}, {after} ms after: got {got:?}");
         }
-        assert!(window.is_newest(14) && !window.is_newest(13));
+        assert!(window.may_hold(14, Stale::Late) && !window.may_hold(13, Stale::Late));
+        assert!(!window.may_hold(14, Stale::Seen), "only a late one");
         // A later proof replaces the anchor: what was late by the old one may pass by the new.
         window.reanchor(Anchor { challenged_at: start + MS * 6_000, clock: 8_900 });
         assert_eq!(window.anchored_at(), Some(start + MS * 6_000));

@@ -346,27 +346,29 @@ impl ServerGuard {
     /// Seals what `inner` makes of the session of the client at `to` (its
     /// key, its boot, the request datagram it last sent).
     fn seal_for_client(&mut self, to: SocketAddrV4, inner: impl FnOnce(&Session) -> Inner) -> Option<Vec<u8>> {
-        let Some(session) = self.sessions.get(&to).cloned() else {
+        let Some(session) = self.sessions.get(&to) else {
             debug!("no key known for client {to}; its retry gets the answer");
             return None;
         };
-        let inner = inner(&session);
-        self.seal_for_session(&session, &inner)
+        let (master, principal, boot, inner) =
+            (session.master, session.principal.clone(), session.boot, inner(session));
+        self.seal_for_process(master, principal, boot, &inner)
     }
 
-    /// Seals `inner` for one client process: under its key, for its boot.
-    fn seal_for_session(&mut self, session: &Session, inner: &Inner) -> Option<Vec<u8>> {
-        let key = self.keyring.as_mut()?.client_key(session.master, &session.principal).ok()?;
+    /// Seals `inner` for one client process: under the key `master` derives
+    /// for `principal`, for that process's `boot`.
+    fn seal_for_process(&mut self, master: KeyId, principal: Principal, boot: Boot, inner: &Inner) -> Option<Vec<u8>> {
+        let key = self.keyring.as_mut()?.client_key(master, &principal).ok()?;
         let header = SealedHeader {
             kind: FrameKind::Reply,
-            key_id: session.master,
+            key_id: master,
             boot: self.boot,
             counter: self.sent.take_next(),
             clock: self.sent.clock(),
             target: Target::Group,
-            client: Some(session.principal.clone()),
+            client: Some(principal),
         };
-        Some(self.frame_keys.seal(&header, &key, &session.boot.0, inner))
+        Some(self.frame_keys.seal(&header, &key, &boot.0, inner))
     }
 
     fn open_sealed(&mut self, now: Instant, from: SocketAddrV4, frame: &SealedFrame) -> Option<Accepted> {
@@ -393,11 +395,12 @@ impl ServerGuard {
         let sender = Sender { client: header.client.clone(), boot: header.boot };
         // A stale datagram is refused before it costs a decryption (it is marked only once
         // authentic), except a late one newer than anything taken, which may be held (`take`).
-        let stale =
-            self.senders.get(&sender).and_then(|(window, _)| match window.check(header.counter, header.clock, now) {
-                Err(Stale::Late) if window.is_newest(header.counter) => None,
-                checked => checked.err(),
-            });
+        let stale = self.senders.get(&sender).and_then(|(window, _)| {
+            window
+                .check(header.counter, header.clock, now)
+                .err()
+                .filter(|&stale| !window.may_hold(header.counter, stale))
+        });
         if let Some(stale) = stale {
             return self.refuse_stale(now, from, stale);
         }
@@ -460,7 +463,7 @@ impl ServerGuard {
                 self.note_session(now, header, accepted.from);
                 Some(accepted)
             }
-            Err(Stale::Late) if window.is_newest(header.counter) => {
+            Err(stale) if window.may_hold(header.counter, stale) => {
                 self.hold(now, sender, header, accepted);
                 None
             }
@@ -549,19 +552,14 @@ impl ServerGuard {
             unverified.cookies.pop_front();
         }
         unverified.cookies.push_back((cookie, now));
-        let (to, master, answers, since) =
-            (unverified.from, unverified.header.key_id, unverified.header.counter, unverified.first_seen);
+        let (to, master) = (unverified.from, unverified.header.key_id);
         let inner = Inner::Challenge { boot: sender.boot, cookie };
         let bytes = match &sender.client {
             None => self.seal_for_servers(Destination::Peer(to), &inner),
-            Some(principal) => {
-                // Sealed for the boot asked, but not remembered as the client's session: a
-                // boot that has not proved itself (a dead one replayed, say) must not take
-                // the replies of the live process at that address.
-                let session =
-                    Session { principal: principal.clone(), master, boot: sender.boot, answers, last_used: since };
-                self.seal_for_session(&session, &inner)
-            }
+            // Sealed for the boot asked, but not remembered as the client's session: a
+            // boot that has not proved itself (a dead one replayed, say) must not take
+            // the replies of the live process at that address.
+            Some(principal) => self.seal_for_process(master, principal.clone(), sender.boot, &inner),
         };
         if let Some(bytes) = bytes {
             self.outbox.push_back((Destination::Peer(to), bytes));

@@ -724,9 +724,8 @@ pub fn encode(message: &Message) -> Vec<u8> {
 /// Appends the bincode encoding of `value` (a message, or a sealed frame's plaintext).
 pub(crate) fn encode_body_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     // Encoding into a Vec only fails for types serde cannot describe; ours are plain data.
-    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
         .expect("roomcast messages are always encodable");
-    out.extend_from_slice(&body);
 }
 
 /// Decodes a plain datagram; never panics and never allocates beyond the datagram's size.

@@ -116,7 +116,7 @@ fn hostile(rng: &mut Rng, seeds: &[Vec<u8>], foreign: &ServerKeys) -> Vec<u8> {
                 target: Target::Group,
                 client: None,
             };
-            frame::seal(&header, key, &[], &Inner::Message(peer(PeerBody::Coordinator, 2_000_000)))
+            frame::seal(&header, key, &[], &Inner::Message(&peer(PeerBody::Coordinator, 2_000_000)))
         }
     }
 }

@@ -90,7 +90,7 @@ fn sealed_as_client(key: &ClientKey, kind: FrameKind, message: &Message) -> Vec<
         target: Target::Group,
         client: (kind != FrameKind::Peer).then(|| key.principal.clone()),
     };
-    frame::seal(&header, &key.key, &[], &Inner::Message(message.clone()))
+    frame::seal(&header, &key.key, &[], &Inner::Message(message))
 }
 
 /// `message` sealed as a server's with keys that are not the group's.
@@ -106,7 +106,7 @@ fn sealed_with_foreign_keys(message: &Message) -> Vec<u8> {
         target: Target::Group,
         client: None,
     };
-    frame::seal(&header, key, &[], &Inner::Message(message.clone()))
+    frame::seal(&header, key, &[], &Inner::Message(message))
 }
 
 /// What took a group without keys over: a `Coordinator` and a `LeaderAlive`
@@ -182,7 +182,7 @@ fn a_forged_reply_racing_the_leaders_is_never_taken() {
             },
         };
         // Shaped as a server's reply to alice's first request datagrams.
-        let inner = Inner::Reply { answers: request, reply: reply.clone() };
+        let inner = Inner::Reply { answers: request, reply: &reply };
         let mut as_alice = SealedHeader {
             kind: FrameKind::Reply,
             key_id: bob.master,

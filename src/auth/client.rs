@@ -12,7 +12,7 @@ use std::time::Instant;
 use ::log::debug;
 
 use super::Notice;
-use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, SealedFrame, SealedHeader, Target};
+use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, SealedFrame, SealedHeader, Sealing, Target};
 use super::keys::ClientKey;
 use super::replay::{ReplayWindow, SentCounter, SentMarks};
 use crate::wire::{self, Command, FrameKind, Message, Reply, Request};
@@ -74,7 +74,7 @@ impl ClientGuard {
             Command::Status => FrameKind::Request, // every server answers it
             _ => FrameKind::LeaderRequest,
         };
-        self.seal(kind, &Inner::Message(message)).unwrap_or_else(|| wire::encode(&Message::Request(request.clone())))
+        self.seal(kind, &Inner::Message(&message)).unwrap_or_else(|| wire::encode(&message))
     }
 
     /// Notes the time of an input, before anything it causes is sealed.
@@ -83,7 +83,7 @@ impl ClientGuard {
         self.marks.note(now, self.sent.last());
     }
 
-    fn seal(&mut self, kind: FrameKind, inner: &Inner) -> Option<Vec<u8>> {
+    fn seal(&mut self, kind: FrameKind, inner: &Sealing) -> Option<Vec<u8>> {
         let key = self.key.as_ref()?;
         let header = SealedHeader {
             kind,

@@ -59,11 +59,12 @@ impl fmt::Debug for Boot {
 /// A random value a challenge asks to have echoed.
 pub type Cookie = [u8; 16];
 
-/// What a sealed frame carries.
+/// What a sealed frame carries: owned as it is opened; a sender seals a
+/// [`Sealing`], which borrows what it carries.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Inner {
+pub enum Inner<M = Message, R = Reply> {
     /// A protocol message.
-    Message(Message),
+    Message(M),
     /// "Prove that boot `boot` is live": sent to a sender the receiver has
     /// not heard from before (or not lately).
     Challenge {
@@ -87,9 +88,14 @@ pub enum Inner {
         /// than the freshness horizon (a reply it missed, replayed late).
         answers: u64,
         /// The reply.
-        reply: Reply,
+        reply: R,
     },
 }
+
+/// An [`Inner`] to seal, borrowing its message or reply: serde encodes a
+/// reference as what it refers to, so its bytes are the owned one's, and
+/// a sender need not copy a message (an `Append`'s entries) to seal it.
+pub type Sealing<'a> = Inner<&'a Message, &'a Reply>;
 
 /// Where a server-to-server datagram was sent; part of what is authenticated,
 /// so that a datagram for one server cannot be replayed to another.
@@ -261,6 +267,8 @@ const FRAME_KEYS_KEPT: usize = 4096;
 #[derive(Default)]
 pub struct FrameKeys {
     kept: BTreeMap<([u8; 8], Boot), LessSafeKey>,
+    /// Where frames are decrypted: one buffer reused, not one per datagram.
+    plaintext: Vec<u8>,
 }
 
 impl fmt::Debug for FrameKeys {
@@ -270,10 +278,6 @@ impl fmt::Debug for FrameKeys {
 }
 
 impl FrameKeys {
-    fn kept(&self, key: &Key, boot: &Boot) -> Option<&LessSafeKey> {
-        self.kept.get(&(key.fingerprint(), *boot))
-    }
-
     fn keep(&mut self, key: &Key, boot: &Boot, cipher: LessSafeKey) {
         if self.kept.len() >= FRAME_KEYS_KEPT {
             self.kept.clear(); // deriving again is cheap; this only saves it
@@ -282,17 +286,12 @@ impl FrameKeys {
     }
 
     /// [`seal`], keeping the boot's cipher key.
-    pub fn seal(&mut self, header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Vec<u8> {
-        if self.kept(key, &header.boot).is_none() {
-            self.keep(key, &header.boot, derive(key, &header.boot));
-        }
+    pub fn seal(&mut self, header: &SealedHeader, key: &Key, extra: &[u8], inner: &Sealing) -> Vec<u8> {
         let mut out = clear_header(header);
         let header_len = out.len();
         wire::encode_body_into(inner, &mut out);
-        match self.kept(key, &header.boot) {
-            Some(cipher) => encrypt(&mut out, header_len, header.counter, cipher, extra),
-            None => encrypt(&mut out, header_len, header.counter, &derive(key, &header.boot), extra),
-        }
+        let cipher = self.kept.entry((key.fingerprint(), header.boot)).or_insert_with(|| derive(key, &header.boot));
+        encrypt(&mut out, header_len, header.counter, cipher, extra);
         debug_assert!(out.len() <= MAX_DATAGRAM, "sealed frame of {} bytes does not fit a datagram", out.len());
         out
     }
@@ -300,11 +299,11 @@ impl FrameKeys {
     /// [`SealedFrame::open`], keeping the sender boot's cipher key if it opened.
     pub fn open(&mut self, frame: &SealedFrame, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
         let boot = frame.header.boot;
-        if let Some(cipher) = self.kept(key, &boot) {
-            return frame.open_with(cipher, extra);
+        if let Some(cipher) = self.kept.get(&(key.fingerprint(), boot)) {
+            return frame.open_into(cipher, extra, &mut self.plaintext);
         }
         let cipher = derive(key, &boot);
-        let inner = frame.open_with(&cipher, extra)?;
+        let inner = frame.open_into(&cipher, extra, &mut self.plaintext)?;
         self.keep(key, &boot, cipher);
         Ok(inner)
     }
@@ -329,7 +328,7 @@ fn clear_header(header: &SealedHeader) -> Vec<u8> {
 /// Seals `inner` under `key`: the datagram to send. `extra` is
 /// authenticated but not sent (a reply's recipient boot). Derives the
 /// boot's cipher key each time; guards keep theirs ([`FrameKeys`]).
-pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Inner) -> Vec<u8> {
+pub fn seal(header: &SealedHeader, key: &Key, extra: &[u8], inner: &Sealing) -> Vec<u8> {
     FrameKeys::default().seal(header, key, extra, inner)
 }
 
@@ -382,18 +381,20 @@ impl SealedFrame<'_> {
     /// Authenticates and decrypts the frame under `key`, then decodes it.
     /// Derives the sender boot's cipher key; guards keep theirs ([`FrameKeys`]).
     pub fn open(&self, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
-        self.open_with(&derive(key, &self.header.boot), extra)
+        self.open_into(&derive(key, &self.header.boot), extra, &mut Vec::new())
     }
 
-    fn open_with(&self, cipher: &LessSafeKey, extra: &[u8]) -> Result<Inner, OpenError> {
+    /// Opens the frame with `cipher`, decrypting in `plaintext` (whatever it held is lost).
+    fn open_into(&self, cipher: &LessSafeKey, extra: &[u8], plaintext: &mut Vec<u8>) -> Result<Inner, OpenError> {
         let (ciphertext, tag) = self.sealed.split_at(self.sealed.len() - TAG_LEN);
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError::BadMac)?;
-        let mut plaintext = ciphertext.to_vec();
+        plaintext.clear();
+        plaintext.extend_from_slice(ciphertext);
         with_aad(self.aad, extra, |aad| {
-            cipher.open_in_place_separate_tag(nonce(self.header.counter), aad, Tag::from(tag), &mut plaintext, 0..)
+            cipher.open_in_place_separate_tag(nonce(self.header.counter), aad, Tag::from(tag), plaintext, 0..)
         })
         .map_err(|_| OpenError::BadMac)?;
-        wire::decode_body(&plaintext).map_err(OpenError::Malformed)
+        wire::decode_body(plaintext).map_err(OpenError::Malformed)
     }
 }
 
@@ -406,8 +407,16 @@ mod tests {
         Key::from_bytes([byte; 32])
     }
 
+    fn message() -> Message {
+        Message::Request(Request { client: 1, request: 2, command: Command::Rooms })
+    }
+
     fn request() -> Inner {
-        Inner::Message(Message::Request(Request { client: 1, request: 2, command: Command::Rooms }))
+        Inner::Message(message())
+    }
+
+    fn sealing(message: &Message) -> Sealing<'_> {
+        Inner::Message(message)
     }
 
     fn headers() -> Vec<SealedHeader> {
@@ -439,7 +448,7 @@ mod tests {
     #[test]
     fn a_sealed_frame_opens_with_its_key_and_keeps_its_header() {
         for (i, header) in headers().into_iter().enumerate() {
-            let bytes = seal(&header, &key(1), b"extra", &request());
+            let bytes = seal(&header, &key(1), b"extra", &sealing(&message()));
             let Ok(Frame::Sealed(frame)) = parse(&bytes) else { panic!("#{i}: not sealed") };
             assert_eq!(frame.header, header, "#{i}");
             assert_eq!(frame.open(&key(1), b"extra"), Ok(request()), "#{i}");
@@ -447,8 +456,18 @@ mod tests {
     }
 
     #[test]
+    fn a_sealing_encodes_as_the_inner_it_borrows() {
+        let reply = Reply { request: 3, server: 4, catalog: 5, answer: crate::wire::Answer::Rooms(vec!["A".into()]) };
+        let mut borrowed = Vec::new();
+        wire::encode_body_into(&Sealing::Reply { answers: 9, reply: &reply }, &mut borrowed);
+        let mut owned = Vec::new();
+        wire::encode_body_into(&Inner::<Message, Reply>::Reply { answers: 9, reply }, &mut owned);
+        assert_eq!(borrowed, owned);
+    }
+
+    #[test]
     fn another_key_or_other_authenticated_data_fails() {
-        let bytes = seal(&headers()[0], &key(1), b"", &request());
+        let bytes = seal(&headers()[0], &key(1), b"", &sealing(&message()));
         assert_eq!(open(&bytes, &key(2), b""), Err(OpenError::BadMac));
         assert_eq!(open(&bytes, &key(1), b"x"), Err(OpenError::BadMac));
     }
@@ -456,7 +475,7 @@ mod tests {
     #[test]
     fn every_flipped_bit_is_refused() {
         for header in headers() {
-            let bytes = seal(&header, &key(1), b"", &request());
+            let bytes = seal(&header, &key(1), b"", &sealing(&message()));
             for bit in 0..bytes.len() * 8 {
                 let mut altered = bytes.clone();
                 altered[bit / 8] ^= 1 << (bit % 8);
@@ -472,7 +491,7 @@ mod tests {
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         for header in headers() {
-            let bytes = seal(&header, &key(1), b"", &request());
+            let bytes = seal(&header, &key(1), b"", &sealing(&message()));
             for len in 0..bytes.len() {
                 if let Ok(Frame::Sealed(frame)) = parse(&bytes[..len]) {
                     assert!(frame.open(&key(1), b"").is_err(), "a prefix of {len} bytes opened");
@@ -483,7 +502,7 @@ mod tests {
 
     #[test]
     fn bad_client_headers_are_malformed() {
-        let bytes = seal(&headers()[2], &key(1), b"", &request());
+        let bytes = seal(&headers()[2], &key(1), b"", &sealing(&message()));
         let mut bad_role = bytes.clone();
         bad_role[FIXED_LEN] = 7;
         let mut bad_name = bytes.clone();

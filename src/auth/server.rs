@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use ::log::{debug, warn};
 
 use super::Notice;
-use super::frame::{self, Boot, Cookie, Frame, FrameKeys, Inner, OpenError, SealedFrame, SealedHeader, Target};
+use super::frame::{
+    self, Boot, Cookie, Frame, FrameKeys, Inner, OpenError, SealedFrame, SealedHeader, Sealing, Target,
+};
 use super::keys::{Key, KeyId, Principal, ServerKeys, derive_client_key};
 use super::limit::PerSender;
 use super::replay::{Anchor, FRESHNESS, REANCHOR, ReplayWindow, SentCounter, Stale};
@@ -317,15 +319,15 @@ impl ServerGuard {
             return Some(wire::encode(message));
         }
         match (message, dst) {
-            (Message::Peer(_), dst) => self.seal_for_servers(dst, &Inner::Message(message.clone())),
+            (Message::Peer(_), dst) => self.seal_for_servers(dst, &Inner::Message(message)),
             (Message::Reply(reply), Destination::Peer(to)) => {
-                self.seal_for_client(to, |session| Inner::Reply { answers: session.answers, reply: reply.clone() })
+                self.seal_for_client(to, |session| Inner::Reply { answers: session.answers, reply })
             }
             (Message::Reply(_) | Message::Request(_), _) => None,
         }
     }
 
-    fn seal_for_servers(&mut self, dst: Destination, inner: &Inner) -> Option<Vec<u8>> {
+    fn seal_for_servers(&mut self, dst: Destination, inner: &Sealing) -> Option<Vec<u8>> {
         let target = match dst {
             Destination::Group => Target::Group,
             Destination::Peer(addr) => Target::Peer(addr),
@@ -345,7 +347,11 @@ impl ServerGuard {
 
     /// Seals what `inner` makes of the session of the client at `to` (its
     /// key, its boot, the request datagram it last sent).
-    fn seal_for_client(&mut self, to: SocketAddrV4, inner: impl FnOnce(&Session) -> Inner) -> Option<Vec<u8>> {
+    fn seal_for_client<'a>(
+        &mut self,
+        to: SocketAddrV4,
+        inner: impl FnOnce(&Session) -> Sealing<'a>,
+    ) -> Option<Vec<u8>> {
         let Some(session) = self.sessions.get(&to) else {
             debug!("no key known for client {to}; its retry gets the answer");
             return None;
@@ -357,7 +363,13 @@ impl ServerGuard {
 
     /// Seals `inner` for one client process: under the key `master` derives
     /// for `principal`, for that process's `boot`.
-    fn seal_for_process(&mut self, master: KeyId, principal: Principal, boot: Boot, inner: &Inner) -> Option<Vec<u8>> {
+    fn seal_for_process(
+        &mut self,
+        master: KeyId,
+        principal: Principal,
+        boot: Boot,
+        inner: &Sealing,
+    ) -> Option<Vec<u8>> {
         let key = self.keyring.as_mut()?.client_key(master, &principal).ok()?;
         let header = SealedHeader {
             kind: FrameKind::Reply,

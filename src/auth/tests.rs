@@ -246,13 +246,13 @@ fn a_client_key_can_seal_requests_and_nothing_else() {
         client: Some(alice()),
     };
     // A server's message inside a client's request frame.
-    let inside = frame::seal(&header(FrameKind::Request), &key.key, &[], &Inner::Message(coordinator()));
+    let inside = frame::seal(&header(FrameKind::Request), &key.key, &[], &Inner::Message(&coordinator()));
     assert_eq!(b.open(now, CLIENT, &inside), None);
     assert_eq!(b.status().rejected.malformed, 1);
     // A server frame sealed with the client's key, under the master key's ID or the client's own.
     for key_id in [key.master, key.key.id()] {
         let as_server = SealedHeader { kind: FrameKind::Peer, key_id, client: None, ..header(FrameKind::Peer) };
-        let bytes = frame::seal(&as_server, &key.key, &[], &Inner::Message(coordinator()));
+        let bytes = frame::seal(&as_server, &key.key, &[], &Inner::Message(&coordinator()));
         assert_eq!(b.open(now, CLIENT, &bytes), None);
     }
     let rejected = b.status().rejected;
@@ -260,7 +260,7 @@ fn a_client_key_can_seal_requests_and_nothing_else() {
     // And under the server key's ID, the client's key fails the tag.
     let as_server =
         SealedHeader { kind: FrameKind::Peer, key_id: keys().server[0].id(), client: None, ..header(FrameKind::Peer) };
-    let bytes = frame::seal(&as_server, &key.key, &[], &Inner::Message(coordinator()));
+    let bytes = frame::seal(&as_server, &key.key, &[], &Inner::Message(&coordinator()));
     assert_eq!(b.open(now, CLIENT, &bytes), None);
     assert_eq!(b.status().rejected.bad_mac, 1);
     assert_eq!(b.footprint(), [0, 0, 0, 0], "nothing held or remembered for them");

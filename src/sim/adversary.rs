@@ -17,7 +17,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use crate::auth::frame::{self, Boot, Inner, SealedHeader, Target};
+use crate::auth::frame::{self, Boot, Inner, SealedHeader, Sealing, Target};
 use crate::auth::{ClientKey, Key, Principal, ServerKeys};
 use crate::node::{Node, Role, xorshift};
 use crate::wire::{
@@ -235,10 +235,10 @@ impl Adversary {
 
 /// What a sealed frame carries for `message`: a reply in the shape servers
 /// send, naming request datagram `answers`, so that only the key refuses it.
-fn as_inner(message: &Message, answers: u64) -> Inner {
+fn as_inner(message: &Message, answers: u64) -> Sealing<'_> {
     match message {
-        Message::Reply(reply) => Inner::Reply { answers, reply: reply.clone() },
-        other => Inner::Message(other.clone()),
+        Message::Reply(reply) => Inner::Reply { answers, reply },
+        other => Inner::Message(other),
     }
 }
 

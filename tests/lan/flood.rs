@@ -70,13 +70,13 @@ impl Flood {
             2 => wire::encode(&claim),
             3 => {
                 let header = header(FrameKind::Peer, self.foreign_server.id(), None, next());
-                frame::seal(&header, &self.foreign_server, &[], &Inner::Message(claim))
+                frame::seal(&header, &self.foreign_server, &[], &Inner::Message(&claim))
             }
             _ => {
                 let key = &self.foreign_client;
                 let request = Message::Request(Request { client: next(), request: 1, command: Command::Rooms });
                 let header = header(FrameKind::Request, key.master, Some(key.principal.clone()), next());
-                frame::seal(&header, &key.key, &[], &Inner::Message(request))
+                frame::seal(&header, &key.key, &[], &Inner::Message(&request))
             }
         }
     }

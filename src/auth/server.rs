@@ -689,12 +689,13 @@ impl ServerGuard {
                 Reason::Replay,
                 "it is older than the replay window: replayed, or held up very long",
             ),
-            Stale::Late => self.refuse(
-                now,
-                from,
-                Reason::Replay,
-                "its sender's clock says it is older than the freshness horizon (2 s): replayed, or held up very long",
-            ),
+            Stale::Late => {
+                let why = format!(
+                    "its sender's clock says it is older than the freshness horizon ({} s): replayed, or held up very long",
+                    FRESHNESS.as_secs_f64()
+                );
+                self.refuse(now, from, Reason::Replay, &why)
+            }
         }
     }
 

@@ -278,11 +278,13 @@ impl fmt::Debug for FrameKeys {
 }
 
 impl FrameKeys {
-    fn keep(&mut self, key: &Key, boot: &Boot, cipher: LessSafeKey) {
-        if self.kept.len() >= FRAME_KEYS_KEPT {
+    /// Makes room for the cipher key of `id` if it is not kept yet: at most
+    /// [`FRAME_KEYS_KEPT`] are (a server opens frames of every client process
+    /// it hears, each a new boot, and seals under a key per client name).
+    fn make_room(&mut self, id: &([u8; 8], Boot)) {
+        if self.kept.len() >= FRAME_KEYS_KEPT && !self.kept.contains_key(id) {
             self.kept.clear(); // deriving again is cheap; this only saves it
         }
-        self.kept.insert((key.fingerprint(), *boot), cipher);
     }
 
     /// [`seal`], keeping the boot's cipher key.
@@ -290,7 +292,9 @@ impl FrameKeys {
         let mut out = clear_header(header);
         let header_len = out.len();
         wire::encode_body_into(inner, &mut out);
-        let cipher = self.kept.entry((key.fingerprint(), header.boot)).or_insert_with(|| derive(key, &header.boot));
+        let id = (key.fingerprint(), header.boot);
+        self.make_room(&id);
+        let cipher = self.kept.entry(id).or_insert_with(|| derive(key, &header.boot));
         encrypt(&mut out, header_len, header.counter, cipher, extra);
         debug_assert!(out.len() <= MAX_DATAGRAM, "sealed frame of {} bytes does not fit a datagram", out.len());
         out
@@ -304,7 +308,9 @@ impl FrameKeys {
         }
         let cipher = derive(key, &boot);
         let inner = frame.open_into(&cipher, extra, &mut self.plaintext)?;
-        self.keep(key, &boot, cipher);
+        let id = (key.fingerprint(), boot);
+        self.make_room(&id);
+        self.kept.insert(id, cipher);
         Ok(inner)
     }
 }
@@ -456,12 +462,29 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_cipher_keys_stay_bounded_when_sealing_and_opening_for_many_boots() {
+        let mut keys = FrameKeys::default();
+        let boot = |i: usize| Boot(std::array::from_fn(|b| (i >> (8 * (b % 4))) as u8));
+        for i in 0..FRAME_KEYS_KEPT + 10 {
+            let header = SealedHeader { boot: boot(i), ..headers()[0].clone() };
+            let bytes = keys.seal(&header, &key(1), b"", &sealing(&message()));
+            let Ok(Frame::Sealed(frame)) = parse(&bytes) else { panic!("#{i}: not sealed") };
+            assert_eq!(keys.open(&frame, &key(1), b""), Ok(request()), "#{i}");
+        }
+        assert!(keys.kept.len() <= FRAME_KEYS_KEPT, "{} cipher keys kept", keys.kept.len());
+    }
+
+    #[test]
     fn a_sealing_encodes_as_the_inner_it_borrows() {
         let reply = Reply { request: 3, server: 4, catalog: 5, answer: crate::wire::Answer::Rooms(vec!["A".into()]) };
         let mut borrowed = Vec::new();
         wire::encode_body_into(&Sealing::Reply { answers: 9, reply: &reply }, &mut borrowed);
         let mut owned = Vec::new();
         wire::encode_body_into(&Inner::<Message, Reply>::Reply { answers: 9, reply }, &mut owned);
+        assert_eq!(borrowed, owned);
+        let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+        wire::encode_body_into(&sealing(&message()), &mut borrowed);
+        wire::encode_body_into(&request(), &mut owned);
         assert_eq!(borrowed, owned);
     }
 

@@ -302,13 +302,12 @@ impl FrameKeys {
 
     /// [`SealedFrame::open`], keeping the sender boot's cipher key if it opened.
     pub fn open(&mut self, frame: &SealedFrame, key: &Key, extra: &[u8]) -> Result<Inner, OpenError> {
-        let boot = frame.header.boot;
-        if let Some(cipher) = self.kept.get(&(key.fingerprint(), boot)) {
+        let id = (key.fingerprint(), frame.header.boot);
+        if let Some(cipher) = self.kept.get(&id) {
             return frame.open_into(cipher, extra, &mut self.plaintext);
         }
-        let cipher = derive(key, &boot);
+        let cipher = derive(key, &frame.header.boot);
         let inner = frame.open_into(&cipher, extra, &mut self.plaintext)?;
-        let id = (key.fingerprint(), boot);
         self.make_room(&id);
         self.kept.insert(id, cipher);
         Ok(inner)

@@ -272,7 +272,7 @@ impl ServerGuard {
         self.note_time(now);
         let frame = match frame::parse(datagram) {
             Ok(frame) => frame,
-            Err(e) => return self.refuse(now, from, Reason::Malformed, &e.to_string()),
+            Err(e) => return self.refuse(now, from, Reason::Malformed, e),
         };
         match (frame, self.keyed()) {
             (Frame::Notice(reason), _) => self.heard_notice(now, from, reason),
@@ -282,7 +282,7 @@ impl ServerGuard {
                     self.refuse(now, from, Reason::Malformed, why)
                 }
                 Ok(message) => Some(Accepted { from, message, client: None }),
-                Err(e) => self.refuse(now, from, Reason::Malformed, &e.to_string()),
+                Err(e) => self.refuse(now, from, Reason::Malformed, e),
             },
             (Frame::Plain(_), true) => {
                 self.notify(now, from, Notice::KeyRequired);
@@ -420,19 +420,23 @@ impl ServerGuard {
             Ok(inner) => inner,
             Err(OpenError::BadMac) => {
                 self.notify(now, from, Notice::BadKey);
-                let why = format!(
+                let why = format_args!(
                     "it fails authentication under key {}: altered, or that host's key file has a key with the same ID but other bytes",
                     header.key_id
                 );
-                return self.refuse(now, from, Reason::BadMac, &why);
+                return self.refuse(now, from, Reason::BadMac, why);
             }
-            Err(OpenError::Malformed(e)) => return self.refuse(now, from, Reason::Malformed, &e.to_string()),
+            Err(OpenError::Malformed(e)) => return self.refuse(now, from, Reason::Malformed, e),
         };
         if let Target::Peer(to) = header.target
             && to != self.me
         {
-            let why = format!("it was sealed for the server at {to}: replayed to us");
-            return self.refuse(now, from, Reason::Replay, &why);
+            return self.refuse(
+                now,
+                from,
+                Reason::Replay,
+                format_args!("it was sealed for the server at {to}: replayed to us"),
+            );
         }
         match inner {
             Inner::Challenge { boot, cookie } if header.kind == FrameKind::Peer => {
@@ -451,7 +455,7 @@ impl ServerGuard {
                 now,
                 from,
                 Reason::Malformed,
-                &format!("a {:?} frame carrying the wrong message", header.kind),
+                format_args!("a {:?} frame carrying the wrong message", header.kind),
             ),
         }
     }
@@ -689,18 +693,27 @@ impl ServerGuard {
                 Reason::Replay,
                 "it is older than the replay window: replayed, or held up very long",
             ),
-            Stale::Late => {
-                let why = format!(
+            Stale::Late => self.refuse(
+                now,
+                from,
+                Reason::Replay,
+                format_args!(
                     "its sender's clock says it is older than the freshness horizon ({} s): replayed, or held up very long",
                     FRESHNESS.as_secs_f64()
-                );
-                self.refuse(now, from, Reason::Replay, &why)
-            }
+                ),
+            ),
         }
     }
 
     /// Counts a refused datagram and warns about it (rate-limited per sender).
-    fn refuse(&mut self, now: Instant, from: SocketAddrV4, reason: Reason, why: &str) -> Option<Accepted> {
+    /// `why` is formatted only when it is logged: a flood of refusals costs no allocation each.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        from: SocketAddrV4,
+        reason: Reason,
+        why: impl std::fmt::Display,
+    ) -> Option<Accepted> {
         let r = &mut self.rejected;
         let counter = match reason {
             Reason::Unauthenticated => &mut r.unauthenticated,

@@ -142,6 +142,25 @@ fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
     assert_eq!(fetches, vec![Destination::Peer(addr(100))]);
 }
 
+/// Rule 5 (`rules::relation`): a voter whose log is a lone genesis holds no
+/// write, so however new its term, a candidate holding an older leader's
+/// writes (which that leader may have confirmed without telling it) leads
+/// with them instead of fetching it (soak seed 571042).
+#[test]
+fn a_candidate_with_writes_does_not_catch_up_to_a_lone_genesis_of_a_newer_term() {
+    let now = Instant::now();
+    let mut log = ReplicatedLog::default();
+    log.push(Entry { position: position(1, 1, OLD_LEADER), client: 0, request: 0, by: None, op: Op::Genesis { epoch: 5 } });
+    log.push(reserve(position(1, 2, OLD_LEADER), "SA318"));
+    let mut candidate = started(300, 1, log, now);
+    feed(&mut candidate, now, 200, 22, (2, position(2, 1, 22), 0), PeerBody::ElectionReply { leading: false });
+    candidate.handle_timeout(after_election_window(now));
+    let answer = sent(&mut candidate);
+    assert!(!answer.iter().any(|(_, body)| matches!(body, PeerBody::Fetch { .. })), "sent: {answer:?}");
+    assert_eq!(candidate.role(), Role::Leader);
+    assert_eq!(candidate.log().last(), position(1, 2, OLD_LEADER));
+}
+
 /// Server `id` alone with `log`, leading once its answer window closed.
 fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
     let mut node = started(id, 1, log, now);

@@ -8,15 +8,37 @@ use super::NodeId;
 use crate::wire::LogPosition;
 
 /// How much of the log a server holds, ordered so that the best source for a
-/// new leader compares highest: its commit point first, because a log that
-/// lacks a committed entry must never win on a newer term (a server restarted
-/// empty may have led a short-lived term of its own), then its last entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+/// new leader compares highest: whether it holds writes first (`relation`
+/// says why), then its commit point, because a log that lacks a committed
+/// entry must never win on a newer term (a server restarted empty may have
+/// led a short-lived term of its own), then its last entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Standing {
     /// How far it knows its log to be committed.
     pub(crate) commit: u64,
     /// Its last entry.
     pub(crate) last: LogPosition,
+}
+
+impl Ord for Standing {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |s: &Standing| (s.holds_writes(), s.commit, s.last);
+        key(self).cmp(&key(other))
+    }
+}
+
+impl PartialOrd for Standing {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Standing {
+    /// Whether the log holds a write: every log starts with a genesis (seq 1),
+    /// which is none.
+    pub(crate) fn holds_writes(self) -> bool {
+        self.last.seq > 1
+    }
 }
 
 /// How another server's log stands to ours, from its last entry.
@@ -37,9 +59,10 @@ pub(crate) enum Relation {
 
 /// Rule 5, when a history is another history: an entry that sits where we
 /// hold a *committed* one and differs from it (`diverges`) is another
-/// history; an entry we hold (`holds`) is ours; otherwise the server is
-/// ahead when it knows more committed than we do, or its last entry is newer
-/// than ours, unless that entry is one this process wrote as leader and no
+/// history; an entry we hold (`holds`) is ours; otherwise, of two logs of
+/// which only one holds writes, that one is ahead; else the server is ahead
+/// when it knows more committed than we do, or its last entry is newer than
+/// ours; never when that entry is one this process wrote as leader and no
 /// longer holds (`abandoned`).
 ///
 /// Safe because committed entries never change (rule 3): a different entry
@@ -50,11 +73,20 @@ pub(crate) enum Relation {
 /// server's commit point), and we drop only uncommitted entries (a server
 /// that drops its whole history takes a new incarnation). Catching up to it
 /// would prefer our abandoned tail, on its newer term, over a log holding a
-/// write an earlier leader confirmed (soak seed 864330).
+/// write an earlier leader confirmed (soak seed 864330). A log that holds
+/// no write has nothing anyone was told, so nothing is lost by not copying
+/// it, whatever its term or commit point; its newer term (a leader that
+/// heard nobody and wrote a genesis) must not make it replace an older
+/// term's writes that a leader confirmed before their holder heard they were
+/// committed (soak seed 571042 lost four so).
 pub(crate) fn relation(holds: bool, diverges: bool, abandoned: bool, ours: Standing, theirs: Standing) -> Relation {
     match (holds, diverges) {
         (true, _) => Relation::Holds,
         (false, true) => Relation::OtherHistory,
+        (false, false) if theirs.holds_writes() != ours.holds_writes() && !abandoned => match theirs.holds_writes() {
+            true => Relation::Ahead,
+            false => Relation::Behind,
+        },
         (false, false) if theirs.commit > ours.commit => Relation::Ahead,
         (false, false) if theirs.last > ours.last && !abandoned => Relation::Ahead,
         (false, false) => Relation::Behind,
@@ -377,6 +409,40 @@ mod tests {
         for (i, (holds, diverges, abandoned, theirs, want)) in cases.into_iter().enumerate() {
             let got = relation(holds, diverges, abandoned, ours, theirs);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_log_with_writes_is_ahead_of_a_lone_genesis_of_any_term() {
+        let older_writes = standing(0, 1, 5);
+        let lone_genesis = |commit| standing(commit, 2, 1);
+        // (ours, theirs, want)
+        let cases = [
+            (older_writes, lone_genesis(0), Relation::Behind),
+            (older_writes, lone_genesis(1), Relation::Behind),
+            (lone_genesis(0), older_writes, Relation::Ahead),
+            (lone_genesis(1), older_writes, Relation::Ahead),
+            (Standing::default(), lone_genesis(0), Relation::Ahead),
+            (lone_genesis(0), standing(0, 3, 1), Relation::Ahead),
+            (lone_genesis(0), standing(0, 1, 1), Relation::Behind),
+        ];
+        for (i, (ours, theirs, want)) in cases.into_iter().enumerate() {
+            let got = relation(false, false, false, ours, theirs);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn standings_order_by_writes_then_commit_then_last() {
+        // (lower, higher)
+        let cases = [
+            (standing(9, 9, 1), standing(0, 1, 2)),
+            (standing(1, 1, 5), standing(2, 1, 3)),
+            (standing(2, 1, 5), standing(2, 2, 3)),
+            (standing(2, 2, 3), standing(2, 2, 4)),
+        ];
+        for (i, (lower, higher)) in cases.into_iter().enumerate() {
+            assert!(lower < higher, "#{i}: got {lower:?} >= {higher:?}, want it lower");
         }
     }
 

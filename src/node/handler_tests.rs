@@ -150,7 +150,13 @@ fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
 fn a_candidate_with_writes_does_not_catch_up_to_a_lone_genesis_of_a_newer_term() {
     let now = Instant::now();
     let mut log = ReplicatedLog::default();
-    log.push(Entry { position: position(1, 1, OLD_LEADER), client: 0, request: 0, by: None, op: Op::Genesis { epoch: 5 } });
+    log.push(Entry {
+        position: position(1, 1, OLD_LEADER),
+        client: 0,
+        request: 0,
+        by: None,
+        op: Op::Genesis { epoch: 5 },
+    });
     log.push(reserve(position(1, 2, OLD_LEADER), "SA318"));
     let mut candidate = started(300, 1, log, now);
     feed(&mut candidate, now, 200, 22, (2, position(2, 1, 22), 0), PeerBody::ElectionReply { leading: false });

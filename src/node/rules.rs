@@ -8,10 +8,10 @@ use super::NodeId;
 use crate::wire::LogPosition;
 
 /// How much of the log a server holds, ordered so that the best source for a
-/// new leader compares highest: whether it holds writes first (`relation`
-/// says why), then its commit point, because a log that lacks a committed
-/// entry must never win on a newer term (a server restarted empty may have
-/// led a short-lived term of its own), then its last entry.
+/// new leader compares highest: its commit point first, because a log that
+/// lacks a committed entry must never win on a newer term (a server restarted
+/// empty may have led a short-lived term of its own), then whether it holds
+/// writes (`relation` says why), then its last entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Standing {
     /// How far it knows its log to be committed.
@@ -22,7 +22,7 @@ pub(crate) struct Standing {
 
 impl Ord for Standing {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let key = |s: &Standing| (s.holds_writes(), s.commit, s.last);
+        let key = |s: &Standing| (s.commit, s.holds_writes(), s.last);
         key(self).cmp(&key(other))
     }
 }
@@ -59,11 +59,11 @@ pub(crate) enum Relation {
 
 /// Rule 5, when a history is another history: an entry that sits where we
 /// hold a *committed* one and differs from it (`diverges`) is another
-/// history; an entry we hold (`holds`) is ours; otherwise, of two logs of
-/// which only one holds writes, that one is ahead; else the server is ahead
-/// when it knows more committed than we do, or its last entry is newer than
-/// ours; never when that entry is one this process wrote as leader and no
-/// longer holds (`abandoned`).
+/// history; an entry we hold (`holds`) is ours; otherwise the server is
+/// ahead when it knows more committed than we do; else, of two logs of which
+/// only one holds writes, that one is ahead; else the server is ahead when
+/// its last entry is newer than ours. The last two never count an entry this
+/// process wrote as leader and no longer holds (`abandoned`).
 ///
 /// Safe because committed entries never change (rule 3): a different entry
 /// at a committed position can only come from a leadership that did not
@@ -75,19 +75,21 @@ pub(crate) enum Relation {
 /// would prefer our abandoned tail, on its newer term, over a log holding a
 /// write an earlier leader confirmed (soak seed 864330). A log that holds
 /// no write has nothing anyone was told, so nothing is lost by not copying
-/// it, whatever its term or commit point; its newer term (a leader that
-/// heard nobody and wrote a genesis) must not make it replace an older
-/// term's writes that a leader confirmed before their holder heard they were
-/// committed (soak seed 571042 lost four so).
+/// it: its newer term (a leader that heard nobody and wrote a genesis) must
+/// not make it replace an older term's writes that a leader confirmed before
+/// their holder heard they were committed (soak seed 571042 lost four so).
+/// A higher commit point still comes first: a follower keeps a committed
+/// entry against its leader's uncommitted one (`conflict`), and only the
+/// leader stepping down for it, here, lets the two logs meet again.
 pub(crate) fn relation(holds: bool, diverges: bool, abandoned: bool, ours: Standing, theirs: Standing) -> Relation {
     match (holds, diverges) {
         (true, _) => Relation::Holds,
         (false, true) => Relation::OtherHistory,
+        (false, false) if theirs.commit > ours.commit => Relation::Ahead,
         (false, false) if theirs.holds_writes() != ours.holds_writes() && !abandoned => match theirs.holds_writes() {
             true => Relation::Ahead,
             false => Relation::Behind,
         },
-        (false, false) if theirs.commit > ours.commit => Relation::Ahead,
         (false, false) if theirs.last > ours.last && !abandoned => Relation::Ahead,
         (false, false) => Relation::Behind,
     }
@@ -413,13 +415,13 @@ mod tests {
     }
 
     #[test]
-    fn a_log_with_writes_is_ahead_of_a_lone_genesis_of_any_term() {
+    fn a_log_with_writes_is_ahead_of_a_lone_genesis_of_any_term_unless_that_knows_more_committed() {
         let older_writes = standing(0, 1, 5);
         let lone_genesis = |commit| standing(commit, 2, 1);
         // (ours, theirs, want)
         let cases = [
             (older_writes, lone_genesis(0), Relation::Behind),
-            (older_writes, lone_genesis(1), Relation::Behind),
+            (older_writes, lone_genesis(1), Relation::Ahead),
             (lone_genesis(0), older_writes, Relation::Ahead),
             (lone_genesis(1), older_writes, Relation::Ahead),
             (Standing::default(), lone_genesis(0), Relation::Ahead),
@@ -433,10 +435,11 @@ mod tests {
     }
 
     #[test]
-    fn standings_order_by_writes_then_commit_then_last() {
+    fn standings_order_by_commit_then_writes_then_last() {
         // (lower, higher)
         let cases = [
-            (standing(9, 9, 1), standing(0, 1, 2)),
+            (standing(0, 1, 2), standing(1, 9, 1)),
+            (standing(0, 9, 1), standing(0, 1, 2)),
             (standing(1, 1, 5), standing(2, 1, 3)),
             (standing(2, 1, 5), standing(2, 2, 3)),
             (standing(2, 2, 3), standing(2, 2, 4)),

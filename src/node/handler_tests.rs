@@ -167,6 +167,35 @@ fn a_candidate_with_writes_does_not_catch_up_to_a_lone_genesis_of_a_newer_term()
     assert_eq!(candidate.log().last(), position(1, 2, OLD_LEADER));
 }
 
+/// Rule 5 (`rules::conflict`), default mode: a candidate holding an older
+/// leader's writes, which it does not know committed, catches up from a
+/// server whose lone genesis is committed (it knows more committed). The
+/// genesis conflicts with ours: both may have been confirmed, so it does not
+/// copy over our writes, and leads with them; that history is merged later.
+#[test]
+fn a_candidate_does_not_let_a_committed_entry_of_a_peer_replace_writes_it_holds() {
+    let now = Instant::now();
+    let mut log = ReplicatedLog::default();
+    log.push(Entry {
+        position: position(1, 1, OLD_LEADER),
+        client: 0,
+        request: 0,
+        by: None,
+        op: Op::Genesis { epoch: 5 },
+    });
+    log.push(reserve(position(1, 2, OLD_LEADER), "SA318"));
+    let mut candidate = started(300, 1, log, now);
+    let lone_genesis = position(2, 1, 22);
+    feed(&mut candidate, now, 200, 22, (2, lone_genesis, 1), PeerBody::ElectionReply { leading: false });
+    let later = after_election_window(now);
+    candidate.handle_timeout(later);
+    let genesis = Entry { position: lone_genesis, client: 0, request: 0, by: None, op: Op::Genesis { epoch: 6 } };
+    let body = PeerBody::Entries { prev: LogPosition::default(), entries: vec![genesis], complete: true };
+    feed(&mut candidate, later, 200, 22, (2, lone_genesis, 1), body);
+    assert_eq!(candidate.role(), Role::Leader);
+    assert_eq!(candidate.log().last(), position(1, 2, OLD_LEADER), "our writes stay");
+}
+
 /// Server `id` alone with `log`, leading once its answer window closed.
 fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
     let mut node = started(id, 1, log, now);

@@ -80,7 +80,8 @@ pub(crate) enum Relation {
 /// their holder heard they were committed (soak seed 571042 lost four so).
 /// A higher commit point still comes first: a follower keeps a committed
 /// entry against its leader's uncommitted one (`conflict`), and only the
-/// leader stepping down for it, here, lets the two logs meet again.
+/// leader stepping down for it, here, lets the two logs meet again; when it
+/// then fetches, `conflict` keeps its writes in the default mode.
 pub(crate) fn relation(holds: bool, diverges: bool, abandoned: bool, ours: Standing, theirs: Standing) -> Relation {
     match (holds, diverges) {
         (true, _) => Relation::Holds,
@@ -113,10 +114,11 @@ pub(crate) enum Conflict {
 /// entry means. From the leader we follow: where either side committed its
 /// entry, the histories split, except that a leader's *uncommitted* entry
 /// against a committed one of ours is its tail. In the default mode
-/// (`sides_commit`: both sides of a partition commit) a leader's committed
-/// entry against one of ours that we do not know committed is another
-/// history too; in safe mode it replaces ours. From any other source, only
-/// our own commit point says we hold another history.
+/// (`sides_commit`: both sides of a partition commit) a committed entry of
+/// the leader's, or of a server a candidate catches up from, against one of
+/// ours that we do not know committed is another history too; in safe mode
+/// it replaces ours. Otherwise, from a server we do not follow, only our own
+/// commit point says we hold another history.
 ///
 /// Safe because an entry a follower holds but does not know committed may
 /// still have been confirmed: its leader commits once every live in-sync
@@ -125,7 +127,8 @@ pub(crate) enum Conflict {
 /// in the default mode, two leaderships that did not know each other wrote
 /// at that position, so ours goes to the leader to merge, with the writes
 /// we did commit (soak seed 327089 lost a confirmed write when it was
-/// replaced instead). Merging a write that was never confirmed only runs it
+/// replaced instead; a candidate, seed 571042 with the lone genesis it
+/// copied committed, would lose them the same way). Merging a write that was never confirmed only runs it
 /// late, once, as the at-most-once table allows for a request whose answer
 /// was lost. In safe mode two sets of `--min-replicas` servers share one,
 /// so a committed entry of the leader's proves ours was never confirmed.
@@ -141,7 +144,7 @@ pub(crate) fn conflict(
     match (from_leader, ours_committed, theirs_committed) {
         (true, true, false) => Conflict::KeepOurs,
         (_, true, _) => Conflict::Merge,
-        (true, false, true) if sides_commit => Conflict::Merge,
+        (_, false, true) if sides_commit => Conflict::Merge,
         (_, false, _) => Conflict::Replace,
     }
 }
@@ -472,7 +475,7 @@ mod tests {
             (true, false, false, false, Conflict::Replace),
             (false, true, true, true, Conflict::Merge),
             (false, true, true, false, Conflict::Merge),
-            (false, true, false, true, Conflict::Replace),
+            (false, true, false, true, Conflict::Merge),
             (false, true, false, false, Conflict::Replace),
             (false, false, true, true, Conflict::Merge),
             (false, false, true, false, Conflict::Merge),

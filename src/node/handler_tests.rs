@@ -27,13 +27,23 @@ fn reserve(at: LogPosition, room: &str) -> Entry {
     Entry { position: at, client: 9, request: at.seq, by: None, op: Op::Reserve(slot) }
 }
 
+/// A new group's first entry, written at `at`.
+fn genesis(at: LogPosition, epoch: u64) -> Entry {
+    Entry { position: at, client: 0, request: 0, by: None, op: Op::Genesis { epoch } }
+}
+
 /// A log whose genesis at seq 1 is committed, then `tail` uncommitted.
 fn log_with(tail: &[Entry]) -> ReplicatedLog {
-    let mut log = ReplicatedLog::default();
-    let genesis = position(1, 1, OLD_LEADER);
-    log.push(Entry { position: genesis, client: 0, request: 0, by: None, op: Op::Genesis { epoch: 5 } });
-    tail.iter().for_each(|e| log.push(e.clone()));
+    let mut log = older_leaders_log(tail);
     log.commit_to(1, &Catalog::default());
+    log
+}
+
+/// The old leader's genesis and `tail`, none known to be committed.
+fn older_leaders_log(tail: &[Entry]) -> ReplicatedLog {
+    let mut log = ReplicatedLog::default();
+    log.push(genesis(position(1, 1, OLD_LEADER), 5));
+    tail.iter().for_each(|e| log.push(e.clone()));
     log
 }
 
@@ -149,15 +159,7 @@ fn a_candidate_does_not_catch_up_to_its_own_abandoned_entry() {
 #[test]
 fn a_candidate_with_writes_does_not_catch_up_to_a_lone_genesis_of_a_newer_term() {
     let now = Instant::now();
-    let mut log = ReplicatedLog::default();
-    log.push(Entry {
-        position: position(1, 1, OLD_LEADER),
-        client: 0,
-        request: 0,
-        by: None,
-        op: Op::Genesis { epoch: 5 },
-    });
-    log.push(reserve(position(1, 2, OLD_LEADER), "SA318"));
+    let log = older_leaders_log(&[reserve(position(1, 2, OLD_LEADER), "SA318")]);
     let mut candidate = started(300, 1, log, now);
     feed(&mut candidate, now, 200, 22, (2, position(2, 1, 22), 0), PeerBody::ElectionReply { leading: false });
     candidate.handle_timeout(after_election_window(now));
@@ -175,22 +177,14 @@ fn a_candidate_with_writes_does_not_catch_up_to_a_lone_genesis_of_a_newer_term()
 #[test]
 fn a_candidate_does_not_let_a_committed_entry_of_a_peer_replace_writes_it_holds() {
     let now = Instant::now();
-    let mut log = ReplicatedLog::default();
-    log.push(Entry {
-        position: position(1, 1, OLD_LEADER),
-        client: 0,
-        request: 0,
-        by: None,
-        op: Op::Genesis { epoch: 5 },
-    });
-    log.push(reserve(position(1, 2, OLD_LEADER), "SA318"));
+    let log = older_leaders_log(&[reserve(position(1, 2, OLD_LEADER), "SA318")]);
     let mut candidate = started(300, 1, log, now);
     let lone_genesis = position(2, 1, 22);
     feed(&mut candidate, now, 200, 22, (2, lone_genesis, 1), PeerBody::ElectionReply { leading: false });
     let later = after_election_window(now);
     candidate.handle_timeout(later);
-    let genesis = Entry { position: lone_genesis, client: 0, request: 0, by: None, op: Op::Genesis { epoch: 6 } };
-    let body = PeerBody::Entries { prev: LogPosition::default(), entries: vec![genesis], complete: true };
+    let entries = vec![genesis(lone_genesis, 6)];
+    let body = PeerBody::Entries { prev: LogPosition::default(), entries, complete: true };
     feed(&mut candidate, later, 200, 22, (2, lone_genesis, 1), body);
     assert_eq!(candidate.role(), Role::Leader);
     assert_eq!(candidate.log().last(), position(1, 2, OLD_LEADER), "our writes stay");

@@ -22,8 +22,7 @@ pub(crate) struct Standing {
 
 impl Ord for Standing {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let key = |s: &Standing| (s.commit, s.holds_writes(), s.last);
-        key(self).cmp(&key(other))
+        (self.commit, self.reach()).cmp(&(other.commit, other.reach()))
     }
 }
 
@@ -38,6 +37,12 @@ impl Standing {
     /// which is none.
     pub(crate) fn holds_writes(self) -> bool {
         self.last.seq > 1
+    }
+
+    /// How far the log reaches, its commit point aside: a log with writes
+    /// beyond one without (`relation` says why), then by its last entry.
+    fn reach(self) -> (bool, LogPosition) {
+        (self.holds_writes(), self.last)
     }
 }
 
@@ -87,11 +92,7 @@ pub(crate) fn relation(holds: bool, diverges: bool, abandoned: bool, ours: Stand
         (true, _) => Relation::Holds,
         (false, true) => Relation::OtherHistory,
         (false, false) if theirs.commit > ours.commit => Relation::Ahead,
-        (false, false) if theirs.holds_writes() != ours.holds_writes() && !abandoned => match theirs.holds_writes() {
-            true => Relation::Ahead,
-            false => Relation::Behind,
-        },
-        (false, false) if theirs.last > ours.last && !abandoned => Relation::Ahead,
+        (false, false) if theirs.reach() > ours.reach() && !abandoned => Relation::Ahead,
         (false, false) => Relation::Behind,
     }
 }
@@ -127,11 +128,12 @@ pub(crate) enum Conflict {
 /// in the default mode, two leaderships that did not know each other wrote
 /// at that position, so ours goes to the leader to merge, with the writes
 /// we did commit (soak seed 327089 lost a confirmed write when it was
-/// replaced instead; a candidate, seed 571042 with the lone genesis it
-/// copied committed, would lose them the same way). Merging a write that was never confirmed only runs it
-/// late, once, as the at-most-once table allows for a request whose answer
-/// was lost. In safe mode two sets of `--min-replicas` servers share one,
-/// so a committed entry of the leader's proves ours was never confirmed.
+/// replaced instead; a candidate in seed 571042, had the lone genesis it
+/// copied been committed, would lose them the same way). Merging a write
+/// that was never confirmed only runs it late, once, as the at-most-once
+/// table allows for a request whose answer was lost. In safe mode two sets
+/// of `--min-replicas` servers share one, so a committed entry of the
+/// leader's proves ours was never confirmed.
 /// Against the leader's uncommitted tail ours stands: that leader could not
 /// reach the servers that committed ours, and merging would reorder
 /// confirmed writes.

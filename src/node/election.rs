@@ -53,6 +53,12 @@ enum Phase {
 }
 
 impl Candidacy {
+    /// Whether `server` answered our election with a log that holds writes
+    /// (true when we do not know).
+    pub(super) fn holds_writes(&self, server: NodeId) -> bool {
+        self.voters.get(&server).is_none_or(|s| s.holds_writes())
+    }
+
     /// Stops waiting for `server`, which left the group.
     pub(super) fn forget(&mut self, server: NodeId) {
         self.expected.remove(&server);

@@ -190,6 +190,48 @@ fn a_candidate_does_not_let_a_committed_entry_of_a_peer_replace_writes_it_holds(
     assert_eq!(candidate.log().last(), position(1, 2, OLD_LEADER), "our writes stay");
 }
 
+/// Rule 5 (`rules::conflict`), default mode: a candidate holding an older
+/// leader's writes, which it does not know committed, catches up from a
+/// server that committed another write at the same position. The committed
+/// history stands: ours, never known committed, would otherwise lead, and
+/// the confirmed write would merge after it and lose its slot.
+#[test]
+fn a_candidate_lets_a_committed_write_of_a_peer_replace_one_it_does_not_know_committed() {
+    let now = Instant::now();
+    let log = older_leaders_log(&[reserve(position(1, 2, OLD_LEADER), "SA318")]);
+    let mut candidate = started(300, 1, log, now);
+    let theirs = reserve(position(2, 2, 22), "SA318");
+    let envelope = (2, theirs.position, 2);
+    feed(&mut candidate, now, 200, 22, envelope, PeerBody::ElectionReply { leading: false });
+    let later = after_election_window(now);
+    candidate.handle_timeout(later);
+    let entries = vec![genesis(position(1, 1, OLD_LEADER), 5), theirs.clone()];
+    let body = PeerBody::Entries { prev: LogPosition::default(), entries, complete: true };
+    feed(&mut candidate, later, 200, 22, envelope, body);
+    assert_eq!(candidate.role(), Role::Leader);
+    assert_eq!(candidate.log().last(), theirs.position, "the committed write stands");
+}
+
+/// Rule 2b (`rules::verdict`) on `Orphans`: a higher follower whose history
+/// splits from ours at or below its commit point holds a committed history,
+/// which stands: we stop leading. Where it splits above, the follower only
+/// holds writes it does not know committed: we merge them after ours.
+#[test]
+fn a_leader_yields_only_to_a_higher_follower_whose_history_is_committed() {
+    for (follower_commit, yields) in [(2, true), (1, false)] {
+        let now = Instant::now();
+        let (mut leader, now) = lone_leader(300, log_with(&[]), now);
+        let ours = reserve(position(2, 2, 44), "SA318");
+        let envelope = (leader.term, ours.position, follower_commit);
+        let body = PeerBody::Orphans { split_at: 2, entries: vec![ours] };
+        feed(&mut leader, now, 400, 44, envelope, body);
+        let merged = leader.log().entries_after(1).iter().any(|e| matches!(e.op, Op::Merged { .. }));
+        let want = if yields { (false, false) } else { (true, true) };
+        let got = (leader.role() == Role::Leader, merged);
+        assert_eq!(got, want, "follower commit {follower_commit}: got (leads, merged) {got:?}, want {want:?}");
+    }
+}
+
 /// Server `id` alone with `log`, leading once its answer window closed.
 fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
     let mut node = started(id, 1, log, now);

@@ -48,7 +48,12 @@ impl Node {
         let from_leader = matches!(&self.state, State::Follower(f) if f.leader == source);
         let ours_committed = theirs.seq <= self.log.commit();
         let sides_commit = rules::sides_commit(self.config.min_replicas);
-        match rules::conflict(from_leader, sides_commit, ours_committed, theirs.seq <= their_commit) {
+        let theirs_committed = theirs.seq <= their_commit;
+        let holds_writes = match &self.state {
+            State::Candidate(c) => c.holds_writes(source),
+            _ => true,
+        };
+        match rules::conflict(from_leader, sides_commit, ours_committed, theirs_committed, holds_writes) {
             rules::Conflict::Replace => return false,
             rules::Conflict::KeepOurs => {
                 info!("leader {source} holds an uncommitted entry at seq {} where we committed another", theirs.seq);
@@ -127,7 +132,10 @@ impl Node {
     ) {
         let report = Report {
             higher: sender > self.me,
-            last_committed: true, // orphans are committed entries
+            // Where the sender's history splits from ours above its commit
+            // point, it holds no history of its own, only writes it does not
+            // know committed: ours stands and they merge after it.
+            last_committed: split_at <= peer.commit,
             relation: Relation::OtherHistory,
             diverged: true,
             nothing_committed: self.log.commit() == 0 && matches!(self.state, State::Leader(_)),

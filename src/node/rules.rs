@@ -116,37 +116,45 @@ pub(crate) enum Conflict {
 /// entry, the histories split, except that a leader's *uncommitted* entry
 /// against a committed one of ours is its tail. In the default mode
 /// (`sides_commit`: both sides of a partition commit) a committed entry of
-/// the leader's, or of a server a candidate catches up from, against one of
-/// ours that we do not know committed is another history too; in safe mode
-/// it replaces ours. Otherwise, from a server we do not follow, only our own
-/// commit point says we hold another history.
+/// the leader's against one of ours that we do not know committed is another
+/// history too; in safe mode it replaces ours. From any other source (a
+/// candidate catching up), only our own commit point says we hold another
+/// history, and its committed entry replaces ours, unless the source holds
+/// no writes at all (`theirs_holds_writes`: a lone genesis), which then
+/// merges into ours in the default mode.
 ///
 /// Safe because an entry a follower holds but does not know committed may
 /// still have been confirmed: its leader commits once every live in-sync
 /// member holds it and tells the followers with its next message, which a
 /// crash can stop. When the new leader's *committed* entry differs from it
 /// in the default mode, two leaderships that did not know each other wrote
-/// at that position, so ours goes to the leader to merge, with the writes
-/// we did commit (soak seed 327089 lost a confirmed write when it was
-/// replaced instead; a candidate in seed 571042, had the lone genesis it
-/// copied been committed, would lose them the same way). Merging a write
-/// that was never confirmed only runs it late, once, as the at-most-once
-/// table allows for a request whose answer was lost. In safe mode two sets
-/// of `--min-replicas` servers share one, so a committed entry of the
-/// leader's proves ours was never confirmed.
-/// Against the leader's uncommitted tail ours stands: that leader could not
-/// reach the servers that committed ours, and merging would reorder
-/// confirmed writes.
+/// at that position, so ours goes to the leader to merge after its history,
+/// with the writes we did commit (soak seed 327089 lost a confirmed write
+/// when it was replaced instead). Merging a write that was never confirmed
+/// only runs it late, once, as the at-most-once table allows for a request
+/// whose answer was lost. A candidate has no leader to hand ours to: leading
+/// with it would put writes nobody may have been told of before the
+/// source's confirmed ones, which then merge after them and lose every
+/// conflict (the LAN scenario of leaders killed under loss lost confirmed
+/// cancellations so), so the committed history stands. Only a source
+/// without writes confirmed nothing, and our writes lead over it (a lone
+/// leader commits its own genesis after a heartbeat timeout). In safe mode
+/// two sets of `--min-replicas` servers share one, so a committed entry of
+/// the leader's proves ours was never confirmed. Against the leader's
+/// uncommitted tail ours stands: that leader could not reach the servers
+/// that committed ours, and merging would reorder confirmed writes.
 pub(crate) fn conflict(
     from_leader: bool,
     sides_commit: bool,
     ours_committed: bool,
     theirs_committed: bool,
+    theirs_holds_writes: bool,
 ) -> Conflict {
     match (from_leader, ours_committed, theirs_committed) {
         (true, true, false) => Conflict::KeepOurs,
         (_, true, _) => Conflict::Merge,
-        (_, false, true) if sides_commit => Conflict::Merge,
+        (true, false, true) if sides_commit => Conflict::Merge,
+        (false, false, true) if sides_commit && !theirs_holds_writes => Conflict::Merge,
         (_, false, _) => Conflict::Replace,
     }
 }
@@ -465,7 +473,8 @@ mod tests {
 
     #[test]
     fn conflicting_entries() {
-        // (from our leader, both sides commit, ours committed, theirs committed, want)
+        // (from our leader, both sides commit, ours committed, theirs committed, want);
+        // the source holds writes, as every leader we follow past its genesis does
         let cases = [
             (true, true, true, true, Conflict::Merge),
             (true, true, true, false, Conflict::KeepOurs),
@@ -477,7 +486,7 @@ mod tests {
             (true, false, false, false, Conflict::Replace),
             (false, true, true, true, Conflict::Merge),
             (false, true, true, false, Conflict::Merge),
-            (false, true, false, true, Conflict::Merge),
+            (false, true, false, true, Conflict::Replace),
             (false, true, false, false, Conflict::Replace),
             (false, false, true, true, Conflict::Merge),
             (false, false, true, false, Conflict::Merge),
@@ -485,7 +494,23 @@ mod tests {
             (false, false, false, false, Conflict::Replace),
         ];
         for (i, (from_leader, sides_commit, ours, theirs, want)) in cases.into_iter().enumerate() {
-            let got = conflict(from_leader, sides_commit, ours, theirs);
+            let got = conflict(from_leader, sides_commit, ours, theirs, true);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_source_without_writes_does_not_replace_ours() {
+        // (from our leader, both sides commit, ours committed, theirs committed, want)
+        let cases = [
+            (false, true, false, true, Conflict::Merge),
+            (false, false, false, true, Conflict::Replace),
+            (false, true, false, false, Conflict::Replace),
+            (true, true, false, true, Conflict::Merge),
+            (false, true, true, true, Conflict::Merge),
+        ];
+        for (i, (from_leader, sides_commit, ours, theirs, want)) in cases.into_iter().enumerate() {
+            let got = conflict(from_leader, sides_commit, ours, theirs, false);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
         }
     }

@@ -9,7 +9,7 @@
 //! - otherwise: take the next term and announce `Coordinator`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ::log::{info, warn};
 
@@ -170,22 +170,15 @@ impl Node {
     /// Takes the next term and announces it. `members` are the servers known to
     /// follow (election voters, or the members a leader handed over), with the
     /// last log position each holds.
-    /// Leads with `members`. With `collect` the first commit waits one
-    /// heartbeat interval, so that members whose election answer or hand-over
-    /// listing was lost can report; the first leader of a new group, which
-    /// heard from nobody, waits a whole heartbeat timeout, announcing itself
-    /// meanwhile, so that two servers that start together and each think they
-    /// are alone meet before either confirms a write the other lacks. A
-    /// leaving leader's hand-over lists every member: no wait.
+    /// Leads with `members`. With `collect` the first commit waits for
+    /// members to report ([`rules::first_commit_wait`]); a leaving leader's
+    /// hand-over lists every member: no wait.
     pub(super) fn become_leader(&mut self, now: Instant, members: &BTreeMap<NodeId, LogPosition>, collect: bool) {
         let changed = self.leader() != Some(self.me);
         self.term += 1;
         let timing = self.config.timing;
-        let collecting_for = match collect {
-            false => Duration::ZERO,
-            true if members.is_empty() && self.log.last().seq == 0 => timing.heartbeat_timeout,
-            true => timing.heartbeat_interval,
-        };
+        let collecting_for =
+            rules::first_commit_wait(collect, !members.is_empty(), timing.heartbeat_interval, timing.heartbeat_timeout);
         let leadership = Leadership::new(now, self.term, members, &self.log, now + collecting_for);
         self.state = State::Leader(leadership);
         self.catchup = None;

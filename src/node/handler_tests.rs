@@ -232,6 +232,28 @@ fn a_leader_yields_only_to_a_higher_follower_whose_history_is_committed() {
     }
 }
 
+/// Rule 4a (`rules::first_commit_wait`): a server restarted with an
+/// uncommitted entry of its own whose election reached nobody leads, but
+/// commits nothing alone for a heartbeat timeout; the group's leader, of a
+/// newer term, is heard meanwhile, and the server follows it.
+#[test]
+fn a_leader_that_heard_nobody_commits_nothing_before_a_heartbeat_timeout() {
+    let now = Instant::now();
+    let ours = reserve(position(2, 2, 33), "SA318");
+    let (mut leader, elected) = lone_leader(300, log_with(&[ours]), now);
+    let timing = Timing::default();
+    let later = elected + timing.heartbeat_interval * 2;
+    assert!(later < elected + timing.heartbeat_timeout, "the test needs two intervals inside the timeout");
+    leader.handle_timeout(later);
+    assert_eq!(leader.log().commit(), 1, "our own entry stays uncommitted");
+    let groups = reserve(position(5, 2, 22), "ME4494");
+    let envelope = (5, groups.position, 2);
+    feed(&mut leader, later, 200, 22, envelope, PeerBody::LeaderAlive { members: vec![] });
+    assert_eq!(leader.role(), Role::Follower);
+    leader.handle_timeout(elected + timing.heartbeat_timeout);
+    assert_eq!(leader.log().commit(), 1);
+}
+
 /// Server `id` alone with `log`, leading once its answer window closed.
 fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
     let mut node = started(id, 1, log, now);

@@ -4,6 +4,8 @@
 //! handlers only gather the values and act on the answer; `docs/protocol.md`
 //! §3 states the same rules and argues the safety properties from them.
 
+use std::time::Duration;
+
 use super::NodeId;
 use crate::wire::LogPosition;
 
@@ -310,6 +312,28 @@ pub(crate) fn may_replace(leader_saw_ours: bool, replaces_any: bool) -> bool {
     leader_saw_ours || !replaces_any
 }
 
+/// Rule 4a, how long a new leader collects reports before its first commit
+/// (`collecting`): nothing with a hand-over that listed every member
+/// (`collect` false); a whole heartbeat timeout when it heard from nobody;
+/// one heartbeat interval otherwise, so that members whose answer was lost
+/// can report.
+///
+/// Safe because a leader that heard nobody commits alone, and the failure
+/// detector calls a server gone only after a heartbeat timeout of silence:
+/// until then the group may be alive and leading without it (its election
+/// datagram lost), and committing its own uncommitted tail alone would make
+/// that tail, confirmed to nobody, a history of its own that the merge then
+/// puts before the group's confirmed writes (the LAN scenario of leaders
+/// killed under loss: a restarted leader heard nobody). Meanwhile it
+/// announces itself, and it and the group's leader meet (rule 2a).
+pub(crate) fn first_commit_wait(collect: bool, heard_anyone: bool, interval: Duration, timeout: Duration) -> Duration {
+    match (collect, heard_anyone) {
+        (false, _) => Duration::ZERO,
+        (true, false) => timeout,
+        (true, true) => interval,
+    }
+}
+
 /// A member as the commit rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Replica {
@@ -468,6 +492,22 @@ mod tests {
         for (i, (min_replicas, want)) in cases.into_iter().enumerate() {
             let got = sides_commit(min_replicas);
             assert_eq!(got, want, "#{i}: got {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn first_commit_waits() {
+        let (interval, timeout) = (Duration::from_millis(200), Duration::from_millis(1000));
+        // (collect, heard anyone, want)
+        let cases = [
+            (false, false, Duration::ZERO),
+            (false, true, Duration::ZERO),
+            (true, false, timeout),
+            (true, true, interval),
+        ];
+        for (i, (collect, heard, want)) in cases.into_iter().enumerate() {
+            let got = first_commit_wait(collect, heard, interval, timeout);
+            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
         }
     }
 

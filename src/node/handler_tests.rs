@@ -254,6 +254,32 @@ fn a_leader_that_heard_nobody_commits_nothing_before_a_heartbeat_timeout() {
     assert_eq!(leader.log().commit(), 1);
 }
 
+/// Rule 5b (`rules::merges`): a follower's write that it does not know
+/// committed is merged only if the leader's side has not answered the
+/// client's request nor seen a newer one from that client.
+#[test]
+fn a_leader_merges_an_unconfirmed_write_only_for_a_client_it_has_not_answered_since() {
+    for (client, merged) in [(9, false), (8, true)] {
+        let now = Instant::now();
+        let ours = reserve(position(1, 2, OLD_LEADER), "SA318"); // client 9, request 2
+        let (mut leader, elected) = lone_leader(300, log_with(&[ours]), now);
+        let timing = Timing::default();
+        let mut later = elected;
+        while later <= elected + timing.heartbeat_timeout {
+            later += timing.heartbeat_interval; // ticks on time: no freeze to notice
+            leader.handle_timeout(later);
+        }
+        assert_eq!(leader.log().commit(), 2);
+        let mut theirs = reserve(position(2, 3, 44), "ME4494");
+        (theirs.client, theirs.request) = (client, 1);
+        let body = PeerBody::Orphans { split_at: 3, entries: vec![theirs] };
+        let envelope = (leader.term, position(2, 3, 44), 2);
+        feed(&mut leader, later, 400, 44, envelope, body);
+        let got = leader.log().entries_after(2).iter().any(|e| matches!(e.op, Op::Merged { .. }));
+        assert_eq!(got, merged, "client {client}: merged {got}, want {merged}");
+    }
+}
+
 /// Server `id` alone with `log`, leading once its answer window closed.
 fn lone_leader(id: u64, log: ReplicatedLog, now: Instant) -> (Node, Instant) {
     let mut node = started(id, 1, log, now);

@@ -165,11 +165,12 @@ impl Node {
         let mut fresh = Vec::new();
         for entry in foreign {
             let Some((origin, write)) = merged_write(entry) else { continue };
-            // A client that reached both sides had the same request run on
-            // each. Where it changed our table too, it is done; where ours
-            // refused it, the other side's confirmation is replayed like any
-            // other, and reported as a conflict if it cannot be.
-            if self.log.table().has_merged(origin) || self.log.request_changed_table(entry.client, entry.request) {
+            let table = self.log.table();
+            let changed = self.log.request_changed_table(entry.client, entry.request);
+            let answered_here = table.outcome_of(entry.client, entry.request).is_some()
+                || table.is_superseded(entry.client, entry.request);
+            let theirs_committed = entry.position.seq <= peer.commit;
+            if table.has_merged(origin) || !rules::merges(changed, theirs_committed, answered_here) {
                 continue;
             }
             merged_all = false;

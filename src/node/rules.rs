@@ -334,6 +334,25 @@ pub(crate) fn first_commit_wait(collect: bool, heard_anyone: bool, interval: Dur
     }
 }
 
+/// Rule 5b, which write of another history a leader merges into its own:
+/// none whose request already changed our table (it is done); one its
+/// holder knows committed (`theirs_committed`) otherwise, since that side
+/// may have confirmed it even where ours refused it; and one it does not
+/// know committed only if our side has no answer to the request and its
+/// client has sent none since (`answered_here`).
+///
+/// Safe because a client has one request in flight: where our side holds
+/// the request's outcome, or a newer request of the client's, the client
+/// was answered here or gave up and moved on, so a write nobody may have
+/// confirmed must not take effect now, after its later writes (a restarted
+/// leader's stale reservation, refused here on retry, took the slot again
+/// after its cancellation in the LAN scenario of leaders killed under loss).
+/// A write its side confirmed while its leader crashed before saying so,
+/// and that this side answered too, is the one such merge drops.
+pub(crate) fn merges(changed_our_table: bool, theirs_committed: bool, answered_here: bool) -> bool {
+    !changed_our_table && (theirs_committed || !answered_here)
+}
+
 /// A member as the commit rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Replica {
@@ -508,6 +527,25 @@ mod tests {
         for (i, (collect, heard, want)) in cases.into_iter().enumerate() {
             let got = first_commit_wait(collect, heard, interval, timeout);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn merged_writes() {
+        // (request changed our table, holder knows it committed, answered here, want)
+        let cases = [
+            (true, true, true, false),
+            (true, true, false, false),
+            (true, false, true, false),
+            (true, false, false, false),
+            (false, true, true, true),
+            (false, true, false, true),
+            (false, false, true, false),
+            (false, false, false, true),
+        ];
+        for (i, (changed, committed, answered, want)) in cases.into_iter().enumerate() {
+            let got = merges(changed, committed, answered);
+            assert_eq!(got, want, "#{i}: got {got}, want {want}");
         }
     }
 

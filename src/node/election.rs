@@ -177,8 +177,8 @@ impl Node {
         let changed = self.leader() != Some(self.me);
         self.term += 1;
         let timing = self.config.timing;
-        let collecting_for =
-            rules::first_commit_wait(collect, !members.is_empty(), timing.heartbeat_interval, timing.heartbeat_timeout);
+        let listened = now.saturating_duration_since(self.started_at);
+        let collecting_for = rules::first_commit_wait(collect, !members.is_empty(), listened, timing);
         let leadership = Leadership::new(now, self.term, members, &self.log, now + collecting_for);
         self.state = State::Leader(leadership);
         self.catchup = None;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::NodeId;
+use super::{NodeId, Timing};
 use crate::wire::LogPosition;
 
 /// How much of the log a server holds, ordered so that the best source for a
@@ -314,23 +314,27 @@ pub(crate) fn may_replace(leader_saw_ours: bool, replaces_any: bool) -> bool {
 
 /// Rule 4a, how long a new leader collects reports before its first commit
 /// (`collecting`): nothing with a hand-over that listed every member
-/// (`collect` false); a whole heartbeat timeout when it heard from nobody;
-/// one heartbeat interval otherwise, so that members whose answer was lost
-/// can report.
+/// (`collect` false); one heartbeat interval when it heard from anyone, so
+/// that members whose answer was lost can report; when it heard from nobody,
+/// also until it has listened for a whole heartbeat timeout since it started
+/// (`listened`).
 ///
 /// Safe because a leader that heard nobody commits alone, and the failure
 /// detector calls a server gone only after a heartbeat timeout of silence:
-/// until then the group may be alive and leading without it (its election
-/// datagram lost), and committing its own uncommitted tail alone would make
-/// that tail, confirmed to nobody, a history of its own that the merge then
-/// puts before the group's confirmed writes (the LAN scenario of leaders
-/// killed under loss: a restarted leader heard nobody). Meanwhile it
-/// announces itself, and it and the group's leader meet (rule 2a).
-pub(crate) fn first_commit_wait(collect: bool, heard_anyone: bool, interval: Duration, timeout: Duration) -> Duration {
+/// a server that has listened for less may have missed a group that is
+/// alive and leading without it (its election datagram lost), and committing
+/// its own uncommitted tail alone would make that tail, confirmed to nobody,
+/// a history of its own that the merge then puts before the group's
+/// confirmed writes (the LAN scenario of leaders killed under loss: a
+/// restarted leader heard nobody). Meanwhile it announces itself, and it and
+/// the group's leader meet (rule 2a). A server that has listened that long
+/// and heard nobody saw its peers fail: it commits after one interval, so
+/// failover stays one heartbeat timeout plus an election.
+pub(crate) fn first_commit_wait(collect: bool, heard_anyone: bool, listened: Duration, timing: Timing) -> Duration {
     match (collect, heard_anyone) {
         (false, _) => Duration::ZERO,
-        (true, false) => timeout,
-        (true, true) => interval,
+        (true, true) => timing.heartbeat_interval,
+        (true, false) => timing.heartbeat_interval.max(timing.heartbeat_timeout.saturating_sub(listened)),
     }
 }
 
@@ -516,16 +520,21 @@ mod tests {
 
     #[test]
     fn first_commit_waits() {
-        let (interval, timeout) = (Duration::from_millis(200), Duration::from_millis(1000));
-        // (collect, heard anyone, want)
+        let timing = Timing::default();
+        let (interval, timeout) = (timing.heartbeat_interval, timing.heartbeat_timeout);
+        let (just_started, long_up) = (Duration::from_millis(200), timeout * 5);
+        // (collect, heard anyone, listened since start, want)
         let cases = [
-            (false, false, Duration::ZERO),
-            (false, true, Duration::ZERO),
-            (true, false, timeout),
-            (true, true, interval),
+            (false, false, just_started, Duration::ZERO),
+            (false, true, long_up, Duration::ZERO),
+            (true, true, just_started, interval),
+            (true, true, long_up, interval),
+            (true, false, just_started, timeout - just_started),
+            (true, false, timeout - interval / 2, interval),
+            (true, false, long_up, interval),
         ];
-        for (i, (collect, heard, want)) in cases.into_iter().enumerate() {
-            let got = first_commit_wait(collect, heard, interval, timeout);
+        for (i, (collect, heard, listened, want)) in cases.into_iter().enumerate() {
+            let got = first_commit_wait(collect, heard, listened, timing);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
         }
     }

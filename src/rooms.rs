@@ -227,6 +227,12 @@ impl ReservationTable {
         self.sessions.get(&client).is_some_and(|s| s.request > request)
     }
 
+    /// True when this request, or a newer one of the client's, was applied:
+    /// the client was answered, or gave up on it and moved on.
+    pub fn has_reached(&self, client: u64, request: u64) -> bool {
+        self.sessions.get(&client).is_some_and(|s| s.request >= request)
+    }
+
     /// The room's reservations in display order, with their version; `None` if
     /// the room is not in the catalog.
     pub fn check(&self, catalog: &Catalog, room: &str) -> Option<(Vec<Reservation>, RoomVersion)> {
@@ -607,6 +613,9 @@ mod tests {
         assert_eq!(log.run(5, 2, Op::Cancel(s.clone())), Applied::Executed(WriteOutcome::Cancelled));
         assert_eq!(log.run(5, 1, Op::Reserve(s)), Applied::Internal, "an older request never runs");
         assert!(log.table.is_empty());
+        let reached: Vec<bool> = (1..=3).map(|request| log.table.has_reached(5, request)).collect();
+        assert_eq!(reached, [true, true, false], "requests 1 and 2 were answered or passed, 3 not yet");
+        assert!(!log.table.has_reached(6, 1), "a client never heard from");
     }
 
     #[test]

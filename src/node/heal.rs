@@ -49,11 +49,9 @@ impl Node {
         let ours_committed = theirs.seq <= self.log.commit();
         let sides_commit = rules::sides_commit(self.config.min_replicas);
         let theirs_committed = theirs.seq <= their_commit;
-        let holds_writes = match &self.state {
-            State::Candidate(c) => c.holds_writes(source),
-            _ => true,
-        };
-        match rules::conflict(from_leader, sides_commit, ours_committed, theirs_committed, holds_writes) {
+        // Only a candidate's source may be a lone genesis; a leader we follow past it holds writes.
+        let theirs_holds_writes = !matches!(&self.state, State::Candidate(c) if !c.holds_writes(source));
+        match rules::conflict(from_leader, sides_commit, ours_committed, theirs_committed, theirs_holds_writes) {
             rules::Conflict::Replace => return false,
             rules::Conflict::KeepOurs => {
                 info!("leader {source} holds an uncommitted entry at seq {} where we committed another", theirs.seq);
@@ -165,12 +163,12 @@ impl Node {
         let mut fresh = Vec::new();
         for entry in foreign {
             let Some((origin, write)) = merged_write(entry) else { continue };
-            let table = self.log.table();
+            if self.log.table().has_merged(origin) {
+                continue;
+            }
             let changed = self.log.request_changed_table(entry.client, entry.request);
-            let answered_here = table.outcome_of(entry.client, entry.request).is_some()
-                || table.is_superseded(entry.client, entry.request);
-            let theirs_committed = entry.position.seq <= peer.commit;
-            if table.has_merged(origin) || !rules::merges(changed, theirs_committed, answered_here) {
+            let answered_here = self.log.table().has_reached(entry.client, entry.request);
+            if !rules::merges(changed, entry.position.seq <= peer.commit, answered_here) {
                 continue;
             }
             merged_all = false;

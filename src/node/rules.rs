@@ -560,44 +560,33 @@ mod tests {
 
     #[test]
     fn conflicting_entries() {
-        // (from our leader, both sides commit, ours committed, theirs committed, want);
-        // the source holds writes, as every leader we follow past its genesis does
+        // (from our leader, both sides commit, ours committed, theirs committed, the source holds writes, want)
         let cases = [
-            (true, true, true, true, Conflict::Merge),
-            (true, true, true, false, Conflict::KeepOurs),
-            (true, true, false, true, Conflict::Merge),
-            (true, true, false, false, Conflict::Replace),
-            (true, false, true, true, Conflict::Merge),
-            (true, false, true, false, Conflict::KeepOurs),
-            (true, false, false, true, Conflict::Replace),
-            (true, false, false, false, Conflict::Replace),
-            (false, true, true, true, Conflict::Merge),
-            (false, true, true, false, Conflict::Merge),
-            (false, true, false, true, Conflict::Replace),
-            (false, true, false, false, Conflict::Replace),
-            (false, false, true, true, Conflict::Merge),
-            (false, false, true, false, Conflict::Merge),
-            (false, false, false, true, Conflict::Replace),
-            (false, false, false, false, Conflict::Replace),
+            (true, true, true, true, true, Conflict::Merge),
+            (true, true, true, false, true, Conflict::KeepOurs),
+            (true, true, false, true, true, Conflict::Merge),
+            (true, true, false, false, true, Conflict::Replace),
+            (true, false, true, true, true, Conflict::Merge),
+            (true, false, true, false, true, Conflict::KeepOurs),
+            (true, false, false, true, true, Conflict::Replace),
+            (true, false, false, false, true, Conflict::Replace),
+            (false, true, true, true, true, Conflict::Merge),
+            (false, true, true, false, true, Conflict::Merge),
+            (false, true, false, true, true, Conflict::Replace),
+            (false, true, false, false, true, Conflict::Replace),
+            (false, false, true, true, true, Conflict::Merge),
+            (false, false, true, false, true, Conflict::Merge),
+            (false, false, false, true, true, Conflict::Replace),
+            (false, false, false, false, true, Conflict::Replace),
+            // a candidate's source that is a lone genesis confirmed nothing
+            (false, true, false, true, false, Conflict::Merge),
+            (false, false, false, true, false, Conflict::Replace),
+            (false, true, false, false, false, Conflict::Replace),
+            (true, true, false, true, false, Conflict::Merge),
+            (false, true, true, true, false, Conflict::Merge),
         ];
-        for (i, (from_leader, sides_commit, ours, theirs, want)) in cases.into_iter().enumerate() {
-            let got = conflict(from_leader, sides_commit, ours, theirs, true);
-            assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
-        }
-    }
-
-    #[test]
-    fn a_source_without_writes_does_not_replace_ours() {
-        // (from our leader, both sides commit, ours committed, theirs committed, want)
-        let cases = [
-            (false, true, false, true, Conflict::Merge),
-            (false, false, false, true, Conflict::Replace),
-            (false, true, false, false, Conflict::Replace),
-            (true, true, false, true, Conflict::Merge),
-            (false, true, true, true, Conflict::Merge),
-        ];
-        for (i, (from_leader, sides_commit, ours, theirs, want)) in cases.into_iter().enumerate() {
-            let got = conflict(from_leader, sides_commit, ours, theirs, false);
+        for (i, (from_leader, sides_commit, ours, theirs, writes, want)) in cases.into_iter().enumerate() {
+            let got = conflict(from_leader, sides_commit, ours, theirs, writes);
             assert_eq!(got, want, "#{i}: got {got:?}, want {want:?}");
         }
     }
